@@ -1,0 +1,45 @@
+//! The command line: clap derive types and nothing else.
+//!
+//! Every flag has an environment variable `GITOPS_CANARY_<FLAG>` and an input of the same
+//! name in `action.yml` (a test holds the two together), so the same tool reads flags on a
+//! laptop, `with:` inputs in a GitHub Action and variables in a GitLab job.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::cmd;
+
+#[derive(Debug, Parser)]
+#[command(name = "gitops-canary", version, about = "Canary releases through Git", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Find canary Ingresses and their stable partners; report weights and problems.
+    Plan(cmd::plan::PlanArgs),
+    /// Set the canary weight of one Ingress, changing that value and nothing else.
+    SetWeight(cmd::set_weight::SetWeightArgs),
+    /// Write a canary Ingress derived from a stable one.
+    InitCanary(cmd::init_canary::InitCanaryArgs),
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Flags every repository command shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RepoArgs {
+    /// The GitOps repository (a checkout) to read and edit.
+    #[arg(long, env = "GITOPS_CANARY_REPO", default_value = ".")]
+    pub repo: std::path::PathBuf,
+    /// Output format.
+    #[arg(long, env = "GITOPS_CANARY_OUTPUT", value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}

@@ -1,0 +1,1 @@
+//! cluster adapter (work in progress).

@@ -1,0 +1,16 @@
+//! One file per subcommand: parse nothing, decide nothing; call the library and print.
+
+pub mod init_canary;
+pub mod plan;
+pub mod set_weight;
+
+use crate::cli::{Cli, Command};
+
+/// Run the parsed command line; the error's type decides the exit code in `main`.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Plan(args) => plan::run(args),
+        Command::SetWeight(args) => set_weight::run(args),
+        Command::InitCanary(args) => init_canary::run(args),
+    }
+}

@@ -1,0 +1,37 @@
+//! Process exit codes, one place.
+//!
+//! 0: done. 1: a check or an operation failed (a gate said no, a push was refused).
+//! 2: bad input or usage (malformed YAML, no such Ingress, an out-of-range weight, a bad
+//! config): the user must change something before a re-run can succeed.
+
+/// Errors that are the user's input rather than the world's state implement this.
+pub trait Classify {
+    fn is_bad_input(&self) -> bool;
+}
+
+pub const OK: u8 = 0;
+pub const FAILED: u8 = 1;
+pub const BAD_INPUT: u8 = 2;
+
+/// A marker error for usage problems found outside a typed module (flag combinations).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+/// The exit code for an error: 2 when any cause in its chain is the user's input, else 1.
+pub fn code_for(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<Usage>() {
+            return BAD_INPUT;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::manifest::ManifestError>() {
+            return if e.is_bad_input() { BAD_INPUT } else { FAILED };
+        }
+    }
+    FAILED
+}
+
+/// One line: the error and its causes, outermost first.
+pub fn render(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+}

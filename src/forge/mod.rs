@@ -1,0 +1,1 @@
+//! Forges (GitHub, GitLab) behind one trait (work in progress).

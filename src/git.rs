@@ -1,0 +1,1 @@
+//! git adapter (work in progress).

@@ -1,0 +1,20 @@
+//! gitops-canary: canary releases through Git.
+//!
+//! The crate is split the way the tool thinks: pure decisions (`yaml`, `manifest`, `router`,
+//! `gate`, `plan`) that take plain values and return plain values, and adapters at the edges
+//! (`git`, `forge`, `cluster`, `metrics`, `report`) behind small traits. `app` is the one loop
+//! that observes, decides, acts and reports; `cli` and `cmd` are a thin shell over it.
+
+pub mod cli;
+pub mod cluster;
+pub mod cmd;
+pub mod exit;
+pub mod forge;
+pub mod gate;
+pub mod git;
+pub mod manifest;
+pub mod metrics;
+pub mod report;
+pub mod router;
+pub mod secret;
+pub mod yaml;

@@ -1,0 +1,26 @@
+//! The `gitops-canary` binary: parse flags, run, map the error to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gitops_canary::{cli::Cli, exit};
+
+fn main() -> ExitCode {
+    // One TLS stack for kube, octocrab and reqwest: a second provider would panic at run time.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    match runtime.block_on(gitops_canary::cmd::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {}", exit::render(&err));
+            ExitCode::from(exit::code_for(&err))
+        }
+    }
+}

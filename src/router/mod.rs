@@ -1,0 +1,1 @@
+//! Routers (work in progress).

@@ -1,0 +1,1 @@
+//! YAML span tree (work in progress).
