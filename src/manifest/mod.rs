@@ -41,7 +41,7 @@ pub enum ManifestError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{file}: not valid YAML ({error}); it may hold {selector}")]
+    #[error("{file}: {error}; it may hold {selector}")]
     TargetUnparsable {
         file: PathBuf,
         selector: String,
