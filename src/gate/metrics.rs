@@ -67,8 +67,6 @@ pub fn prom_duration(d: Duration) -> String {
     }
 }
 
-const REQUESTS_SELECTOR: &str = r#"nginx_ingress_controller_requests{namespace="{{namespace}}",ingress="{{ingress}}",canary!=""}"#;
-
 /// Canary requests seen in the last interval: the minimum-traffic rule is judged on it.
 pub const REQUESTS_QUERY: &str = r#"sum(increase(nginx_ingress_controller_requests{namespace="{{namespace}}",ingress="{{ingress}}",canary!=""}[{{interval}}]))"#;
 
@@ -80,12 +78,14 @@ pub const DEFAULT_MAX_P99_SECONDS: f64 = 0.5;
 /// Share of canary requests that did not answer 5xx. `status!~"5.."` also matches the `5xx`
 /// classes the controller reports with `--report-status-classes`.
 pub fn success_rate(min: f64) -> MetricCheck {
-    let ok = REQUESTS_SELECTOR.replace(r#"canary!="""#, r#"canary!="",status!~"5..""#);
     MetricCheck {
         name: "success_rate".into(),
-        query: format!(
-            "sum(rate({ok}[{{{{interval}}}}])) / sum(rate({REQUESTS_SELECTOR}[{{{{interval}}}}]))"
-        ),
+        query: concat!(
+            r#"sum(rate(nginx_ingress_controller_requests{namespace="{{namespace}}",ingress="{{ingress}}",canary!="",status!~"5.."}[{{interval}}]))"#,
+            " / ",
+            r#"sum(rate(nginx_ingress_controller_requests{namespace="{{namespace}}",ingress="{{ingress}}",canary!=""}[{{interval}}]))"#,
+        )
+        .into(),
         min: Some(min),
         max: None,
     }
