@@ -122,6 +122,13 @@ impl Drop for Prometheus {
 }
 
 impl Prometheus {
+    /// Stop the process and keep the data directory (for another start attempt).
+    fn into_dir(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
     }
@@ -135,7 +142,7 @@ pub async fn start(openmetrics: &str) -> Option<Prometheus> {
         println!("SKIP: prometheus not installed");
         return None;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let mut dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input.om");
     let data = dir.path().join("data");
     std::fs::write(&input, openmetrics).unwrap();
@@ -163,7 +170,7 @@ pub async fn start(openmetrics: &str) -> Option<Prometheus> {
     for _ in 0..3 {
         let port = free_port();
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut child = Command::new(&prometheus)
+        let child = Command::new(&prometheus)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -173,11 +180,12 @@ pub async fn start(openmetrics: &str) -> Option<Prometheus> {
             .spawn()
             .unwrap();
         let url = format!("http://127.0.0.1:{port}");
-        if wait_ready(&mut child, &url).await {
-            return Some(Prometheus { child, url, dir });
+        // Owned by a `Prometheus` from the start, so a panic while waiting still kills it.
+        let mut p = Prometheus { child, url, dir };
+        if wait_ready(&mut p.child, &p.url).await {
+            return Some(p);
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        dir = p.into_dir();
         eprintln!(
             "prometheus did not start on port {port}:\n{}",
             std::fs::read_to_string(&log_path).unwrap_or_default()
