@@ -480,12 +480,52 @@ async fn token_is_sent_as_bearer_and_never_shown() {
         .expect(3)
         .mount(&server)
         .await;
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
     let c = fake_client(&server, Some(secret));
     assert!(!format!("{c:?}").contains(secret));
     let err = c.query_value("up", Some(1.0)).await.unwrap_err();
     let shown = format!("{err} / {err:?}");
     assert!(!shown.contains(secret), "{shown}");
     assert!(shown.contains("Bearer ***"), "{shown}");
+    let logged = logs.text();
+    // The retries were logged, with the redacted error.
+    assert!(logged.contains("retrying"), "{logged}");
+    assert!(logged.contains("Bearer ***"), "{logged}");
+    assert!(!logged.contains(secret), "{logged}");
+}
+
+/// Captures tracing output for assertions.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
 
 #[tokio::test]
