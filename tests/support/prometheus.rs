@@ -10,8 +10,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `prometheus` and `promtool`, from PATH or /usr/bin.
+/// `prometheus` and `promtool`, from PATH or /usr/bin. With `GITOPS_CANARY_TEST_NO_PROMETHEUS`
+/// set, acts as if they were absent (to exercise the skip path).
 pub fn binaries() -> Option<(PathBuf, PathBuf)> {
+    if std::env::var_os("GITOPS_CANARY_TEST_NO_PROMETHEUS").is_some() {
+        return None;
+    }
     Some((find("prometheus")?, find("promtool")?))
 }
 
@@ -138,8 +142,13 @@ impl Prometheus {
 /// Prometheus is not installed; panics on any other failure.
 pub async fn start(openmetrics: &str) -> Option<Prometheus> {
     let Some((prometheus, promtool)) = binaries() else {
-        eprintln!("SKIP: prometheus not installed (run .ci/install-prometheus.sh)");
-        println!("SKIP: prometheus not installed");
+        // Straight to the stderr handle: the test harness captures eprintln!, and a skip must
+        // show in CI logs.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: prometheus not installed (run .ci/install-prometheus.sh)"
+        );
         return None;
     };
     let mut dir = tempfile::tempdir().unwrap();
