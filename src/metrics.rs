@@ -33,6 +33,8 @@ pub enum MetricsError {
         #[source]
         source: TemplateError,
     },
+    #[error("invalid metrics analysis settings: {reason}")]
+    InvalidConfig { reason: String },
     #[error("cannot build the HTTP client for Prometheus: {reason}")]
     Client { reason: String },
     #[error("Prometheus at {url} unreachable for query {query:?}: {source}")]
@@ -86,6 +88,7 @@ impl crate::exit::Classify for MetricsError {
     fn is_bad_input(&self) -> bool {
         match self {
             MetricsError::InvalidUrl { .. }
+            | MetricsError::InvalidConfig { .. }
             | MetricsError::Template { .. }
             | MetricsError::Shape { .. } => true,
             // bad_data is Prometheus saying the PromQL (a user's custom query) does not parse.
@@ -500,6 +503,9 @@ pub async fn run_analysis<S: MetricSource, C: Clock>(
     config: &AnalysisConfig,
     clock: &C,
 ) -> Result<AnalysisReport, MetricsError> {
+    config
+        .validate()
+        .map_err(|reason| MetricsError::InvalidConfig { reason })?;
     let requests_query = render(REQUESTS_QUERY, vars).map_err(|source| MetricsError::Template {
         check: "requests".into(),
         source,
@@ -689,5 +695,16 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("{{pod}}"), "{err}");
         assert_eq!(clock.now(), 0.0);
+
+        let short = AnalysisConfig {
+            bake_time: Duration::from_secs(10),
+            ..config
+        };
+        let err = run_analysis(&Table(HashMap::new()), &[], &vars, &short, &clock)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MetricsError::InvalidConfig { .. }), "{err:?}");
+        use crate::exit::Classify;
+        assert!(err.is_bad_input());
     }
 }

@@ -243,6 +243,30 @@ mod serde_duration {
 }
 
 impl AnalysisConfig {
+    /// Reject settings that cannot make a meaningful analysis (bad input, named in the message).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.interval < Duration::from_secs(1) {
+            return Err(format!(
+                "analysis interval {} is below 1s",
+                humantime::format_duration(self.interval)
+            ));
+        }
+        if self.bake_time < self.interval {
+            return Err(format!(
+                "bake time {} is shorter than the analysis interval {}",
+                humantime::format_duration(self.bake_time),
+                humantime::format_duration(self.interval)
+            ));
+        }
+        if !(self.min_requests >= 0.0 && self.min_requests.is_finite()) {
+            return Err(format!(
+                "minimum requests {} is not a non-negative number",
+                self.min_requests
+            ));
+        }
+        Ok(())
+    }
+
     /// Number of runs: one per whole interval in the bake time, at least one.
     pub fn planned_runs(&self) -> u32 {
         if self.interval.is_zero() {
@@ -528,6 +552,26 @@ mod tests {
             judge(&check(None, Some(1.0)), Some(f64::INFINITY), 100.0, 0.0),
             Verdict::Fail("c: inf is above the maximum 1".into())
         );
+    }
+
+    #[test]
+    fn config_validation() {
+        assert_eq!(cfg(5, 0, 1).validate(), Ok(()));
+        let mut c = cfg(5, 0, 1);
+        c.interval = Duration::from_millis(500);
+        assert_eq!(
+            c.validate(),
+            Err("analysis interval 500ms is below 1s".into())
+        );
+        let mut c = cfg(5, 0, 1);
+        c.bake_time = Duration::from_secs(30);
+        assert_eq!(
+            c.validate(),
+            Err("bake time 30s is shorter than the analysis interval 1m".into())
+        );
+        let mut c = cfg(5, 0, 1);
+        c.min_requests = f64::NAN;
+        assert!(c.validate().is_err());
     }
 
     #[test]
