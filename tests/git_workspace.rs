@@ -41,10 +41,14 @@ fn shallow_clone_over_http_with_token() {
         "# two\n"
     );
     // Only one commit came over: the shallow graft hides its parent, which is not in the clone.
-    let head = repo.find_commit(repo.head().unwrap().target().unwrap()).unwrap();
+    let head = repo
+        .find_commit(repo.head().unwrap().target().unwrap())
+        .unwrap();
     assert_eq!(head.parent_count(), 0);
     let seed = git(&bare, &["rev-parse", "main^"]);
-    assert!(repo.find_commit(git2::Oid::from_str(&seed).unwrap()).is_err());
+    assert!(repo
+        .find_commit(git2::Oid::from_str(&seed).unwrap())
+        .is_err());
 
     // Every request that reached the backend carried basic auth; the token is in no URL.
     let reqs = server.requests();
@@ -118,17 +122,25 @@ fn open_existing_shallow_checkout_and_fetch_over_http() {
     // What actions/checkout leaves behind: a depth-1 clone.
     let ci = tempfile::tempdir().unwrap();
     let file_url = format!("file://{}", bare.display());
-    git(ci.path(), &["clone", "-q", "--depth", "1", &file_url, "checkout"]);
+    git(
+        ci.path(),
+        &["clone", "-q", "--depth", "1", &file_url, "checkout"],
+    );
     let dir = ci.path().join("checkout");
 
     let ws = Workspace::open(&dir, remote(&server, "gitops")).expect("open");
-    assert_eq!(ws.dir().canonicalize().unwrap(), dir.canonicalize().unwrap());
+    assert_eq!(
+        ws.dir().canonicalize().unwrap(),
+        dir.canonicalize().unwrap()
+    );
     assert!(ws.is_shallow());
     let third = commit_to_bare(&bare, "main", "README.md", "# three\n", "third");
     let tip = ws.fetch_base("main").expect("fetch");
     assert_eq!(tip.to_string(), third);
     assert_eq!(
-        ws.read_file_at(tip, Path::new("README.md")).unwrap().as_deref(),
+        ws.read_file_at(tip, Path::new("README.md"))
+            .unwrap()
+            .as_deref(),
         Some(&b"# three\n"[..])
     );
     // The checkout's own origin refs are untouched.
@@ -157,22 +169,37 @@ fn bare_repo_by_path_ls_remote_and_reads() {
     // Shallow is asked for but the local transport cannot: a full clone instead of an error.
     let ws = Workspace::clone(r, "main", true).expect("clone by path");
     assert!(!ws.is_shallow());
-    assert_eq!(ws.remote_branch("main").unwrap().map(|o| o.to_string()), Some(main.clone()));
-    assert_eq!(ws.remote_branch("gitops-canary/none/weight-5").unwrap(), None);
+    assert_eq!(
+        ws.remote_branch("main").unwrap().map(|o| o.to_string()),
+        Some(main.clone())
+    );
+    assert_eq!(
+        ws.remote_branch("gitops-canary/none/weight-5").unwrap(),
+        None
+    );
     let tip = ws.fetch_base("main").unwrap();
     assert_eq!(tip.to_string(), main);
     assert_eq!(
-        ws.read_file_at(tip, Path::new(CANARY_PATH)).unwrap().unwrap(),
+        ws.read_file_at(tip, Path::new(CANARY_PATH))
+            .unwrap()
+            .unwrap(),
         CANARY_10.as_bytes()
     );
-    assert_eq!(ws.read_file_at(tip, Path::new("no/such.yaml")).unwrap(), None);
+    assert_eq!(
+        ws.read_file_at(tip, Path::new("no/such.yaml")).unwrap(),
+        None
+    );
     assert_eq!(ws.read_file_at(tip, Path::new("apps")).unwrap(), None);
 
     let err = ws.fetch_base("release").unwrap_err();
     assert!(matches!(err, GitError::NoSuchBranch { ref branch, .. } if branch == "release"));
     assert!(err.is_bad_input());
-    let err = Workspace::clone(Remote::new(bare.to_str().unwrap(), Auth::None), "nope", false)
-        .unwrap_err();
+    let err = Workspace::clone(
+        Remote::new(bare.to_str().unwrap(), Auth::None),
+        "nope",
+        false,
+    )
+    .unwrap_err();
     assert!(matches!(err, GitError::NoSuchBranch { .. }), "{err:?}");
 
     // file:// URLs are local too.

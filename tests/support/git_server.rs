@@ -31,6 +31,8 @@ struct Shared {
     log: Mutex<Vec<Logged>>,
     /// The hook and whether it stays armed after it ran.
     push_hook: Mutex<Option<(PushHook, bool)>>,
+    /// Runs once when a pusher asks for the ref advertisement.
+    advert_hook: Mutex<Option<PushHook>>,
 }
 
 pub struct GitServer {
@@ -71,6 +73,7 @@ impl GitServer {
             expected_auth: format!("Basic {}", base64(format!("{user}:{token}").as_bytes())),
             log: Mutex::new(Vec::new()),
             push_hook: Mutex::new(None),
+            advert_hook: Mutex::new(None),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (s2, stop2) = (shared.clone(), stop.clone());
@@ -123,6 +126,18 @@ impl GitServer {
         *self.shared.push_hook.lock().unwrap() = Some((Box::new(once), false));
     }
 
+    /// Run `f(bare_repo_path)` once, when the next pusher asks for the refs (before it decides
+    /// what to send): the client then sees the moved ref in the advertisement.
+    pub fn before_next_push_advertisement(&self, f: impl FnOnce(&Path) + Send + 'static) {
+        let mut f = Some(f);
+        let once = move |p: &Path| {
+            if let Some(f) = f.take() {
+                f(p)
+            }
+        };
+        *self.shared.advert_hook.lock().unwrap() = Some(Box::new(once));
+    }
+
     /// Run `f(bare_repo_path)` before every push from now on.
     pub fn before_every_push(&self, f: impl FnMut(&Path) + Send + 'static) {
         *self.shared.push_hook.lock().unwrap() = Some((Box::new(f), true));
@@ -132,7 +147,9 @@ impl GitServer {
     pub fn push_count(&self) -> usize {
         self.requests()
             .iter()
-            .filter(|r| r.method == "POST" && r.target.ends_with("/git-receive-pack") && r.status == 200)
+            .filter(|r| {
+                r.method == "POST" && r.target.ends_with("/git-receive-pack") && r.status == 200
+            })
             .count()
     }
 
@@ -154,6 +171,8 @@ impl Drop for GitServer {
 
 fn serve_connection(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
+    // Headers and body go out in one write; no Nagle delay against the client's delayed ACKs.
+    conn.set_nodelay(true)?;
     let mut writer = conn;
     loop {
         let mut line = String::new();
@@ -200,31 +219,38 @@ fn serve_connection(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let authorization = header("authorization");
 
-        let (status, resp_headers, resp_body) = if authorization.as_deref()
-            != Some(shared.expected_auth.as_str())
-        {
-            (
-                401,
-                vec![(
-                    "WWW-Authenticate".to_string(),
-                    "Basic realm=\"git\"".to_string(),
-                )],
-                b"authentication required\n".to_vec(),
-            )
-        } else {
-            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-            if method == "POST" && path.ends_with("/git-receive-pack") {
-                let mut slot = shared.push_hook.lock().unwrap();
-                if let Some((mut hook, keep)) = slot.take() {
-                    let repo = path.trim_end_matches("/git-receive-pack").trim_start_matches('/');
-                    hook(&shared.root.join(repo));
-                    if keep {
-                        *slot = Some((hook, keep));
+        let (status, resp_headers, resp_body) =
+            if authorization.as_deref() != Some(shared.expected_auth.as_str()) {
+                (
+                    401,
+                    vec![(
+                        "WWW-Authenticate".to_string(),
+                        "Basic realm=\"git\"".to_string(),
+                    )],
+                    b"authentication required\n".to_vec(),
+                )
+            } else {
+                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                if method == "POST" && path.ends_with("/git-receive-pack") {
+                    let mut slot = shared.push_hook.lock().unwrap();
+                    if let Some((mut hook, keep)) = slot.take() {
+                        let repo = path
+                            .trim_end_matches("/git-receive-pack")
+                            .trim_start_matches('/');
+                        hook(&shared.root.join(repo));
+                        if keep {
+                            *slot = Some((hook, keep));
+                        }
                     }
                 }
-            }
-            run_backend(shared, &method, path, query, &headers, &body)?
-        };
+                if method == "GET" && query.contains("service=git-receive-pack") {
+                    if let Some(mut hook) = shared.advert_hook.lock().unwrap().take() {
+                        let repo = path.trim_end_matches("/info/refs").trim_start_matches('/');
+                        hook(&shared.root.join(repo));
+                    }
+                }
+                run_backend(shared, &method, path, query, &headers, &body)?
+            };
         shared.log.lock().unwrap().push(Logged {
             method: method.clone(),
             target: target.clone(),
@@ -240,8 +266,9 @@ fn serve_connection(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
             out.push_str("Connection: close\r\n");
         }
         out.push_str("\r\n");
-        writer.write_all(out.as_bytes())?;
-        writer.write_all(&resp_body)?;
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&resp_body);
+        writer.write_all(&bytes)?;
         writer.flush()?;
         if close {
             return Ok(());
@@ -440,10 +467,7 @@ pub fn seed_bare_repo(bare: &Path, seed: &Path) {
 pub fn commit_to_bare(bare: &Path, branch: &str, file: &str, content: &str, msg: &str) -> String {
     let work = tempfile::tempdir().expect("tempdir");
     let bare_s = bare.to_str().expect("utf-8 path");
-    git(
-        work.path(),
-        &["clone", "-q", "-b", branch, bare_s, "c"],
-    );
+    git(work.path(), &["clone", "-q", "-b", branch, bare_s, "c"]);
     let c = work.path().join("c");
     let path = c.join(file);
     if let Some(parent) = path.parent() {
@@ -507,10 +531,7 @@ pub const CANARY_10: &str = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nme
 
 /// The canary manifest with its weight replaced, byte for byte otherwise.
 pub fn canary_with_weight(w: u32) -> String {
-    CANARY_10.replace(
-        "canary-weight: \"10\"",
-        &format!("canary-weight: \"{w}\""),
-    )
+    CANARY_10.replace("canary-weight: \"10\"", &format!("canary-weight: \"{w}\""))
 }
 
 pub const CANARY_PATH: &str = "apps/web/canary.yaml";
