@@ -292,7 +292,9 @@ impl GitError {
     /// Network faults and server errors, worth another attempt.
     fn is_transient(&self) -> bool {
         matches!(self, GitError::Remote { source, .. }
-            if matches!(source.class, ErrorClass::Net | ErrorClass::Http | ErrorClass::Os | ErrorClass::Ssl))
+            if matches!(source.class, ErrorClass::Net | ErrorClass::Http | ErrorClass::Os | ErrorClass::Ssl)
+                // A 4xx (wrong repository path, forbidden) will not get better by waiting.
+                && !source.message.contains("status code: 4"))
     }
 }
 
@@ -488,17 +490,19 @@ impl Workspace {
 
     /// Fetch `base` from the remote; returns its tip there.
     pub fn fetch_base(&self, base: &str) -> Result<Oid, GitError> {
-        let heads = self.ls_remote(&[base])?;
-        if heads[0].is_none() {
-            return Err(self.no_such_branch(base));
-        }
-        self.fetch(&[base])?;
-        self.tracking(base)
+        self.retrying(|| {
+            let heads = self.ls_remote(&[base])?;
+            if heads[0].is_none() {
+                return Err(self.no_such_branch(base));
+            }
+            self.fetch(&[base])?;
+            self.tracking(base)
+        })
     }
 
     /// The remote tip of `branch`, without fetching it (`git ls-remote`).
     pub fn remote_branch(&self, branch: &str) -> Result<Option<Oid>, GitError> {
-        Ok(self.ls_remote(&[branch])?[0])
+        self.retrying(|| Ok(self.ls_remote(&[branch])?[0]))
     }
 
     /// The bytes of `path` in commit (or tree) `oid`; `None` if there is no such file.
@@ -550,12 +554,7 @@ impl Workspace {
         }
         validate_branch(&req.base)?;
         let attempts = self.retry.attempts.max(1);
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(self.retry.min_delay)
-            .with_max_delay(self.retry.max_delay)
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut delays = self.backoff();
         let mut last = String::new();
         for attempt in 1..=attempts {
             match self.publish_once(req, edit, attempt) {
@@ -642,6 +641,32 @@ impl Workspace {
         match self.push(branch, !direct, lease)? {
             PushOutcome::Pushed => Ok(Step::Done(published(Some(commit), false))),
             PushOutcome::Rejected(reason) => Ok(Step::Raced(reason)),
+        }
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    /// Run a read-only remote operation again after network faults and 5xx answers.
+    fn retrying<T>(&self, mut op: impl FnMut() -> Result<T, GitError>) -> Result<T, GitError> {
+        let attempts = self.retry.attempts.max(1);
+        let mut delays = self.backoff();
+        let mut attempt = 1;
+        loop {
+            match op() {
+                Err(e) if e.is_transient() && attempt < attempts => {
+                    tracing::warn!(attempt, error = %e, "transient git failure; retrying");
+                    std::thread::sleep(delays.next().unwrap_or(self.retry.max_delay));
+                    attempt += 1;
+                }
+                result => return result,
+            }
         }
     }
 

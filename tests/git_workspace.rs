@@ -8,8 +8,9 @@ use std::path::Path;
 
 use git_server::*;
 use gitops_canary::exit::Classify;
-use gitops_canary::git::{Auth, GitError, Remote, Workspace};
+use gitops_canary::git::{Auth, GitError, Remote, Retry, Workspace};
 use gitops_canary::secret::Token;
+use std::time::Duration;
 
 const USER: &str = "x-access-token";
 const TOKEN: &str = "ghs_test0123456789SECRETtoken";
@@ -206,4 +207,47 @@ fn bare_repo_by_path_ls_remote_and_reads() {
     let url = format!("file://{}", bare.display());
     let ws = Workspace::clone(Remote::new(url, Auth::None), "main", true).expect("file://");
     assert_eq!(ws.fetch_base("main").unwrap().to_string(), main);
+}
+
+#[test]
+fn server_errors_are_retried_client_errors_are_not() {
+    if !git_available() {
+        return;
+    }
+    let server = GitServer::start(USER, TOKEN);
+    let bare = server.create_repo("gitops", fixture_dir().path());
+    let main = rev(&bare, "refs/heads/main").unwrap();
+    let ws = Workspace::clone(remote(&server, "gitops"), "main", true)
+        .unwrap()
+        .with_retry(Retry {
+            attempts: 4,
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+        });
+    server.fail_next(2, 503);
+    assert_eq!(ws.fetch_base("main").expect("third try").to_string(), main);
+    assert_eq!(
+        server.requests().iter().filter(|r| r.status == 503).count(),
+        2
+    );
+
+    server.fail_next(10, 502);
+    let err = ws.remote_branch("main").expect_err("gives up");
+    assert!(matches!(err, GitError::Remote { .. }), "{err:?}");
+    assert!(!err.is_bad_input());
+    assert_eq!(
+        server.requests().iter().filter(|r| r.status == 502).count(),
+        4
+    );
+
+    server.fail_next(0, 0);
+    // A wrong repository path is a 404: reported at once, not retried.
+    let before = server.requests().len();
+    let err = Workspace::clone(remote(&server, "no-such-repo"), "main", true).unwrap_err();
+    assert!(
+        matches!(&err, GitError::Remote { source, .. } if source.message.contains("404")),
+        "{err:?}"
+    );
+    let seen = server.requests().len() - before;
+    assert!(seen <= 2, "{seen} requests for a 404: {err:?}");
 }

@@ -31,6 +31,8 @@ struct Shared {
     log: Mutex<Vec<Logged>>,
     /// The hook and whether it stays armed after it ran.
     push_hook: Mutex<Option<(PushHook, bool)>>,
+    /// (how many, status): answer the next authenticated requests with this error status.
+    failures: Mutex<(usize, u16)>,
     /// Runs once when a pusher asks for the ref advertisement.
     advert_hook: Mutex<Option<PushHook>>,
 }
@@ -74,6 +76,7 @@ impl GitServer {
             log: Mutex::new(Vec::new()),
             push_hook: Mutex::new(None),
             advert_hook: Mutex::new(None),
+            failures: Mutex::new((0, 0)),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (s2, stop2) = (shared.clone(), stop.clone());
@@ -124,6 +127,11 @@ impl GitServer {
             }
         };
         *self.shared.push_hook.lock().unwrap() = Some((Box::new(once), false));
+    }
+
+    /// Answer the next `n` authenticated requests with `status` (a flaky server or proxy).
+    pub fn fail_next(&self, n: usize, status: u16) {
+        *self.shared.failures.lock().unwrap() = (n, status);
     }
 
     /// Run `f(bare_repo_path)` once, when the next pusher asks for the refs (before it decides
@@ -229,6 +237,8 @@ fn serve_connection(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     )],
                     b"authentication required\n".to_vec(),
                 )
+            } else if let Some(status) = take_failure(shared) {
+                (status, Vec::new(), b"try again later\n".to_vec())
             } else {
                 let (path, query) = target.split_once('?').unwrap_or((&target, ""));
                 if method == "POST" && path.ends_with("/git-receive-pack") {
@@ -274,6 +284,15 @@ fn serve_connection(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
             return Ok(());
         }
     }
+}
+
+fn take_failure(shared: &Shared) -> Option<u16> {
+    let mut f = shared.failures.lock().unwrap();
+    if f.0 == 0 {
+        return None;
+    }
+    f.0 -= 1;
+    Some(f.1)
 }
 
 fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
@@ -396,6 +415,8 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
         _ => "Status",
     }
 }
