@@ -243,6 +243,12 @@ pub enum GitError {
         #[source]
         source: Cause,
     },
+    #[error("the SSH host key of {url} is unknown or does not match; add the host to ~/.ssh/known_hosts")]
+    HostKey {
+        url: String,
+        #[source]
+        source: Cause,
+    },
     #[error("branch {branch:?} does not exist on {url}")]
     NoSuchBranch { url: String, branch: String },
     #[error("{op} {refname} on {url} failed")]
@@ -294,7 +300,8 @@ impl GitError {
         matches!(self, GitError::Remote { source, .. }
             if matches!(source.class, ErrorClass::Net | ErrorClass::Http | ErrorClass::Os | ErrorClass::Ssl)
                 // A 4xx (wrong repository path, forbidden) will not get better by waiting.
-                && !source.message.contains("status code: 4"))
+                && !source.message.contains("status code: 4")
+                && source.code != ErrorCode::Certificate)
     }
 }
 
@@ -303,6 +310,7 @@ impl Classify for GitError {
         match self {
             GitError::Open { .. }
             | GitError::Auth { .. }
+            | GitError::HostKey { .. }
             | GitError::NoSuchBranch { .. }
             | GitError::InvalidBranch { .. } => true,
             GitError::Edit { source, .. } => {
@@ -736,7 +744,16 @@ impl Workspace {
         state: &AuthState,
     ) -> GitError {
         let source = Cause::git(e, Some(&self.remote));
-        if state.failed.get() || e.code() == ErrorCode::Auth {
+        if e.code() == ErrorCode::Certificate && e.class() == ErrorClass::Ssh {
+            GitError::HostKey {
+                url: self.remote.display_url(),
+                source,
+            }
+        } else if state.failed.get()
+            || e.code() == ErrorCode::Auth
+            // libssh2 reports a refused key or a wrong passphrase only in the message.
+            || (e.class() == ErrorClass::Ssh && e.message().contains("failed to authenticate"))
+        {
             GitError::Auth {
                 url: self.remote.display_url(),
                 user: self.remote.auth.user(),
