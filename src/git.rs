@@ -457,7 +457,9 @@ impl Workspace {
                 url: remote.display_url(),
                 source,
             })?;
-        let repo = Repository::init(tmp.path()).map_err(|e| GitError::Open {
+        let repo = Repository::init(tmp.path()).map_err(|e| GitError::Local {
+            op: "init",
+            what: "temporary clone".to_string(),
             dir: tmp.path().to_path_buf(),
             source: Cause::git(&e, None),
         })?;
@@ -550,7 +552,8 @@ impl Workspace {
     ///
     /// `edit` gets the checkout directory and returns the repo-relative paths it changed (a path
     /// that no longer exists is deleted). It may run more than once: after a push race it runs
-    /// again on the new base. No change -> `commit: None` and no push. A remote branch whose tree
+    /// again on the new base. No change -> `commit: None` and no push. Afterwards the checkout
+    /// is clean at the published commit (or the base) with HEAD detached there. A remote branch whose tree
     /// already equals the result is reused; a stale one is replaced with a lease on the oid seen.
     pub fn publish(
         &self,
@@ -1321,6 +1324,16 @@ mod tests {
             Some(&r),
         );
         assert_eq!(s, "failed at https://h/r.git with ***");
+    }
+
+    #[test]
+    fn workspace_can_move_to_a_blocking_thread() {
+        // cmd/ runs publish in spawn_blocking; the workspace must be Send.
+        fn send<T: Send>() {}
+        send::<Workspace>();
+        send::<GitError>();
+        fn sync<T: Sync>() {}
+        sync::<GitError>();
     }
 
     #[test]
