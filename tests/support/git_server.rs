@@ -45,21 +45,33 @@ pub struct GitServer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Print a SKIP line straight to the stderr handle: the test harness captures `eprintln!`, and a
+/// skip must show in CI logs.
+pub fn skip(msg: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIP: {msg}");
+}
+
 /// `git` is needed for http-backend and for seeding; tests call this first and SKIP without it.
+/// `GITOPS_CANARY_TEST_NO_GIT` makes it act as if git were absent (to exercise the skip path).
 pub fn git_available() -> bool {
-    let ok = Command::new("git")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    let ok = std::env::var_os("GITOPS_CANARY_TEST_NO_GIT").is_none()
         && Command::new("git")
-            .args(["http-backend"])
-            .env("REQUEST_METHOD", "GET")
-            .env("GIT_PROJECT_ROOT", "/nonexistent")
+            .arg("--version")
             .output()
-            .is_ok();
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+        && Command::new("git")
+            .args(["--exec-path"])
+            .output()
+            .map(|o| {
+                Path::new(String::from_utf8_lossy(&o.stdout).trim())
+                    .join("git-http-backend")
+                    .exists()
+            })
+            .unwrap_or(false);
     if !ok {
-        eprintln!("SKIP: git CLI with http-backend not found (run .ci/install-git.sh)");
+        skip("git CLI with http-backend not found (run .ci/install-git.sh)");
     }
     ok
 }

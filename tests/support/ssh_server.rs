@@ -15,7 +15,11 @@ pub struct SshServer {
     child: Child,
 }
 
+/// `GITOPS_CANARY_TEST_NO_SSHD` makes it act as if sshd were absent (to exercise the skip path).
 pub fn sshd_path() -> Option<PathBuf> {
+    if std::env::var_os("GITOPS_CANARY_TEST_NO_SSHD").is_some() {
+        return None;
+    }
     ["/usr/sbin/sshd", "/usr/bin/sshd"]
         .iter()
         .map(PathBuf::from)
@@ -37,7 +41,11 @@ impl SshServer {
     /// message) when sshd is not installed.
     pub fn start(authorized: &[&Path]) -> Option<SshServer> {
         let Some(sshd) = sshd_path() else {
-            eprintln!("SKIP: sshd not found (run .ci/install-git.sh)");
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP: sshd not found (run .ci/install-git.sh)"
+            );
             return None;
         };
         let user = String::from_utf8(Command::new("id").arg("-un").output().ok()?.stdout)
