@@ -185,10 +185,8 @@ fn render_scalar(value: &str, kind: ScalarKind, old_style: Option<Style>) -> Str
     match (kind, old_style) {
         (ScalarKind::Int, _) => value.to_string(),
         (ScalarKind::Text, Some(Style::Plain) | None) if plain_safe(value) => value.to_string(),
-        (ScalarKind::String, Some(Style::SingleQuoted)) => {
-            format!("'{}'", value.replace('\'', "''"))
-        }
-        (ScalarKind::String, _) => {
+        (_, Some(Style::SingleQuoted)) => format!("'{}'", value.replace('\'', "''")),
+        _ => {
             serde_json::to_string(value).unwrap_or_else(|_| format!("\"{value}\""))
         }
     }
