@@ -394,6 +394,8 @@ impl FakeGitHub {
     }
 }
 
+type Answer = (u16, Value, Vec<(String, String)>);
+
 struct Responder {
     state: Arc<Mutex<State>>,
     owner: String,
@@ -402,18 +404,18 @@ struct Responder {
     base: String,
 }
 
-fn reply(status: u16, body: Value) -> (u16, Value, Vec<(String, String)>) {
+fn reply(status: u16, body: Value) -> Answer {
     (status, body, vec![])
 }
 
-fn error(status: u16, message: &str, doc: &str) -> (u16, Value, Vec<(String, String)>) {
+fn error(status: u16, message: &str, doc: &str) -> Answer {
     reply(
         status,
         json!({"message": message, "documentation_url": format!("https://docs.github.com/rest/{doc}"), "status": status.to_string()}),
     )
 }
 
-fn validation(errors: Value, doc: &str) -> (u16, Value, Vec<(String, String)>) {
+fn validation(errors: Value, doc: &str) -> Answer {
     reply(
         422,
         json!({"message": "Validation Failed", "errors": errors, "documentation_url": format!("https://docs.github.com/rest/{doc}"), "status": "422"}),
@@ -464,12 +466,7 @@ impl Respond for Responder {
 }
 
 impl Responder {
-    fn fault(
-        &self,
-        st: &mut State,
-        method: &str,
-        path: &str,
-    ) -> Option<(u16, Value, Vec<(String, String)>)> {
+    fn fault(&self, st: &mut State, method: &str, path: &str) -> Option<Answer> {
         let rule = st.faults.iter_mut().find(|r| {
             r.remaining > 0
                 && r.method.as_deref().is_none_or(|m| m == method)
@@ -516,13 +513,7 @@ impl Responder {
         })
     }
 
-    fn handle(
-        &self,
-        st: &mut State,
-        req: &Request,
-        method: &str,
-        path: &str,
-    ) -> (u16, Value, Vec<(String, String)>) {
+    fn handle(&self, st: &mut State, req: &Request, method: &str, path: &str) -> Answer {
         let auth = req
             .headers
             .get("authorization")
@@ -726,7 +717,7 @@ impl Responder {
                     latest.insert(s.context.clone(), s);
                 }
                 let mut list: Vec<Status> = latest.into_values().collect();
-                list.sort_by(|a, b| b.at.cmp(&a.at));
+                list.sort_by_key(|s| std::cmp::Reverse(s.at));
                 let state = if list
                     .iter()
                     .any(|s| s.state == "error" || s.state == "failure")
@@ -779,11 +770,7 @@ impl Responder {
         known.then(|| r.to_string())
     }
 
-    fn list_pulls(
-        &self,
-        st: &State,
-        q: &BTreeMap<String, String>,
-    ) -> (u16, Value, Vec<(String, String)>) {
+    fn list_pulls(&self, st: &State, q: &BTreeMap<String, String>) -> Answer {
         let state = q.get("state").map(String::as_str).unwrap_or("open");
         if !["open", "closed", "all"].contains(&state) {
             return validation(
@@ -851,7 +838,7 @@ impl Responder {
         (200, Value::Array(items), headers)
     }
 
-    fn create_pull(&self, st: &mut State, body: &Value) -> (u16, Value, Vec<(String, String)>) {
+    fn create_pull(&self, st: &mut State, body: &Value) -> Answer {
         const DOC: &str = "pulls/pulls#create-a-pull-request";
         let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
         let (Some(head), Some(base)) = (s("head"), s("base")) else {
@@ -940,12 +927,7 @@ impl Responder {
         r
     }
 
-    fn update_pull(
-        &self,
-        st: &mut State,
-        n: Option<u64>,
-        body: &Value,
-    ) -> (u16, Value, Vec<(String, String)>) {
+    fn update_pull(&self, st: &mut State, n: Option<u64>, body: &Value) -> Answer {
         let Some(i) = n.and_then(|n| st.prs.iter().position(|p| p.number == n)) else {
             return error(404, "Not Found", "pulls/pulls#update-a-pull-request");
         };
@@ -981,12 +963,7 @@ impl Responder {
         reply(200, self.pull_json(&p, st))
     }
 
-    fn merge(
-        &self,
-        st: &mut State,
-        n: Option<u64>,
-        body: &Value,
-    ) -> (u16, Value, Vec<(String, String)>) {
+    fn merge(&self, st: &mut State, n: Option<u64>, body: &Value) -> Answer {
         const DOC: &str = "pulls/pulls#merge-a-pull-request";
         let Some(i) = n.and_then(|n| st.prs.iter().position(|p| p.number == n)) else {
             return error(404, "Not Found", DOC);
