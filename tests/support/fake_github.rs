@@ -77,6 +77,7 @@ pub struct Recorded {
     pub at: Instant,
     pub status: u16,
     pub body: String,
+    pub request_body: String,
     pub accept: String,
 }
 
@@ -441,6 +442,7 @@ impl Respond for Responder {
             at: Instant::now(),
             status,
             body: text.clone(),
+            request_body: String::from_utf8_lossy(&req.body).into_owned(),
             accept: req
                 .headers
                 .get("accept")
@@ -1103,7 +1105,7 @@ impl Responder {
         json!({
             "id": id, "node_id": format!("LA_{id}"),
             "url": format!("{}/repos/{}/{}/labels/{}", self.base, self.owner, self.repo, name.replace(' ', "%20")),
-            "name": name, "description": null, "color": "ededed", "default": false
+            "name": name, "description": format!("{name} (label)"), "color": "ededed", "default": false
         })
     }
 
