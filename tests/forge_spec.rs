@@ -18,6 +18,8 @@ use gitops_canary::forge::{Forge, MergeMethod, NewPullRequest, RetryPolicy, Stat
 use gitops_canary::secret::Token;
 use serde_json::Value;
 
+/// Set by `.ci/check-forge.sh`: a missing spec or Prism fails instead of skipping.
+const REQUIRE: &str = "GITOPS_CANARY_REQUIRE_FORGE_SPEC";
 const TOKEN: &str = "ghp_SPECcheckTOKEN0000000000000000";
 
 fn spec_path() -> PathBuf {
@@ -28,6 +30,9 @@ fn spec_path() -> PathBuf {
 fn load_spec() -> Option<Value> {
     let p = spec_path();
     let Ok(text) = std::fs::read_to_string(&p) else {
+        if std::env::var_os(REQUIRE).is_some() {
+            panic!("{} not found and {REQUIRE} is set", p.display());
+        }
         eprintln!(
             "SKIP: {} not found; run .ci/install-forge.sh to install @octokit/openapi",
             p.display()
@@ -179,10 +184,9 @@ fn every_route_of_the_fake_is_in_the_spec() {
     }
 }
 
-#[tokio::test]
-async fn bodies_and_requests_follow_the_spec() {
-    let Some(spec) = load_spec() else { return };
-    let v = Validator { spec: &spec };
+/// Drive every adapter operation against a fresh fake, and through plain HTTP the routes only
+/// tests use; the fake records each request and answer.
+async fn exercise() -> FakeGitHub {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let fake = FakeGitHub::start("acme", "gitops", TOKEN).await;
     let gh = GitHub::new(GitHubConfig {
@@ -257,7 +261,14 @@ async fn bodies_and_requests_follow_the_spec() {
     other.head = "b2".into();
     let p2 = gh.create_pr(&other).await.unwrap();
     gh.close(p2.number).await.unwrap();
+    fake
+}
 
+#[tokio::test]
+async fn bodies_and_requests_follow_the_spec() {
+    let Some(spec) = load_spec() else { return };
+    let v = Validator { spec: &spec };
+    let fake = exercise().await;
     let mut errs = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for r in fake.requests() {
@@ -325,4 +336,90 @@ async fn bodies_and_requests_follow_the_spec() {
         .filter(|(m, r)| !seen.contains(&(m.to_string(), *r)))
         .collect();
     assert!(unseen.is_empty(), "routes not exercised: {unseen:?}");
+}
+
+/// Replays the adapter's real requests (as the fake recorded them) to Prism serving GitHub's
+/// description; Prism reports request violations in `sl-violations`. Prism needs ~15 s to start.
+#[tokio::test]
+async fn prism_accepts_the_adapters_requests() {
+    let node = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/node");
+    let prism = node.join("node_modules/.bin/prism");
+    let have_node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !prism.exists() || !have_node || !spec_path().exists() {
+        if std::env::var_os(REQUIRE).is_some() {
+            panic!("prism/node/spec missing and {REQUIRE} is set");
+        }
+        eprintln!("SKIP: prism or node missing; run .ci/install-forge.sh");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(&prism)
+        .args(["mock", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .arg(spec_path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start prism");
+    let fake = exercise().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while http.get(format!("{base}/")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "prism did not start in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for r in fake.requests() {
+        let url = if r.query.is_empty() {
+            format!("{base}{}", r.path)
+        } else {
+            format!("{base}{}?{}", r.path, r.query)
+        };
+        let mut req = http
+            .request(r.method.parse().unwrap(), &url)
+            .header("x-github-api-version", "2022-11-28");
+        if !r.request_body.is_empty() {
+            req = req
+                .header("content-type", "application/json")
+                .body(r.request_body.clone());
+        }
+        let res = req.send().await.unwrap();
+        checked += 1;
+        let violations = res
+            .headers()
+            .get("sl-violations")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| serde_json::from_str::<Vec<Value>>(v).unwrap_or_default())
+            .unwrap_or_default();
+        for v in violations {
+            if v["location"][0] == "request" {
+                problems.push(format!(
+                    "{} {}?{}: {}",
+                    r.method, r.path, r.query, v["message"]
+                ));
+            }
+        }
+        if res.status() == 404 {
+            problems.push(format!(
+                "{} {}: prism knows no such route",
+                r.method, r.path
+            ));
+        }
+    }
+    let _ = child.kill().await;
+    assert!(checked > 15, "only {checked} requests replayed");
+    problems.dedup();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
