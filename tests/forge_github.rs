@@ -588,3 +588,44 @@ async fn config_from_env_requires_repository_and_token() {
     .unwrap_err();
     assert!(matches!(err, ForgeError::Config { .. }), "{err:?}");
 }
+
+/// Collects everything the tracing subscriber writes.
+#[derive(Clone, Default)]
+struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn retries_are_logged_without_the_token() {
+    let logs = LogBuf::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (fake, gh) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    fake.fail(1, Fault::ServerError);
+    fake.fail(1, Fault::SecondaryRateLimit { retry_after: 0 });
+    let pr = gh.create_pr(&new_pr(BRANCH, &[])).await.unwrap();
+    fake.fail(1, Fault::Forbidden { accepted: None });
+    let err = gh
+        .merge(pr.number, MergeMethod::Merge, &pr.head_sha)
+        .await
+        .unwrap_err();
+    tracing::error!(error = %err, debug = ?err, client = ?gh, "as the CLI would report it");
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("transient failure, retrying"), "{text}");
+    assert!(text.contains("secondary rate limit"), "{text}");
+    assert!(!text.contains(TOKEN), "token in logs: {text}");
+}

@@ -55,8 +55,8 @@ pub enum ForgeError {
         status: Option<u16>,
         attempts: usize,
         message: String,
-        #[source]
-        retry: RetryHint,
+        /// What the server asked to wait (`retry-after`, rate-limit reset), if anything.
+        retry_after: Option<Duration>,
     },
     /// No such pull/merge request.
     #[error("{repo}: {op}: pull request #{number} not found")]
@@ -115,13 +115,6 @@ pub enum ForgeError {
 
 fn pr_suffix(number: Option<u64>) -> String {
     number.map(|n| format!(" #{n}")).unwrap_or_default()
-}
-
-/// Why an attempt was retryable and how long the server asked to wait (kept for diagnostics).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("server asked to wait {wait:?}")]
-pub struct RetryHint {
-    pub wait: Option<Duration>,
 }
 
 impl crate::exit::Classify for ForgeError {
@@ -602,7 +595,7 @@ where
                     status: None,
                     attempts: 0,
                     message: transport,
-                    retry: RetryHint { wait: None },
+                    retry_after: None,
                 }),
                 Ok(raw) if raw.is_transient(now_epoch()) => Err(ForgeError::Unavailable {
                     repo: ctx.repo.to_string(),
@@ -611,9 +604,7 @@ where
                     status: Some(raw.status),
                     attempts: 0,
                     message: raw.message(),
-                    retry: RetryHint {
-                        wait: raw.server_wait(now_epoch()),
-                    },
+                    retry_after: raw.server_wait(now_epoch()),
                 }),
                 Ok(raw) => Ok(raw),
             }
@@ -622,16 +613,24 @@ where
     let result = run
         .retry(backoff)
         .sleep(tokio::time::sleep)
-        .when(|e| matches!(e, ForgeError::Unavailable { retry, .. } if retry.wait.is_none_or(|w| w <= max_server_wait)))
+        .when(|e| {
+            matches!(e, ForgeError::Unavailable { retry_after, .. }
+                if retry_after.is_none_or(|w| w <= max_server_wait))
+        })
         .adjust(|e, dur| {
             // The server's wait wins over our own backoff, but only while retries remain.
             let dur = dur?;
             match e {
-                ForgeError::Unavailable { retry: RetryHint { wait: Some(w) }, .. } => Some(*w),
+                ForgeError::Unavailable { retry_after: Some(w), .. } => Some(*w),
                 _ => Some(dur),
             }
         })
-        .notify(|e, dur| tracing::warn!(error = %e, wait = ?dur, "forge: transient failure, retrying"))
+        .notify(|e, dur| {
+            if let ForgeError::Unavailable { status, message, .. } = e {
+                tracing::warn!(repo = ctx.repo, op = ctx.op, status = ?status, %message, wait = ?dur,
+                    "forge: transient failure, retrying");
+            }
+        })
         .await;
     result.map_err(|mut e| {
         if let ForgeError::Unavailable { attempts: a, .. } = &mut e {
@@ -866,7 +865,7 @@ mod tests {
             status: Some(502),
             attempts: 6,
             message: "bad gateway".into(),
-            retry: RetryHint { wait: None },
+            retry_after: None,
         };
         assert!(!u.is_bad_input());
     }
