@@ -91,6 +91,7 @@ pub struct MergeEvent {
     pub method: String,
 }
 
+type BranchSource = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 type MergeHook = Arc<dyn Fn(&MergeEvent) -> Option<String> + Send + Sync>;
 
 #[derive(Debug, Clone)]
@@ -154,11 +155,21 @@ pub struct State {
     pub requests: Vec<Recorded>,
     faults: Vec<FaultRule>,
     merge_hook: Option<MergeHook>,
+    /// Consulted for branches not set with `set_branch` (a real repository, in e2e tests).
+    branch_source: Option<BranchSource>,
     clock: u64,
     next_id: u64,
 }
 
 impl State {
+    /// The sha of `branch`: set explicitly, else from the branch source.
+    pub fn branch(&self, branch: &str) -> Option<String> {
+        self.branches
+            .get(branch)
+            .cloned()
+            .or_else(|| self.branch_source.as_ref().and_then(|f| f(branch)))
+    }
+
     fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
@@ -268,6 +279,14 @@ impl FakeGitHub {
             remaining: times,
             fault,
         });
+    }
+
+    /// Resolve branches through `f` (e.g. `git rev-parse` in a bare repository).
+    pub fn branches_from(&self, f: impl Fn(&str) -> Option<String> + Send + Sync + 'static) {
+        let mut s = self.lock();
+        // The real repository is the truth for every branch, `main` included.
+        s.branches.clear();
+        s.branch_source = Some(Arc::new(f));
     }
 
     pub fn on_merge(&self, hook: impl Fn(&MergeEvent) -> Option<String> + Send + Sync + 'static) {
@@ -765,8 +784,8 @@ impl Responder {
 
     /// A branch name or a known sha to a sha.
     fn resolve(&self, st: &State, r: &str) -> Option<String> {
-        if let Some(s) = st.branches.get(r) {
-            return Some(s.clone());
+        if let Some(s) = st.branch(r) {
+            return Some(s);
         }
         let known = r.len() == 40 && r.chars().all(|c| c.is_ascii_hexdigit());
         known.then(|| r.to_string())
@@ -866,13 +885,13 @@ impl Responder {
             }
             None => head.clone(),
         };
-        let Some(head_sha) = st.branches.get(&head_ref).cloned() else {
+        let Some(head_sha) = st.branch(&head_ref) else {
             return validation(
                 json!([{"resource": "PullRequest", "field": "head", "code": "invalid"}]),
                 DOC,
             );
         };
-        let Some(base_sha) = st.branches.get(&base).cloned() else {
+        let Some(base_sha) = st.branch(&base) else {
             return validation(
                 json!([{"resource": "PullRequest", "field": "base", "code": "invalid"}]),
                 DOC,

@@ -74,6 +74,7 @@ pub struct MergeEvent {
     pub squash: bool,
 }
 
+type BranchSource = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 type MergeHook = Arc<dyn Fn(&MergeEvent) -> Option<String> + Send + Sync>;
 
 #[derive(Debug, Clone)]
@@ -122,11 +123,21 @@ pub struct State {
     pub requests: Vec<Recorded>,
     faults: Vec<FaultRule>,
     merge_hook: Option<MergeHook>,
+    /// Consulted for branches not set with `set_branch` (a real repository, in e2e tests).
+    branch_source: Option<BranchSource>,
     clock: u64,
     next_id: u64,
 }
 
 impl State {
+    /// The sha of `branch`: set explicitly, else from the branch source.
+    pub fn branch(&self, branch: &str) -> Option<String> {
+        self.branches
+            .get(branch)
+            .cloned()
+            .or_else(|| self.branch_source.as_ref().and_then(|f| f(branch)))
+    }
+
     fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
@@ -256,6 +267,14 @@ impl FakeGitLab {
             remaining: times,
             fault,
         });
+    }
+
+    /// Resolve branches through `f` (e.g. `git rev-parse` in a bare repository).
+    pub fn branches_from(&self, f: impl Fn(&str) -> Option<String> + Send + Sync + 'static) {
+        let mut s = self.lock();
+        // The real repository is the truth for every branch, `main` included.
+        s.branches.clear();
+        s.branch_source = Some(Arc::new(f));
     }
 
     pub fn on_merge(&self, hook: impl Fn(&MergeEvent) -> Option<String> + Send + Sync + 'static) {
@@ -645,13 +664,13 @@ impl Responder {
                 vec![],
             );
         };
-        let Some(sha) = st.branches.get(&source).cloned() else {
+        let Some(sha) = st.branch(&source) else {
             return msg(
                 422,
                 json!([format!("Source branch \"{source}\" does not exist")]),
             );
         };
-        if !st.branches.contains_key(&target) {
+        if st.branch(&target).is_none() {
             return msg(
                 422,
                 json!([format!("Target branch \"{target}\" does not exist")]),
