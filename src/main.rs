@@ -11,7 +11,10 @@ fn main() -> ExitCode {
     // A blank action input arrives as an empty variable; it means "not given".
     gitops_canary::report::unset_empty_inputs();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
