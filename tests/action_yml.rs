@@ -64,6 +64,7 @@ fn action() -> Action {
 #[derive(Debug)]
 struct Flag {
     env: Option<String>,
+    help: String,
     used_by: Vec<String>,
 }
 
@@ -87,6 +88,7 @@ fn collect(
         let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
         let flag = flags.entry(long.to_string()).or_insert(Flag {
             env: env.clone(),
+            help: arg.get_help().map(|h| h.to_string()).unwrap_or_default(),
             used_by: Vec::new(),
         });
         assert_eq!(
@@ -130,6 +132,8 @@ fn env_name(long: &str) -> String {
 fn every_flag_is_an_input_with_its_env_variable() {
     let action = action();
     let mut problems = Vec::new();
+    // Paste-ready YAML for whatever is missing, so syncing action.yml is mechanical.
+    let (mut missing_inputs, mut missing_env) = (String::new(), String::new());
     for (long, flag) in cli_flags() {
         let want_env = env_name(&long);
         if flag.env.as_deref() != Some(want_env.as_str()) {
@@ -139,7 +143,19 @@ fn every_flag_is_an_input_with_its_env_variable() {
             ));
         }
         match action.inputs.get(&long) {
-            None => problems.push(format!("no input `{long}` for --{long}")),
+            None => {
+                problems.push(format!("no input `{long}` for --{long}"));
+                let subcommands: Vec<&str> = flag
+                    .used_by
+                    .iter()
+                    .filter_map(|p| p.rsplit(' ').next())
+                    .collect();
+                missing_inputs.push_str(&format!(
+                    "  {long}:\n    description: \"{} ({})\"\n    required: false\n",
+                    flag.help.trim_end_matches('.').replace('"', "'"),
+                    subcommands.join(", ")
+                ));
+            }
             Some(input) => {
                 if input.description.trim().is_empty() {
                     problems.push(format!("input `{long}` has no description"));
@@ -153,12 +169,19 @@ fn every_flag_is_an_input_with_its_env_variable() {
         let want_value = format!("${{{{ inputs.{long} }}}}");
         match action.runs.env.get(&want_env) {
             Some(v) if *v == want_value => {}
-            other => problems.push(format!(
-                "runs.env.{want_env} is {other:?}, want {want_value:?}"
-            )),
+            other => {
+                problems.push(format!(
+                    "runs.env.{want_env} is {other:?}, want {want_value:?}"
+                ));
+                missing_env.push_str(&format!("    {want_env}: {want_value}\n"));
+            }
         }
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{}\n\nadd under inputs:\n{missing_inputs}\nadd under runs.env:\n{missing_env}",
+        problems.join("\n")
+    );
 }
 
 #[test]
