@@ -8,11 +8,13 @@
 pub mod cli;
 pub mod cluster;
 pub mod cmd;
+pub mod config;
 pub mod exit;
 pub mod forge;
 pub mod gate;
 pub mod git;
 pub mod manifest;
+pub mod plan;
 pub mod metrics;
 pub mod report;
 pub mod router;
