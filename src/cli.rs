@@ -23,6 +23,18 @@ pub enum Command {
     SetWeight(cmd::set_weight::SetWeightArgs),
     /// Write a canary Ingress derived from a stable one.
     InitCanary(cmd::init_canary::InitCanaryArgs),
+    /// Drive the rollout to the end in one process (fully automatic pipelines).
+    Run(cmd::rollout::RolloutArgs),
+    /// Take at most one step of the rollout and exit (for workflow events).
+    Reconcile(cmd::rollout::RolloutArgs),
+    /// Where the rollout stands, from Git, the forge and the cluster.
+    Status(cmd::rollout::RolloutArgs),
+    /// Set the canary weight to 0 through the same PR machinery.
+    Rollback(cmd::rollout::RollbackArgs),
+    /// At the last stage: give the stable the canary's version, then the canary weight 0.
+    Promote(cmd::rollout::RolloutArgs),
+    /// Print the JSON Schema of the configuration file.
+    Schema,
 }
 
 /// How results are printed.
