@@ -207,3 +207,65 @@ async fn missing_forge_settings_fail_before_anything_is_pushed() {
         "nothing pushed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_after_a_forge_failure_reuses_the_pushed_branch() {
+    if !git_available() {
+        return;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = GitServer::start("x-access-token", TOKEN);
+    let fixture = fixture_dir();
+    let bare = server.create_repo("gitops", fixture.path());
+    let fake = FakeGitHub::start("acme", "gitops", TOKEN).await;
+    let b2 = bare.clone();
+    fake.branches_from(move |b| rev(&b2, &format!("refs/heads/{b}")));
+    fake.fail_on(
+        "POST",
+        "/pulls",
+        1,
+        fake_github::Fault::Forbidden {
+            accepted: Some("pull_requests=write".into()),
+        },
+    );
+    let work = checkout(&bare);
+    let remote = server.url("gitops");
+    let run = || {
+        Command::cargo_bin("gitops-canary")
+            .unwrap()
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GITHUB_API_URL", fake.api_url())
+            .env("GITHUB_REPOSITORY", "acme/gitops")
+            .env("GITOPS_CANARY_TOKEN", TOKEN)
+            .env("GITOPS_CANARY_INGRESS", "shop/web-canary")
+            .env("GITOPS_CANARY_WEIGHT", "25")
+            .env("GITOPS_CANARY_FORGE", "github")
+            .env("GITOPS_CANARY_REMOTE", &remote)
+            .env("GITOPS_CANARY_OUTPUT", "json")
+            .args(["propose", "--repo"])
+            .arg(work.path())
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(!first.status.success());
+    assert!(stderr.contains("pull-requests: write"), "{stderr}");
+    assert!(!stderr.contains(TOKEN));
+    let head =
+        rev(&bare, &format!("refs/heads/{BRANCH}")).expect("branch pushed before the failure");
+    assert!(fake.prs().is_empty());
+
+    let second = run();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let out: Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(out["reused"], true, "{out}");
+    assert_eq!(out["head_sha"], head.as_str());
+    assert_eq!(out["number"], 1);
+    assert_eq!(fake.prs().len(), 1);
+}
