@@ -2,6 +2,7 @@
 
 pub mod init_canary;
 pub mod plan;
+pub mod propose;
 pub mod rollout;
 pub mod set_weight;
 
@@ -11,6 +12,7 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Plan(args) => plan::run(args),
+        Command::Propose(args) => propose::run(args).await,
         Command::SetWeight(args) => set_weight::run(args),
         Command::InitCanary(args) => init_canary::run(args),
         Command::Run(args) => rollout::run(rollout::Mode::Run, args, None).await,
