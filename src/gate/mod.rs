@@ -18,3 +18,4 @@ pub enum Verdict {
     /// Not enough data to judge (no canary traffic yet).
     Inconclusive(String),
 }
+pub mod k8s;
