@@ -1,10 +1,136 @@
-//! `plan`: discovery report.
-use crate::cli::RepoArgs;
+//! `plan`: every canary Ingress, its stable partners, its weight and its problems.
+
+use std::fmt::Write as _;
+
+use crate::cli::{Output, RepoArgs};
+use crate::exit;
+use crate::manifest::Repo;
+use crate::router::{Discovery, Severity};
+
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
 }
-pub fn run(_args: PlanArgs) -> anyhow::Result<u8> {
-    Ok(0)
+
+/// The JSON document `plan --output json` prints (documented in the README).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanJson<'a> {
+    pub schema_version: u32,
+    pub repo: String,
+    #[serde(flatten)]
+    pub discovery: &'a Discovery,
+}
+
+pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
+    let repo = Repo::load(&args.repo.repo)?;
+    let discovery = repo.discover();
+    for s in &discovery.skipped {
+        eprintln!("warning: skipped {}: {}", s.file.display(), s.reason);
+    }
+    match args.repo.output {
+        Output::Json => {
+            let doc = PlanJson {
+                schema_version: 1,
+                repo: args.repo.repo.display().to_string(),
+                discovery: &discovery,
+            };
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Output::Human => print!("{}", render_human(&discovery)),
+    }
+    Ok(if discovery.worst() == Some(Severity::Error) {
+        exit::FAILED
+    } else {
+        exit::OK
+    })
+}
+
+/// The terminal report: one block per canary pair, then stray problems.
+pub fn render_human(d: &Discovery) -> String {
+    let mut out = String::new();
+    let n = d.pairs.len();
+    let _ = writeln!(
+        out,
+        "{} canar{} ({})",
+        n,
+        if n == 1 { "y" } else { "ies" },
+        d.router
+    );
+    for p in &d.pairs {
+        let c = &p.canary;
+        let weight = match (&c.weight_raw, p.weight) {
+            (_, Some(w)) => format!("{w}/{}", p.weight_total),
+            (Some(raw), None) => format!("{raw:?} (invalid)/{}", p.weight_total),
+            (None, None) => "-".into(),
+        };
+        let _ = writeln!(out, "\n{}  weight {}", c.qualified_name(), weight);
+        let _ = writeln!(
+            out,
+            "  canary  {}:{} (document {})  service {}",
+            c.file.display(),
+            c.line,
+            c.document,
+            c.services().join(", ")
+        );
+        if p.stable.is_empty() {
+            let _ = writeln!(out, "  stable  none");
+        }
+        for s in &p.stable {
+            let _ = writeln!(
+                out,
+                "  stable  {} {}:{} (document {})  service {}",
+                s.qualified_name(),
+                s.file.display(),
+                s.line,
+                s.document,
+                s.services().join(", ")
+            );
+        }
+        for b in &c.backends {
+            let _ = writeln!(
+                out,
+                "  route   {}{} ({})",
+                b.host.as_deref().unwrap_or("*"),
+                b.path,
+                b.path_type
+            );
+        }
+        for (k, v) in &c.rules {
+            let _ = writeln!(out, "  rule    {k}={v}");
+        }
+        for pr in &p.problems {
+            let _ = writeln!(
+                out,
+                "  {:<7} [{}] {}",
+                severity(pr.severity),
+                pr.code,
+                pr.message
+            );
+        }
+    }
+    if !d.problems.is_empty() {
+        let _ = writeln!(out);
+    }
+    for pr in &d.problems {
+        let _ = writeln!(
+            out,
+            "{} {}:{} [{}] {}",
+            severity(pr.severity),
+            pr.file.display(),
+            pr.line,
+            pr.code,
+            pr.message
+        );
+    }
+    out
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Error => "error",
+    }
 }

@@ -1,10 +1,59 @@
-//! `set-weight`.
-use crate::cli::RepoArgs;
+//! `set-weight`: change one canary weight in the manifests, byte-exactly.
+
+use crate::cli::{Output, RepoArgs};
+use crate::{exit, manifest};
+
 #[derive(Debug, clap::Args)]
 pub struct SetWeightArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
+    /// The canary Ingress: NAME or NAMESPACE/NAME.
+    #[arg(long, env = "GITOPS_CANARY_INGRESS")]
+    pub ingress: String,
+    /// The new weight (0..=canary-weight-total, 100 by default).
+    #[arg(long, env = "GITOPS_CANARY_WEIGHT")]
+    pub weight: u32,
+    /// Print the diff and write nothing.
+    #[arg(long, env = "GITOPS_CANARY_DRY_RUN")]
+    pub dry_run: bool,
 }
-pub fn run(_args: SetWeightArgs) -> anyhow::Result<u8> {
-    Ok(0)
+
+pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
+    let outcome = manifest::set_weight(&args.repo.repo, &args.ingress, args.weight, args.dry_run)?;
+    match args.repo.output {
+        Output::Json => {
+            let doc = serde_json::json!({
+                "schemaVersion": 1,
+                "dryRun": args.dry_run,
+                "changed": !outcome.changed.is_empty(),
+                "edits": outcome.edits,
+                "files": outcome.changed_files(),
+                "diff": outcome.diff,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Output::Human => {
+            if args.dry_run {
+                print!("{}", outcome.diff);
+            }
+            for e in &outcome.edits {
+                let verb = match (outcome.changed.is_empty(), args.dry_run) {
+                    (true, _) => "unchanged",
+                    (false, true) => "would set",
+                    (false, false) => "set",
+                };
+                eprintln!(
+                    "{verb} {} (document {}) {} = {:?} (was {})",
+                    e.file.display(),
+                    e.document,
+                    e.field(),
+                    e.new,
+                    e.old
+                        .as_deref()
+                        .map_or("absent".to_string(), |o| format!("{o:?}"))
+                );
+            }
+        }
+    }
+    Ok(exit::OK)
 }
