@@ -901,6 +901,58 @@ fn pod_summary(pods: &[Pod]) -> String {
         .join(", ")
 }
 
+/// The Deployment behind a Service in a set of manifests: the one whose pod template labels
+/// carry every label of the Service's selector (what the Service's endpoints will be).
+/// Objects without a namespace count as being in `namespace` (kustomize and Argo CD set it).
+pub fn deployment_for_service(
+    objects: &[serde_json::Value],
+    namespace: &str,
+    service: &str,
+) -> Result<ObjectRef, String> {
+    let in_ns = |o: &serde_json::Value| {
+        o.pointer("/metadata/namespace")
+            .and_then(|v| v.as_str())
+            .unwrap_or(namespace)
+            == namespace
+    };
+    let named = |o: &serde_json::Value, kind: &str| {
+        o.get("kind").and_then(|v| v.as_str()) == Some(kind) && in_ns(o)
+    };
+    let svc = objects
+        .iter()
+        .find(|o| {
+            named(o, "Service")
+                && o.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(service)
+        })
+        .ok_or_else(|| format!("no Service {namespace}/{service} in the manifests"))?;
+    let selector = svc
+        .pointer("/spec/selector")
+        .and_then(|v| v.as_object())
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| format!("Service {namespace}/{service} has no selector"))?;
+    let matching: Vec<&str> = objects
+        .iter()
+        .filter(|o| named(o, "Deployment"))
+        .filter(|d| {
+            let labels = d
+                .pointer("/spec/template/metadata/labels")
+                .and_then(|v| v.as_object());
+            labels.is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
+        })
+        .filter_map(|d| d.pointer("/metadata/name").and_then(|v| v.as_str()))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(ObjectRef::new(namespace, *one)),
+        [] => Err(format!(
+            "no Deployment in the manifests has pod labels matching Service {namespace}/{service}"
+        )),
+        many => Err(format!(
+            "several Deployments match Service {namespace}/{service}: {}",
+            many.join(", ")
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -917,6 +969,35 @@ mod tests {
         );
         assert!(ObjectRef::parse("a/b/c", "x").is_err());
         assert!(ObjectRef::parse("/b", "x").is_err());
+    }
+
+    #[test]
+    fn deployments_found_through_service_selectors() {
+        let objs: Vec<serde_json::Value> = vec![
+            serde_json::json!({"kind": "Deployment", "metadata": {"name": "web-canary", "namespace": "shop"},
+                "spec": {"template": {"metadata": {"labels": {"app": "web", "track": "canary", "x": "y"}}}}}),
+            serde_json::json!({"kind": "Deployment", "metadata": {"name": "web"},
+                "spec": {"template": {"metadata": {"labels": {"app": "web", "track": "stable"}}}}}),
+            serde_json::json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "other"},
+                "spec": {"template": {"metadata": {"labels": {"app": "web", "track": "stable"}}}}}),
+            serde_json::json!({"kind": "Service", "metadata": {"name": "web-canary", "namespace": "shop"}, "spec": {"selector": {"app": "web", "track": "canary"}}}),
+            serde_json::json!({"kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"selector": {"app": "web", "track": "stable"}}}),
+            serde_json::json!({"kind": "Service", "metadata": {"name": "all", "namespace": "shop"}, "spec": {"selector": {"app": "web"}}}),
+        ];
+        assert_eq!(
+            deployment_for_service(&objs, "shop", "web-canary").unwrap(),
+            ObjectRef::new("shop", "web-canary")
+        );
+        assert_eq!(
+            deployment_for_service(&objs, "shop", "web").unwrap(),
+            ObjectRef::new("shop", "web")
+        );
+        assert!(deployment_for_service(&objs, "shop", "all")
+            .unwrap_err()
+            .contains("several"));
+        assert!(deployment_for_service(&objs, "shop", "nope")
+            .unwrap_err()
+            .contains("no Service"));
     }
 
     #[test]
