@@ -23,6 +23,8 @@ pub enum Command {
     SetWeight(cmd::set_weight::SetWeightArgs),
     /// Write a canary Ingress derived from a stable one.
     InitCanary(cmd::init_canary::InitCanaryArgs),
+    /// Run the cluster gates for one canary (synced, rolled-out, steady).
+    Check(cmd::check::CheckArgs),
 }
 
 /// How results are printed.

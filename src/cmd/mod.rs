@@ -1,5 +1,6 @@
 //! One file per subcommand: parse nothing, decide nothing; call the library and print.
 
+pub mod check;
 pub mod init_canary;
 pub mod plan;
 pub mod set_weight;
@@ -12,5 +13,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Plan(args) => plan::run(args),
         Command::SetWeight(args) => set_weight::run(args),
         Command::InitCanary(args) => init_canary::run(args),
+        Command::Check(args) => check::run(args).await,
     }
 }
