@@ -1803,23 +1803,24 @@ impl Agent {
                 st.deadline_reported = false;
                 let pods = reconcile(&self.kube, &key.0, &key.1, &d, crashing, &st.pods);
                 st.pods = pods;
-            } else if crashing && !st.deadline_reported {
-                if st.crashing_since.is_some_and(|t| t.elapsed() >= deadline) {
-                    st.deadline_reported = true;
-                    let (ns, n) = &key;
-                    self.kube.modify("apps/v1", "Deployment", ns, n, |d| {
-                        set_condition(
-                            d,
-                            "Progressing",
-                            "False",
-                            "ProgressDeadlineExceeded",
-                            &format!(
-                                "ReplicaSet \"{n}-{}\" has timed out progressing.",
-                                template_hash(d)
-                            ),
-                        );
-                    });
-                }
+            } else if crashing
+                && !st.deadline_reported
+                && st.crashing_since.is_some_and(|t| t.elapsed() >= deadline)
+            {
+                st.deadline_reported = true;
+                let (ns, n) = &key;
+                self.kube.modify("apps/v1", "Deployment", ns, n, |d| {
+                    set_condition(
+                        d,
+                        "Progressing",
+                        "False",
+                        "ProgressDeadlineExceeded",
+                        &format!(
+                            "ReplicaSet \"{n}-{}\" has timed out progressing.",
+                            template_hash(d)
+                        ),
+                    );
+                });
             }
         }
     }
