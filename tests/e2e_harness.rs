@@ -464,3 +464,61 @@ async fn prometheus_serves_canary_traffic_now() {
         .unwrap();
     assert!((0.25..0.35).contains(&ratio), "canary error ratio {ratio}");
 }
+
+#[tokio::test]
+async fn the_tools_github_adapter_merges_for_real() {
+    if !e2e::available() {
+        return;
+    }
+    use gitops_canary::forge::github::{GitHub, GitHubConfig};
+    use gitops_canary::forge::{Forge as _, MergeMethod, MergeOutcome, NewPullRequest, PrState};
+    let w = World::start(opts(Forge::Github, SyncAgent::Argo)).await;
+    let env = w.env();
+    let get = |k: &str| {
+        env.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let gh = GitHub::new(GitHubConfig {
+        api_url: get("GITHUB_API_URL"),
+        server_url: get("GITHUB_SERVER_URL"),
+        repo: get("GITHUB_REPOSITORY"),
+        token: gitops_canary::secret::Token::new(get("GITHUB_TOKEN")),
+        retry: Default::default(),
+    })
+    .unwrap();
+    let head = w.push_weight_branch("gitops-canary/web-canary-25", "shop/web-canary", 25);
+    let new = NewPullRequest {
+        title: "Canary 25%".into(),
+        body: "stage 1".into(),
+        head: "gitops-canary/web-canary-25".into(),
+        base: "main".into(),
+        labels: vec!["gitops-canary".into()],
+    };
+    let pr = gh.create_pr(&new).await.unwrap();
+    // Asking again finds the same PR: no duplicate.
+    assert_eq!(gh.create_pr(&new).await.unwrap().number, pr.number);
+    assert_eq!(w.prs().len(), 1);
+    assert_eq!(pr.head_sha, head);
+    let MergeOutcome::Merged { sha } = gh
+        .merge(pr.number, MergeMethod::Merge, &head)
+        .await
+        .unwrap()
+    else {
+        panic!("not merged")
+    };
+    assert_eq!(sha, w.base_sha());
+    let found = gh.find_pr_by_branch(&new.head).await.unwrap().unwrap();
+    assert_eq!(
+        found.state,
+        PrState::Merged {
+            merge_sha: sha.clone()
+        }
+    );
+    w.wait_for("Argo CD Synced at the merge", SOON, |w| {
+        argo_synced(&w.argo_app().unwrap(), &sha) == Verdict::Pass
+    })
+    .await;
+    assert_eq!(w.live_weight("shop", "web-canary"), Some(25));
+}
