@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Find canary Ingresses and their stable partners; report weights and problems.
     Plan(cmd::plan::PlanArgs),
+    /// Publish one weight change on a branch and open (or find) its pull/merge request.
+    Propose(cmd::propose::ProposeArgs),
     /// Set the canary weight of one Ingress, changing that value and nothing else.
     SetWeight(cmd::set_weight::SetWeightArgs),
     /// Write a canary Ingress derived from a stable one.

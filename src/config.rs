@@ -63,7 +63,9 @@ impl StageConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum, Default,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ForgeKind {
     /// GitHub (or GitHub Enterprise Server through GITHUB_API_URL).
@@ -74,7 +76,9 @@ pub enum ForgeKind {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum, Default,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClusterMode {
     /// Use the cluster from KUBECONFIG or the in-cluster service account.
@@ -84,7 +88,9 @@ pub enum ClusterMode {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum, Default,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RollbackPolicy {
     /// Open the rollback PR and merge it at once where the forge allows.
@@ -198,8 +204,14 @@ impl Config {
             field: field.to_string(),
             message,
         };
-        check_stages(&self.stages.iter().map(StageConfig::weight).collect::<Vec<_>>())
-            .map_err(|m| invalid("stages", m))?;
+        check_stages(
+            &self
+                .stages
+                .iter()
+                .map(StageConfig::weight)
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|m| invalid("stages", m))?;
         for (i, s) in self.stages.iter().enumerate() {
             if let StageConfig::Detailed {
                 bake_time: Some(b), ..
@@ -284,7 +296,8 @@ pub fn check_stages(weights: &[u32]) -> Result<(), String> {
 
 /// `90s`, `5m`, `1h30m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 90s, 5m or 1h: {e}"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 90s, 5m or 1h: {e}"))
 }
 
 /// The JSON Schema of the configuration file.
@@ -326,7 +339,14 @@ mod tests {
     #[test]
     fn schema_names_the_fields() {
         let s = schema().to_string();
-        for f in ["ingresses", "stages", "approval", "bakeTime", "gates", "rollback"] {
+        for f in [
+            "ingresses",
+            "stages",
+            "approval",
+            "bakeTime",
+            "gates",
+            "rollback",
+        ] {
             assert!(s.contains(f), "{f}");
         }
     }

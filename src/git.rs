@@ -538,6 +538,39 @@ impl Workspace {
         Ok(Some(blob.content().to_vec()))
     }
 
+    /// Fetch `base` and check its tip out, clean and detached, so the manifests on disk are
+    /// exactly what the base branch holds now. Returns the tip.
+    pub fn sync_to_base(&self, base: &str) -> Result<Oid, GitError> {
+        let tip = self.fetch_base(base)?;
+        self.checkout_clean(tip)?;
+        Ok(tip)
+    }
+
+    /// The newest commit reachable from `from` (at most `max` commits back, within the history
+    /// this checkout has) whose trailers satisfy `pred`.
+    pub fn find_commit_with_trailers(
+        &self,
+        from: Oid,
+        max: usize,
+        pred: &dyn Fn(&[(String, String)]) -> bool,
+    ) -> Result<Option<Oid>, GitError> {
+        let what = || from.to_string();
+        let mut walk = self
+            .repo
+            .revwalk()
+            .map_err(|e| self.local_err("walk history", what(), &e))?;
+        walk.push(from)
+            .map_err(|e| self.local_err("walk history", what(), &e))?;
+        for oid in walk.take(max) {
+            // A shallow checkout ends early: the history it lacks cannot be searched.
+            let Ok(oid) = oid else { break };
+            if pred(&self.commit_trailers(oid)?) {
+                return Ok(Some(oid));
+            }
+        }
+        Ok(None)
+    }
+
     /// The trailers of commit `oid`'s message (see `parse_trailers`).
     pub fn commit_trailers(&self, oid: Oid) -> Result<Vec<(String, String)>, GitError> {
         let commit = self

@@ -10,10 +10,21 @@
 
 use serde::Serialize;
 
+use crate::forge::{ApprovalGate, MergeDecision, PrState};
 use crate::gate::Verdict;
 
 /// How a stage's change is approved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Approval {
     /// Wait until a person merges the pull request.
@@ -26,6 +37,18 @@ pub enum Approval {
     Direct,
 }
 
+impl Approval {
+    /// The forge's merge rule for this approval.
+    pub fn gate(self, min_approvals: u32) -> ApprovalGate {
+        match self {
+            Approval::PullRequest => ApprovalGate::PullRequest,
+            Approval::Approved => ApprovalGate::Approved { min: min_approvals },
+            Approval::Auto => ApprovalGate::Auto,
+            Approval::Direct => ApprovalGate::Direct,
+        }
+    }
+}
+
 /// One stage as configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stage {
@@ -33,38 +56,19 @@ pub struct Stage {
     pub approval: Approval,
 }
 
-/// A pull request as the plan needs to see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A pull request as the plan needs to see it: its state, and what the approval rules
+/// (`forge::decide_merge`) say about merging it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrView {
     pub number: u64,
     pub url: String,
+    pub head_sha: String,
     pub state: PrState,
-    /// What the approval rules say about merging it now.
-    pub merge: MergeReadiness,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "kebab-case")]
-pub enum PrState {
-    Open,
-    Merged { sha: String },
-    Closed,
-}
-
-/// The forge's view of whether a PR may be merged by the tool now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "readiness", content = "reason", rename_all = "kebab-case")]
-pub enum MergeReadiness {
-    /// Approvals and checks are there.
-    Ready,
-    /// Waiting for reviews or checks: the reason says which.
-    Waiting(String),
-    /// Checks failed or changes were requested.
-    Blocked(String),
+    pub merge: MergeDecision,
 }
 
 /// Everything observed about one rollout.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     pub stages: Vec<Stage>,
     /// The canary weight on the tip of the base branch.
@@ -83,8 +87,8 @@ pub struct Observed {
     pub promote_pr: Option<PrView>,
     /// The finishing PR (canary weight back to 0 after promotion), if one exists.
     pub finish_pr: Option<PrView>,
-    /// Approval used for promotion and rollback changes.
-    pub promote_approval: Approval,
+    /// Promote after the last stage (else the rollout is done when the last stage is healthy).
+    pub promote: bool,
 }
 
 /// What to do next. Every variant names the stage (1-based) where one applies.
@@ -92,33 +96,67 @@ pub struct Observed {
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
     /// Open (or find) the pull request for a stage, or commit it in direct mode.
-    Propose { stage: usize, weight: u32 },
+    Propose {
+        stage: usize,
+        weight: u32,
+    },
     /// The stage's PR waits for a person (or for checks).
-    WaitForApproval { stage: usize, pr: u64, reason: String },
+    WaitForApproval {
+        stage: usize,
+        pr: u64,
+        reason: String,
+    },
     /// The tool merges the stage's PR.
-    Merge { stage: usize, pr: u64 },
+    Merge {
+        stage: usize,
+        pr: u64,
+    },
     /// The stage is merged: check the cluster.
-    RunGates { stage: usize, weight: u32 },
+    RunGates {
+        stage: usize,
+        weight: u32,
+    },
     /// The gates have not decided yet.
-    WaitForGates { stage: usize, reason: String },
+    WaitForGates {
+        stage: usize,
+        reason: String,
+    },
     /// Open the rollback to weight 0 (or merge it where allowed).
-    Rollback { reason: String },
+    Rollback {
+        reason: String,
+    },
     /// The rollback PR waits for a person.
-    WaitForRollback { pr: u64 },
+    WaitForRollback {
+        pr: u64,
+    },
     /// Merge the rollback PR.
-    MergeRollback { pr: u64 },
+    MergeRollback {
+        pr: u64,
+    },
     /// Give the stable workload the canary's version.
     Promote,
-    WaitForPromote { pr: u64, reason: String },
-    MergePromote { pr: u64 },
+    WaitForPromote {
+        pr: u64,
+        reason: String,
+    },
+    MergePromote {
+        pr: u64,
+    },
     /// After promotion: canary weight back to 0.
     Finish,
-    WaitForFinish { pr: u64, reason: String },
-    MergeFinish { pr: u64 },
+    WaitForFinish {
+        pr: u64,
+        reason: String,
+    },
+    MergeFinish {
+        pr: u64,
+    },
     /// The rollout is complete.
     Done,
     /// The rollout failed and was rolled back (or must be by hand).
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 impl Step {
@@ -163,20 +201,17 @@ pub fn position(o: &Observed) -> Position {
     }
 }
 
-fn pr_step(
-    pr: &PrView,
-    approval: Approval,
-    wait: impl Fn(String) -> Step,
-    merge: impl Fn() -> Step,
-    on_blocked: impl Fn(String) -> Step,
-) -> Option<Step> {
+fn pr_step(pr: &PrView, wait: impl Fn(String) -> Step, merge: impl Fn() -> Step) -> Option<Step> {
     match (&pr.state, &pr.merge) {
-        (PrState::Open, MergeReadiness::Ready) if approval != Approval::PullRequest => Some(merge()),
-        (PrState::Open, MergeReadiness::Blocked(r)) => Some(on_blocked(r.clone())),
-        (PrState::Open, MergeReadiness::Waiting(r)) => Some(wait(r.clone())),
-        (PrState::Open, MergeReadiness::Ready) => Some(wait("waiting for a person to merge".into())),
+        (PrState::Open, MergeDecision::Merge) => Some(merge()),
+        (PrState::Open, MergeDecision::Wait(r) | MergeDecision::Blocked(r)) => {
+            Some(wait(r.clone()))
+        }
         // Merged but the base does not show it yet (observed before the fetch): wait.
-        (PrState::Merged { .. }, _) => Some(wait("merged; waiting for the base branch to show it".into())),
+        (PrState::Merged { .. }, _) => Some(wait(format!(
+            "#{} is merged; waiting for the base branch to show it",
+            pr.number
+        ))),
         (PrState::Closed, _) => None,
     }
 }
@@ -197,12 +232,8 @@ pub fn next_step(o: &Observed) -> Step {
         };
     }
     if let Some(pr) = o.rollback_pr.as_ref().filter(|p| p.state == PrState::Open) {
-        let approval = match o.promote_approval {
-            Approval::PullRequest => Approval::PullRequest,
-            _ => Approval::Auto,
-        };
-        return match (&pr.merge, approval) {
-            (MergeReadiness::Ready, Approval::Auto) => Step::MergeRollback { pr: pr.number },
+        return match &pr.merge {
+            MergeDecision::Merge => Step::MergeRollback { pr: pr.number },
             _ => Step::WaitForRollback { pr: pr.number },
         };
     }
@@ -218,10 +249,11 @@ pub fn next_step(o: &Observed) -> Step {
         return match &o.finish_pr {
             Some(pr) => pr_step(
                 pr,
-                o.promote_approval,
-                |reason| Step::WaitForFinish { pr: pr.number, reason },
+                |reason| Step::WaitForFinish {
+                    pr: pr.number,
+                    reason,
+                },
                 || Step::MergeFinish { pr: pr.number },
-                |reason| Step::WaitForFinish { pr: pr.number, reason },
             )
             .unwrap_or(Step::Finish),
             None => Step::Finish,
@@ -254,14 +286,18 @@ pub fn next_step(o: &Observed) -> Step {
     }
 
     if pos.applied >= n {
+        if !o.promote {
+            return Step::Done;
+        }
         // Last stage healthy: promote.
         return match &o.promote_pr {
             Some(pr) => pr_step(
                 pr,
-                o.promote_approval,
-                |reason| Step::WaitForPromote { pr: pr.number, reason },
+                |reason| Step::WaitForPromote {
+                    pr: pr.number,
+                    reason,
+                },
                 || Step::MergePromote { pr: pr.number },
-                |reason| Step::WaitForPromote { pr: pr.number, reason },
             )
             .unwrap_or(Step::Failed {
                 reason: "the promotion pull request was closed without merging".into(),
@@ -271,15 +307,14 @@ pub fn next_step(o: &Observed) -> Step {
     }
 
     let next = pos.applied; // 0-based index of the next stage
-    let stage = &o.stages[next];
+    let weight = o.stages[next].weight;
     match o.stage_prs.get(next).and_then(|p| p.as_ref()) {
         None => Step::Propose {
             stage: next + 1,
-            weight: stage.weight,
+            weight,
         },
         Some(pr) => pr_step(
             pr,
-            stage.approval,
             |reason| Step::WaitForApproval {
                 stage: next + 1,
                 pr: pr.number,
@@ -289,20 +324,23 @@ pub fn next_step(o: &Observed) -> Step {
                 stage: next + 1,
                 pr: pr.number,
             },
-            |reason| Step::WaitForApproval {
-                stage: next + 1,
-                pr: pr.number,
-                reason,
-            },
         )
         .unwrap_or_else(|| {
             if pos.applied == 0 {
                 Step::Failed {
-                    reason: format!("the stage {} pull request #{} was closed without merging", next + 1, pr.number),
+                    reason: format!(
+                        "the stage {} pull request #{} was closed without merging",
+                        next + 1,
+                        pr.number
+                    ),
                 }
             } else {
                 Step::Rollback {
-                    reason: format!("the stage {} pull request #{} was closed without merging", next + 1, pr.number),
+                    reason: format!(
+                        "the stage {} pull request #{} was closed without merging",
+                        next + 1,
+                        pr.number
+                    ),
                 }
             }
         }),
@@ -334,14 +372,15 @@ mod tests {
             stable_promoted: false,
             promote_pr: None,
             finish_pr: None,
-            promote_approval: Approval::Auto,
+            promote: true,
         }
     }
 
-    fn pr(number: u64, state: PrState, merge: MergeReadiness) -> Option<PrView> {
+    fn pr(number: u64, state: PrState, merge: MergeDecision) -> Option<PrView> {
         Some(PrView {
             number,
             url: format!("https://example/pr/{number}"),
+            head_sha: "h".into(),
             state,
             merge,
         })
@@ -349,17 +388,38 @@ mod tests {
 
     #[test]
     fn a_fresh_rollout_proposes_stage_one() {
-        assert_eq!(next_step(&observed(0)), Step::Propose { stage: 1, weight: 10 });
+        assert_eq!(
+            next_step(&observed(0)),
+            Step::Propose {
+                stage: 1,
+                weight: 10
+            }
+        );
     }
 
     #[test]
     fn an_open_pr_waits_for_a_person_under_the_pull_request_gate() {
         let mut o = observed(0);
-        o.stage_prs[0] = pr(7, PrState::Open, MergeReadiness::Ready);
-        assert!(matches!(next_step(&o), Step::WaitForApproval { stage: 1, pr: 7, .. }));
-        o.stages = stages(Approval::Approved);
+        o.stage_prs[0] = pr(
+            7,
+            PrState::Open,
+            MergeDecision::Wait("waiting for a maintainer".into()),
+        );
+        assert!(matches!(
+            next_step(&o),
+            Step::WaitForApproval {
+                stage: 1,
+                pr: 7,
+                ..
+            }
+        ));
+        o.stage_prs[0] = pr(7, PrState::Open, MergeDecision::Merge);
         assert_eq!(next_step(&o), Step::Merge { stage: 1, pr: 7 });
-        o.stage_prs[0] = pr(7, PrState::Open, MergeReadiness::Waiting("1 of 2 approvals".into()));
+        o.stage_prs[0] = pr(
+            7,
+            PrState::Open,
+            MergeDecision::Wait("1 of 2 approvals".into()),
+        );
         assert_eq!(
             next_step(&o),
             Step::WaitForApproval {
@@ -373,13 +433,37 @@ mod tests {
     #[test]
     fn a_merged_stage_runs_gates_then_moves_on() {
         let mut o = observed(25);
-        o.stage_prs[0] = pr(1, PrState::Merged { sha: "a".into() }, MergeReadiness::Ready);
-        o.stage_prs[1] = pr(2, PrState::Merged { sha: "b".into() }, MergeReadiness::Ready);
-        assert_eq!(next_step(&o), Step::RunGates { stage: 2, weight: 25 });
+        o.stage_prs[0] = pr(
+            1,
+            PrState::Merged {
+                merge_sha: "a".into(),
+            },
+            MergeDecision::Merge,
+        );
+        o.stage_prs[1] = pr(
+            2,
+            PrState::Merged {
+                merge_sha: "b".into(),
+            },
+            MergeDecision::Merge,
+        );
+        assert_eq!(
+            next_step(&o),
+            Step::RunGates {
+                stage: 2,
+                weight: 25
+            }
+        );
         o.gates = Some(Verdict::Wait("Argo CD is syncing".into()));
         assert!(matches!(next_step(&o), Step::WaitForGates { stage: 2, .. }));
         o.gates = Some(Verdict::Pass);
-        assert_eq!(next_step(&o), Step::Propose { stage: 3, weight: 50 });
+        assert_eq!(
+            next_step(&o),
+            Step::Propose {
+                stage: 3,
+                weight: 50
+            }
+        );
         o.gates = Some(Verdict::Fail("success rate 0.90 < 0.99".into()));
         assert!(matches!(next_step(&o), Step::Rollback { .. }));
     }
@@ -387,12 +471,22 @@ mod tests {
     #[test]
     fn rollback_then_failed() {
         let mut o = observed(50);
-        o.rollback_pr = pr(9, PrState::Open, MergeReadiness::Ready);
+        o.rollback_pr = pr(9, PrState::Open, MergeDecision::Merge);
         assert_eq!(next_step(&o), Step::MergeRollback { pr: 9 });
-        o.promote_approval = Approval::PullRequest;
+        o.rollback_pr = pr(
+            9,
+            PrState::Open,
+            MergeDecision::Wait("a person merges".into()),
+        );
         assert_eq!(next_step(&o), Step::WaitForRollback { pr: 9 });
         let mut o = observed(0);
-        o.rollback_pr = pr(9, PrState::Merged { sha: "x".into() }, MergeReadiness::Ready);
+        o.rollback_pr = pr(
+            9,
+            PrState::Merged {
+                merge_sha: "x".into(),
+            },
+            MergeDecision::Merge,
+        );
         assert!(matches!(next_step(&o), Step::Failed { .. }));
         let mut o = observed(0);
         o.rolled_back_on_base = true;
@@ -404,32 +498,46 @@ mod tests {
         let mut o = observed(100);
         o.gates = Some(Verdict::Pass);
         assert_eq!(next_step(&o), Step::Promote);
-        o.promote_pr = pr(11, PrState::Open, MergeReadiness::Ready);
+        o.promote_pr = pr(11, PrState::Open, MergeDecision::Merge);
         assert_eq!(next_step(&o), Step::MergePromote { pr: 11 });
         o.stable_promoted = true;
         o.gates = None;
         assert_eq!(next_step(&o), Step::Finish);
-        o.finish_pr = pr(12, PrState::Open, MergeReadiness::Waiting("checks pending".into()));
+        o.finish_pr = pr(
+            12,
+            PrState::Open,
+            MergeDecision::Wait("checks pending".into()),
+        );
         assert!(matches!(next_step(&o), Step::WaitForFinish { pr: 12, .. }));
         o.base_weight = 0;
+        assert_eq!(next_step(&o), Step::Done);
+        let mut o = observed(100);
+        o.gates = Some(Verdict::Pass);
+        o.promote = false;
         assert_eq!(next_step(&o), Step::Done);
     }
 
     #[test]
     fn a_closed_stage_pr_is_a_rejection() {
         let mut o = observed(0);
-        o.stage_prs[0] = pr(3, PrState::Closed, MergeReadiness::Ready);
+        o.stage_prs[0] = pr(3, PrState::Closed, MergeDecision::Merge);
         assert!(matches!(next_step(&o), Step::Failed { .. }));
         let mut o = observed(10);
         o.gates = Some(Verdict::Pass);
-        o.stage_prs[1] = pr(4, PrState::Closed, MergeReadiness::Ready);
+        o.stage_prs[1] = pr(4, PrState::Closed, MergeDecision::Merge);
         assert!(matches!(next_step(&o), Step::Rollback { .. }));
     }
 
     #[test]
     fn merged_but_not_yet_on_base_waits() {
         let mut o = observed(0);
-        o.stage_prs[0] = pr(3, PrState::Merged { sha: "m".into() }, MergeReadiness::Ready);
+        o.stage_prs[0] = pr(
+            3,
+            PrState::Merged {
+                merge_sha: "m".into(),
+            },
+            MergeDecision::Merge,
+        );
         assert!(matches!(next_step(&o), Step::WaitForApproval { .. }));
     }
 
@@ -468,7 +576,9 @@ impl ChangeKind {
 pub fn branch(rollout: &str, change: ChangeKind) -> String {
     let id = sanitize(rollout);
     match change {
-        ChangeKind::Stage { stage, weight } => format!("gitops-canary/{id}/stage-{stage}-weight-{weight}"),
+        ChangeKind::Stage { stage, weight } => {
+            format!("gitops-canary/{id}/stage-{stage}-weight-{weight}")
+        }
         ChangeKind::Rollback => format!("gitops-canary/{id}/rollback"),
         ChangeKind::Promote => format!("gitops-canary/{id}/promote"),
         ChangeKind::Finish => format!("gitops-canary/{id}/finish"),
@@ -479,7 +589,13 @@ pub fn branch(rollout: &str, change: ChangeKind) -> String {
 pub fn sanitize(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     while out.contains("--") {
         out = out.replace("--", "-");
@@ -491,7 +607,10 @@ pub fn sanitize(s: &str) -> String {
 pub fn trailers(rollout: &str, change: ChangeKind) -> Vec<(String, String)> {
     let mut t = vec![
         ("Gitops-Canary-Rollout".to_string(), rollout.to_string()),
-        ("Gitops-Canary-Action".to_string(), change.action().to_string()),
+        (
+            "Gitops-Canary-Action".to_string(),
+            change.action().to_string(),
+        ),
     ];
     if let ChangeKind::Stage { stage, weight } = change {
         t.push(("Gitops-Canary-Stage".into(), stage.to_string()));
@@ -558,9 +677,18 @@ mod text_tests {
 
     #[test]
     fn branches_and_trailers_are_stable() {
-        let c = ChangeKind::Stage { stage: 2, weight: 25 };
-        assert_eq!(branch("Shop/Web Canary", c), "gitops-canary/shop-web-canary/stage-2-weight-25");
-        assert_eq!(branch("x", ChangeKind::Rollback), "gitops-canary/x/rollback");
+        let c = ChangeKind::Stage {
+            stage: 2,
+            weight: 25,
+        };
+        assert_eq!(
+            branch("Shop/Web Canary", c),
+            "gitops-canary/shop-web-canary/stage-2-weight-25"
+        );
+        assert_eq!(
+            branch("x", ChangeKind::Rollback),
+            "gitops-canary/x/rollback"
+        );
         let m = commit_message("shop-web", c, 4, "");
         assert_eq!(
             m,
@@ -571,8 +699,14 @@ mod text_tests {
     #[test]
     fn stage_table_marks_done_and_current() {
         let stages = vec![
-            Stage { weight: 10, approval: Approval::Auto },
-            Stage { weight: 100, approval: Approval::PullRequest },
+            Stage {
+                weight: 10,
+                approval: Approval::Auto,
+            },
+            Stage {
+                weight: 100,
+                approval: Approval::PullRequest,
+            },
         ];
         let t = stage_table(&stages, 1, Some(2));
         assert!(t.contains("| 1 | 10% | merged when checks pass | done |"));

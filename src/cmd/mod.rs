@@ -3,6 +3,7 @@
 pub mod check;
 pub mod init_canary;
 pub mod plan;
+pub mod propose;
 pub mod set_weight;
 
 use crate::cli::{Cli, Command};
@@ -11,6 +12,7 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Plan(args) => plan::run(args),
+        Command::Propose(args) => propose::run(args).await,
         Command::SetWeight(args) => set_weight::run(args),
         Command::InitCanary(args) => init_canary::run(args),
         Command::Check(args) => check::run(args).await,

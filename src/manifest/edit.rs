@@ -186,9 +186,7 @@ fn render_scalar(value: &str, kind: ScalarKind, old_style: Option<Style>) -> Str
         (ScalarKind::Int, _) => value.to_string(),
         (ScalarKind::Text, Some(Style::Plain) | None) if plain_safe(value) => value.to_string(),
         (_, Some(Style::SingleQuoted)) => format!("'{}'", value.replace('\'', "''")),
-        _ => {
-            serde_json::to_string(value).unwrap_or_else(|_| format!("\"{value}\""))
-        }
+        _ => serde_json::to_string(value).unwrap_or_else(|_| format!("\"{value}\"")),
     }
 }
 
@@ -260,7 +258,8 @@ fn splice_for(file: &SourceFile, edit: &Edit) -> Result<Option<Splice>, Manifest
 /// indicator characters).
 pub fn plain_safe(v: &str) -> bool {
     !v.is_empty()
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))
         && !v.starts_with(['-', '.', ':', '@'])
         && !v.contains(": ")
         && v.parse::<f64>().is_err()
@@ -457,9 +456,7 @@ fn guard(file: &SourceFile, new_text: &str, edits: &[Edit]) -> Result<(), Manife
             let plain = match e.kind {
                 ScalarKind::String => false,
                 ScalarKind::Int => true,
-                ScalarKind::Text => {
-                    plain_written(&after, b.root, &e.path)
-                }
+                ScalarKind::Text => plain_written(&after, b.root, &e.path),
             };
             let tagged = if plain {
                 format!("plain:{}", e.new)
@@ -489,7 +486,13 @@ fn plain_written(s: &Stream, root: Option<NodeId>, path: &[PathSeg]) -> bool {
             None => return false,
         }
     }
-    matches!(s.node(s.resolve(node)).kind, NodeKind::Scalar { style: Style::Plain, .. })
+    matches!(
+        s.node(s.resolve(node)).kind,
+        NodeKind::Scalar {
+            style: Style::Plain,
+            ..
+        }
+    )
 }
 
 fn set_value(v: &mut serde_json::Value, path: &[PathSeg], new: serde_json::Value) {

@@ -57,7 +57,13 @@ fn objects(s: &Stream) -> Vec<(usize, Option<usize>, NodeId)> {
     for d in &s.docs {
         let Some(root) = d.root else { continue };
         if s.get(root, "kind").and_then(|k| s.str(k)) == Some("List") {
-            for (i, item) in s.get(root, "items").map(|it| s.items(it)).unwrap_or(&[]).iter().enumerate() {
+            for (i, item) in s
+                .get(root, "items")
+                .map(|it| s.items(it))
+                .unwrap_or(&[])
+                .iter()
+                .enumerate()
+            {
                 out.push((d.index, Some(i), *item));
             }
         } else {
@@ -70,7 +76,11 @@ fn objects(s: &Stream) -> Vec<(usize, Option<usize>, NodeId)> {
 fn meta(s: &Stream, obj: NodeId) -> Option<(Option<String>, String)> {
     let m = s.get(obj, "metadata")?;
     let name = s.get(m, "name").and_then(|n| s.str(n))?.to_string();
-    let ns = s.get(m, "namespace").and_then(|n| s.str(n)).filter(|n| !n.is_empty()).map(String::from);
+    let ns = s
+        .get(m, "namespace")
+        .and_then(|n| s.str(n))
+        .filter(|n| !n.is_empty())
+        .map(String::from);
     Some((ns, name))
 }
 
@@ -83,9 +93,12 @@ pub fn workloads(files: &[SourceFile]) -> Vec<Workload> {
             if !s.is_map(obj) || s.get(obj, "kind").and_then(|k| s.str(k)) != Some("Deployment") {
                 continue;
             }
-            let Some((namespace, name)) = meta(s, obj) else { continue };
+            let Some((namespace, name)) = meta(s, obj) else {
+                continue;
+            };
             let template = s.path(obj, &["spec", "template"]);
-            let pod_labels = string_map(s, template.and_then(|t| s.path(t, &["metadata", "labels"])));
+            let pod_labels =
+                string_map(s, template.and_then(|t| s.path(t, &["metadata", "labels"])));
             let containers = template
                 .and_then(|t| s.path(t, &["spec", "containers"]))
                 .map(|c| s.items(c))
@@ -120,7 +133,9 @@ pub fn services(files: &[SourceFile]) -> Vec<ServiceInfo> {
             if !s.is_map(obj) || s.get(obj, "kind").and_then(|k| s.str(k)) != Some("Service") {
                 continue;
             }
-            let Some((namespace, name)) = meta(s, obj) else { continue };
+            let Some((namespace, name)) = meta(s, obj) else {
+                continue;
+            };
             let selector = string_map(s, s.path(obj, &["spec", "selector"]));
             out.push(ServiceInfo {
                 namespace,
@@ -151,7 +166,11 @@ pub fn backing<'a>(
     workloads
         .iter()
         .filter(|w| w.namespace == svc.namespace)
-        .filter(|w| svc.selector.iter().all(|(k, v)| w.pod_labels.get(k) == Some(v)))
+        .filter(|w| {
+            svc.selector
+                .iter()
+                .all(|(k, v)| w.pod_labels.get(k) == Some(v))
+        })
         .collect()
 }
 
@@ -160,7 +179,9 @@ pub fn backing<'a>(
 pub fn image_edits(stable: &Workload, canary: &Workload) -> Vec<Edit> {
     let mut out = Vec::new();
     for (i, (name, image)) in stable.containers.iter().enumerate() {
-        let Some((_, new)) = canary.containers.iter().find(|(n, _)| n == name) else { continue };
+        let Some((_, new)) = canary.containers.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
         if new == image {
             continue;
         }

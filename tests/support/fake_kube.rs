@@ -254,6 +254,9 @@ impl FakeKube {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // As Go's net/http does: without it Nagle and delayed ACKs add tens of
+                // milliseconds to every watch event.
+                let _ = stream.set_nodelay(true);
                 let (st, tx) = (st.clone(), tx2.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
