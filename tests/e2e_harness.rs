@@ -211,6 +211,9 @@ async fn squash_merge_and_a_conflicting_pr() {
     assert_eq!(resp.status().as_u16(), 405);
     assert_eq!(w.base_sha(), sha);
     assert_eq!(w.open_prs().len(), 1);
+    assert!(w.duplicate_prs().is_empty());
+    w.wait_synced(&sha, SOON).await;
+    assert_eq!(w.live_weight("shop", "web-canary"), Some(25));
 }
 
 #[tokio::test]

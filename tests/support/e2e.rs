@@ -552,10 +552,19 @@ impl World {
             ForgeHandle::None => panic!("this world has no forge"),
         };
         let v = self.call("POST", &url, Some(body)).await;
-        v.get("number")
+        let number = v
+            .get("number")
             .or_else(|| v.get("iid"))
             .and_then(Value::as_u64)
-            .unwrap_or_else(|| panic!("no number in {v}"))
+            .unwrap_or_else(|| panic!("no number in {v}"));
+        // The merge hook cannot ask the fake for the title (it runs under the fake's lock), and
+        // the background thread may not have cached it yet when a test merges at once.
+        self.shared
+            .lock()
+            .unwrap()
+            .titles
+            .insert(number, title.to_string());
+        number
     }
 
     /// Approve a PR/MR as a reviewer.
@@ -649,6 +658,18 @@ impl World {
                 .collect(),
             ForgeHandle::None => Vec::new(),
         }
+    }
+
+    /// Head branches with more than one open PR/MR (empty when the tool never duplicated).
+    pub fn duplicate_prs(&self) -> Vec<String> {
+        let mut seen = BTreeMap::<String, usize>::new();
+        for p in self.open_prs() {
+            *seen.entry(p.head).or_default() += 1;
+        }
+        seen.into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(h, _)| h)
+            .collect()
     }
 
     /// Open PRs/MRs.
@@ -781,6 +802,14 @@ impl World {
     /// Stop (true) or resume (false) the sync agent: new commits are not applied meanwhile.
     pub fn pause_sync(&self, paused: bool) {
         self.shared.lock().unwrap().paused = paused;
+    }
+
+    /// Wait until the sync agent applied `sha` and every Deployment is rolled out and available.
+    pub async fn wait_synced(&self, sha: &str, timeout: Duration) {
+        self.wait_for(&format!("{sha} applied and healthy"), timeout, |w| {
+            w.synced_sha().as_deref() == Some(sha) && w.all_available()
+        })
+        .await
     }
 
     /// Poll until `f` holds; panics with `what` after `timeout`.
