@@ -525,3 +525,34 @@ async fn the_tools_github_adapter_merges_for_real() {
     .await;
     assert_eq!(w.live_weight("shop", "web-canary"), Some(25));
 }
+
+#[tokio::test]
+async fn pr_head_follows_pushes_and_rebase_replays_the_commits() {
+    if !e2e::available() {
+        return;
+    }
+    let w = World::start(opts(Forge::Github, SyncAgent::IngressOnly)).await;
+    let seed = w.base_sha();
+    let first = w.push_weight_branch("two-steps", "shop/web-canary", 25);
+    let n = w.open_pr("two-steps", "Two steps").await;
+    assert_eq!(w.github().pr(n).unwrap().head_sha, first);
+    let second = w.push_weight_branch("two-steps", "shop/web-canary", 50);
+    assert_eq!(w.parents(&second), vec![first.clone()]);
+    w.wait_for("the PR head follows the branch", SOON, |w| {
+        w.github().pr(n).unwrap().head_sha == second
+    })
+    .await;
+    let sha = w.merge_pr(n, "rebase").await;
+    // Two new commits on top of the old base, same messages, not the branch's own commits.
+    let commits = w.commits_on_base();
+    assert_eq!(commits.len(), 3);
+    assert_eq!(commits[0].0, sha);
+    assert_ne!(sha, second);
+    assert_eq!(commits[0].1, "Set shop/web-canary canary weight to 50");
+    assert_eq!(commits[1].1, "Set shop/web-canary canary weight to 25");
+    assert_eq!(commits[2].0, seed);
+    assert_eq!(w.parents(&sha).len(), 1);
+    assert_eq!(w.base_weight(CANARY_FILE), 50);
+    w.wait_synced(&sha, SOON).await;
+    assert_eq!(w.live_weight("shop", "web-canary"), Some(50));
+}

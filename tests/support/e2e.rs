@@ -500,11 +500,17 @@ impl World {
 
     // ----- Acting as a person
 
-    /// Commit a change on a new branch `branch` off the base and push it (as a person would):
-    /// `edit` gets a checkout to change. Returns the branch head.
+    /// Commit a change on `branch` (created off the base when new) and push it, as a person
+    /// would: `edit` gets a checkout to change. Returns the branch head.
     pub fn push_branch(&self, branch: &str, message: &str, edit: impl FnOnce(&Path)) -> String {
         let dir = self.checkout();
-        run_git(&dir, &["checkout", "-q", "-b", branch], &[]).expect("checkout -b");
+        let exists = git_server::rev(&self.bare, &format!("refs/heads/{branch}")).is_some();
+        let args: &[&str] = if exists {
+            &["checkout", "-q", branch]
+        } else {
+            &["checkout", "-q", "-b", branch]
+        };
+        run_git(&dir, args, &[]).expect("checkout");
         edit(&dir);
         run_git(&dir, &["add", "-A"], &[]).expect("add");
         run_git(&dir, &["commit", "-q", "-m", message], &person()).expect("commit");
