@@ -256,6 +256,7 @@ impl World {
             applied: BTreeMap::new(),
             controller: BTreeMap::new(),
             last_poll: None,
+            last_upkeep: None,
             syncs: 0,
             mergeable: HashMap::new(),
         };
@@ -1311,6 +1312,7 @@ struct Agent {
     applied: BTreeMap<Key, Value>,
     controller: BTreeMap<(String, String), DeployState>,
     last_poll: Option<Instant>,
+    last_upkeep: Option<Instant>,
     /// Commits applied so far (the first is rolled out at once).
     syncs: usize,
     /// (base, head) -> merges cleanly
@@ -1371,7 +1373,34 @@ impl Agent {
         ok
     }
 
+    /// Every branch head, in one `git` call (the upkeep runs often on a shared machine).
+    fn heads(&self) -> HashMap<String, String> {
+        run_git(
+            &self.bare,
+            &[
+                "for-each-ref",
+                "--format=%(refname:short) %(objectname)",
+                "refs/heads/",
+            ],
+            &[],
+        )
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(b, s)| (b.to_string(), s.to_string()))
+        .collect()
+    }
+
     fn forge_upkeep(&mut self) {
+        if matches!(self.forge, ForgeHandle::None)
+            || self
+                .last_upkeep
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(50))
+        {
+            return;
+        }
+        self.last_upkeep = Some(Instant::now());
+        let heads = self.heads();
         match self.forge.clone() {
             ForgeHandle::Github(gh) => {
                 let open: Vec<(u64, String, String, String)> = {
@@ -1397,7 +1426,7 @@ impl Agent {
                 };
                 for (number, head_ref, base_ref, old_head) in open {
                     let (Some(head), Some(base)) =
-                        (self.branch_sha(&head_ref), self.branch_sha(&base_ref))
+                        (heads.get(&head_ref).cloned(), heads.get(&base_ref).cloned())
                     else {
                         continue;
                     };
@@ -1433,7 +1462,7 @@ impl Agent {
                 };
                 for (iid, source, target) in open {
                     let (Some(head), Some(base)) =
-                        (self.branch_sha(&source), self.branch_sha(&target))
+                        (heads.get(&source).cloned(), heads.get(&target).cloned())
                     else {
                         continue;
                     };
