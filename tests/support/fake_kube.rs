@@ -603,9 +603,6 @@ async fn handle(
             );
             return json_response(403, &status(403, "Forbidden", &msg));
         }
-        if watching {
-            *s.watch_starts.entry(r.plural.clone()).or_default() += 1;
-        }
     }
     let filter = Filter {
         coll: r.coll.clone(),
@@ -756,8 +753,10 @@ fn watch(
     let (out_tx, out_rx) = futures::channel::mpsc::unbounded::<Bytes>();
     // Subscribe and snapshot under one lock so no event falls between history and live.
     let (mut rx, backlog, mut last, gone) = {
-        let s = st.lock().unwrap();
+        let mut s = st.lock().unwrap();
         let rx = tx.subscribe();
+        // Counted once subscribed: a test that waits for this count cannot cut the watch early.
+        *s.watch_starts.entry(r.plural.clone()).or_default() += 1;
         if since != 0 && since < s.compacted {
             (rx, Vec::new(), s.rv, true)
         } else if since == 0 {
