@@ -37,6 +37,8 @@ pub enum Command {
     Promote(cmd::rollout::RolloutArgs),
     /// Print the JSON Schema of the configuration file.
     Schema,
+    /// Run the cluster gates for one canary (synced, rolled-out, steady).
+    Check(cmd::check::CheckArgs),
 }
 
 /// How results are printed.

@@ -1,5 +1,6 @@
 //! One file per subcommand: parse nothing, decide nothing; call the library and print.
 
+pub mod check;
 pub mod init_canary;
 pub mod plan;
 pub mod propose;
@@ -29,5 +30,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(crate::exit::OK)
         }
+        Command::Check(args) => check::run(args).await,
     }
 }

@@ -19,4 +19,5 @@ pub enum Verdict {
     Inconclusive(String),
 }
 
+pub mod k8s;
 pub mod metrics;

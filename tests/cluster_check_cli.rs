@@ -1,0 +1,226 @@
+//! `gitops-canary check` end to end: the binary reads the example GitOps repository, connects
+//! through a kubeconfig to the fake API server and runs the gates.
+
+#[path = "support/fake_kube.rs"]
+mod fake_kube;
+
+use std::path::PathBuf;
+
+use fake_kube::{objects, FakeKube, TOKEN};
+use serde_json::json;
+
+fn example_repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/gitops-repo")
+}
+
+/// The cluster as Argo CD would leave it after syncing the example repo (weight 10).
+fn synced_cluster(fake: &FakeKube) {
+    fake.upsert(objects::ingress("shop", "web-canary", 10));
+    fake.upsert(objects::deployment(
+        "shop",
+        "web-canary",
+        1,
+        "web",
+        "canary",
+    ));
+    fake.upsert(objects::deployment("shop", "web", 3, "web", "stable"));
+    fake.upsert(objects::pod("shop", "web-canary-5d8f7-a", "web", "canary"));
+    fake.upsert(objects::pod("shop", "web-6c9d1-a", "web", "stable"));
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn check(fake: &FakeKube, extra: &[&str]) -> Run {
+    let mut cmd = assert_cmd::Command::cargo_bin("gitops-canary").unwrap();
+    cmd.env_clear()
+        .env("KUBECONFIG", fake.kubeconfig())
+        .env("HOME", fake.kubeconfig().parent().unwrap())
+        .args(["check", "--repo"])
+        .arg(example_repo())
+        .args(["--ingress", "shop/web-canary"])
+        .args(extra);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN),
+        "token leaked"
+    );
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_gates_pass_with_deployments_found_in_the_manifests() {
+    let fake = FakeKube::start().await;
+    synced_cluster(&fake);
+    let run = check(&fake, &["--bake-time", "1s", "--timeout", "30s"]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("PASS synced"), "{}", run.stdout);
+    assert!(
+        lines[1].starts_with("PASS rolled-out") && lines[1].contains("Deployment shop/web-canary"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[2].starts_with("PASS steady") && lines[2].contains("web-canary-5d8f7-a"),
+        "{}",
+        run.stdout
+    );
+    // The steady gate watched the canary's pods only, by the Deployment's selector.
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.contains("/pods?") && r.contains("canary")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_timeout_names_the_gate_state_and_reason() {
+    let fake = FakeKube::start().await;
+    synced_cluster(&fake);
+    fake.modify(
+        "networking.k8s.io/v1",
+        "Ingress",
+        "shop",
+        "web-canary",
+        |o| {
+            o["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"] = json!("25");
+        },
+    );
+    let run = check(&fake, &["--timeout", "1s"]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("FAIL synced"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("timed out after 1s: canary-weight is 25, waiting for 10"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("last observed: Ingress shop/web-canary at resourceVersion"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_report_for_a_crash_looping_canary() {
+    let fake = FakeKube::start().await;
+    synced_cluster(&fake);
+    fake.modify("v1", "Pod", "shop", "web-canary-5d8f7-a", |p| {
+        objects::crash_loop(p, 5)
+    });
+    let run = check(
+        &fake,
+        &[
+            "--gates",
+            "synced,steady",
+            "--bake-time",
+            "30s",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["failedGate"], "steady");
+    assert_eq!(report["weight"], 10);
+    assert_eq!(report["gates"][0]["verdict"]["verdict"], "pass");
+    let reason = report["gates"][1]["verdict"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("web-canary-5d8f7-a") && reason.contains("CrashLoopBackOff"),
+        "{reason}"
+    );
+    assert!(report["gates"][1]["elapsed_ms"].as_u64().unwrap() < 30_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_denial_is_a_clear_error() {
+    let fake = FakeKube::start().await;
+    synced_cluster(&fake);
+    fake.forbid("deployments.apps", Some("list"));
+    let run = check(&fake, &["--gates", "rolled-out"]).await;
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("forbidden: cannot list deployments.apps in namespace shop"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_gate_is_not_wired_yet_and_explicit_flags_win() {
+    let fake = FakeKube::start().await;
+    synced_cluster(&fake);
+    let run = check(&fake, &["--gates", "synced,metrics"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("metrics gate is not available"),
+        "{}",
+        run.stderr
+    );
+
+    // A --stable-deployment that does not exist is reported, not guessed around.
+    let run = check(
+        &fake,
+        &[
+            "--gates",
+            "rolled-out",
+            "--stable-deployment",
+            "ghost",
+            "--timeout",
+            "1s",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("FAIL rolled-out")
+            && run.stdout.contains("the stable Deployment does not exist"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argocd_source_with_sync_now_via_the_cli() {
+    let fake = FakeKube::start().await;
+    synced_cluster(&fake);
+    let rev = "abcdef0123456789abcdef0123456789abcdef01";
+    fake.upsert(objects::argo_app(
+        "argocd", "shop", rev, "Synced", "Healthy",
+    ));
+    let run = check(
+        &fake,
+        &[
+            "--gates",
+            "synced",
+            "--sync-source",
+            "argocd",
+            "--argocd-app",
+            "shop",
+            "--revision",
+            &rev[..10],
+            "--sync-now",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(fake.patches().len(), 1);
+    let run = check(&fake, &["--gates", "synced", "--sync-source", "argocd"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--argocd-app"), "{}", run.stderr);
+}
