@@ -105,7 +105,12 @@ fn main() {
     let runs: usize = std::env::var("GATE_LATENCY_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(if std::env::args().any(|a| a == "--bench") {
+            40
+        } else {
+            // `cargo test --all-targets`: a quick smoke run.
+            3
+        });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -218,6 +218,22 @@ pub struct Rollout<'a> {
     pub dry_run: bool,
 }
 
+/// Crash-test seam: with `GITOPS_CANARY_FAILPOINT=N` the process aborts right after its N-th
+/// change to the outside world (a push, a PR, a comment, a merge), as a crash or a killed job
+/// would. The end-to-end tests kill the tool at every such boundary and re-run it.
+fn failpoint(what: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+    let at = std::env::var("GITOPS_CANARY_FAILPOINT")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if at == Some(n) {
+        eprintln!("failpoint {n}: aborting after {what}");
+        std::process::abort();
+    }
+}
+
 fn needs_parse(bytes: &[u8]) -> bool {
     ["Ingress", "Deployment", "Service"]
         .iter()
@@ -445,6 +461,7 @@ impl Rollout<'_> {
                         &gate_comment(&self.settings.rollout, stage, weight, &report),
                     )
                     .await?;
+                failpoint("comment");
             }
             gates = Some(report);
             step = plan::next_step(&obs.observed);
@@ -536,6 +553,7 @@ impl Rollout<'_> {
                 self.settings.rollout
             );
             forge.comment(pr.number, &body).await?;
+            failpoint("comment");
             if let Some(stage_pr) = obs.current_stage_pr {
                 forge
                     .comment(
@@ -543,6 +561,7 @@ impl Rollout<'_> {
                         &format!("Rolled back in #{}: {reason}", pr.number),
                     )
                     .await?;
+                failpoint("comment");
             }
             if approval == Approval::Auto {
                 let number = pr.number;
@@ -567,10 +586,11 @@ impl Rollout<'_> {
             report.action = format!("would merge #{number}");
             return Ok(());
         }
-        match forge
+        let merged = forge
             .merge(number, self.settings.merge_method, head)
-            .await?
-        {
+            .await?;
+        failpoint("merge");
+        match merged {
             MergeOutcome::Merged { sha } => report.action = format!("merged #{number} as {sha}"),
             MergeOutcome::Scheduled => {
                 report.action = format!("#{number} will merge when its pipeline succeeds")
@@ -669,6 +689,9 @@ impl Rollout<'_> {
             author: s.author.clone(),
         };
         let published = self.ws.publish(&req, &mut edit)?;
+        if published.commit.is_some() && !published.reused {
+            failpoint("push");
+        }
         let body = pr_body(s, change, obs, &diff);
         report.diff = diff;
         let Some(commit) = published.commit else {
@@ -690,13 +713,14 @@ impl Rollout<'_> {
             Some(pr) => {
                 if pr.body != body {
                     forge.update_pr_body(pr.number, &body).await?;
+                    failpoint("update the PR body");
                 }
                 pr
             }
             None => {
                 let mut labels = s.labels.clone();
                 labels.push(format!("gitops-canary:{}", change.action()));
-                forge
+                let pr = forge
                     .create_pr(&NewPullRequest {
                         title: plan::title(&s.rollout, change, total),
                         body,
@@ -704,7 +728,9 @@ impl Rollout<'_> {
                         base: s.base.clone(),
                         labels,
                     })
-                    .await?
+                    .await?;
+                failpoint("open the PR");
+                pr
             }
         };
         report.action = format!(
