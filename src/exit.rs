@@ -18,14 +18,26 @@ pub const BAD_INPUT: u8 = 2;
 #[error("{0}")]
 pub struct Usage(pub String);
 
-/// The exit code for an error: 2 when any cause in its chain is the user's input, else 1.
+/// The exit code for an error: 2 when the first typed cause in its chain is the user's
+/// input, else 1.
 pub fn code_for(err: &anyhow::Error) -> u8 {
+    fn classify<E: Classify + std::error::Error + 'static>(
+        cause: &(dyn std::error::Error + 'static),
+    ) -> Option<u8> {
+        cause
+            .downcast_ref::<E>()
+            .map(|e| if e.is_bad_input() { BAD_INPUT } else { FAILED })
+    }
     for cause in err.chain() {
-        if cause.is::<Usage>() {
+        if cause.is::<Usage>() || cause.is::<clap::Error>() {
             return BAD_INPUT;
         }
-        if let Some(e) = cause.downcast_ref::<crate::manifest::ManifestError>() {
-            return if e.is_bad_input() { BAD_INPUT } else { FAILED };
+        let code = classify::<crate::manifest::ManifestError>(cause)
+            .or_else(|| classify::<crate::config::ConfigError>(cause))
+            .or_else(|| classify::<crate::metrics::MetricsError>(cause))
+            .or_else(|| classify::<crate::git::GitError>(cause));
+        if let Some(code) = code {
+            return code;
         }
     }
     FAILED

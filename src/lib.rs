@@ -5,15 +5,18 @@
 //! (`git`, `forge`, `cluster`, `metrics`, `report`) behind small traits. `app` is the one loop
 //! that observes, decides, acts and reports; `cli` and `cmd` are a thin shell over it.
 
+pub mod app;
 pub mod cli;
 pub mod cluster;
 pub mod cmd;
+pub mod config;
 pub mod exit;
 pub mod forge;
 pub mod gate;
 pub mod git;
 pub mod manifest;
 pub mod metrics;
+pub mod plan;
 pub mod report;
 pub mod router;
 pub mod secret;

@@ -8,6 +8,8 @@ use gitops_canary::{cli::Cli, exit};
 fn main() -> ExitCode {
     // One TLS stack for kube, octocrab and reqwest: a second provider would panic at run time.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // A blank action input arrives as an empty variable; it means "not given".
+    gitops_canary::report::unset_empty_inputs();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

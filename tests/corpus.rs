@@ -90,7 +90,10 @@ fn every_corpus_canary_is_edited_byte_exactly() {
                         "{name}: changed {old_part:?} -> {new_part:?}"
                     );
                     assert!(
-                        new_part.trim_matches(['"', '\'']).chars().all(|c| c.is_ascii_digit() || c == '3' || c == '7'),
+                        new_part
+                            .trim_matches(['"', '\''])
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || c == '3' || c == '7'),
                         "{name}: new bytes {new_part:?}"
                     );
                     assert!(!old_part.contains('\n') && !new_part.contains('\n'));
@@ -120,7 +123,11 @@ fn every_corpus_canary_is_edited_byte_exactly() {
             }
             // Independent parse: the result equals the original with the new weight.
             if let (Some(mut before), Some(after)) = (docs(&text), docs(new_text)) {
-                set_annotation(&mut before[route.document - 1], route.item, &new_weight.to_string());
+                set_annotation(
+                    &mut before[route.document - 1],
+                    route.item,
+                    &new_weight.to_string(),
+                );
                 assert_eq!(before, after, "{name}: documents differ beyond the weight");
             } else {
                 eprintln!("note: {name}: serde-saphyr does not read this file; the built-in guard checked it");
@@ -143,7 +150,8 @@ fn corpus_discovery_pairs_and_problems() {
     assert!(d
         .problems
         .iter()
-        .any(|p| p.code == "canary-annotation-without-canary" && p.file.ends_with("06-escaped-quotes-1space.yaml")));
+        .any(|p| p.code == "canary-annotation-without-canary"
+            && p.file.ends_with("06-escaped-quotes-1space.yaml")));
     let find = |file: &str| {
         d.pairs
             .iter()
@@ -155,9 +163,15 @@ fn corpus_discovery_pairs_and_problems() {
     assert_eq!(p.weight, Some(20));
     assert_eq!(p.stable.len(), 1);
     // Header rules route before the weight.
-    assert!(find("08-header-then-weight").problems.iter().any(|p| p.code == "rules-before-weight"));
+    assert!(find("08-header-then-weight")
+        .problems
+        .iter()
+        .any(|p| p.code == "rules-before-weight"));
     // A plain integer weight is flagged (the API wants a string).
-    assert!(find("10-v1beta1-unquoted").problems.iter().any(|p| p.code == "weight-not-string"));
+    assert!(find("10-v1beta1-unquoted")
+        .problems
+        .iter()
+        .any(|p| p.code == "weight-not-string"));
     // No weight at all.
     assert_eq!(find("16-crlf-no-weight").weight, Some(0));
     assert_eq!(find("33-weight100").weight, Some(100));

@@ -18,7 +18,10 @@ fn read_tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -68,7 +71,10 @@ fn edit_cases() {
             let out = run(tmp.path(), &args, false);
             let stderr = String::from_utf8_lossy(&out.stderr);
             if out.status.code() != Some(code) {
-                failures.push(format!("{name}: exit {:?}, want {code}: {stderr}", out.status.code()));
+                failures.push(format!(
+                    "{name}: exit {:?}, want {code}: {stderr}",
+                    out.status.code()
+                ));
             }
             for want in lines.filter(|l| !l.is_empty()) {
                 if !stderr.contains(want) {
@@ -90,7 +96,10 @@ fn edit_cases() {
 
         let dry = run(tmp.path(), &args, true);
         if !dry.status.success() {
-            failures.push(format!("{name}: dry run failed: {}", String::from_utf8_lossy(&dry.stderr)));
+            failures.push(format!(
+                "{name}: dry run failed: {}",
+                String::from_utf8_lossy(&dry.stderr)
+            ));
             continue;
         }
         if read_tree(tmp.path()) != input {
@@ -103,7 +112,10 @@ fn edit_cases() {
 
         let out = run(tmp.path(), &args, false);
         if !out.status.success() {
-            failures.push(format!("{name}: failed: {}", String::from_utf8_lossy(&out.stderr)));
+            failures.push(format!(
+                "{name}: failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
             continue;
         }
         let got = read_tree(tmp.path());

@@ -18,4 +18,6 @@ pub enum Verdict {
     /// Not enough data to judge (no canary traffic yet).
     Inconclusive(String),
 }
+
 pub mod k8s;
+pub mod metrics;

@@ -31,6 +31,9 @@ pub enum ScalarKind {
     String,
     /// An integer field (Gateway API weights): written plain.
     Int,
+    /// A string that keeps the old value's style: plain stays plain where the new value reads
+    /// back as the same string (container images), else it is double-quoted.
+    Text,
 }
 
 /// A change to one scalar, as a value.
@@ -181,12 +184,9 @@ fn doc_root(file: &SourceFile, edit: &Edit) -> Result<NodeId, ManifestError> {
 fn render_scalar(value: &str, kind: ScalarKind, old_style: Option<Style>) -> String {
     match (kind, old_style) {
         (ScalarKind::Int, _) => value.to_string(),
-        (ScalarKind::String, Some(Style::SingleQuoted)) => {
-            format!("'{}'", value.replace('\'', "''"))
-        }
-        (ScalarKind::String, _) => {
-            serde_json::to_string(value).unwrap_or_else(|_| format!("\"{value}\""))
-        }
+        (ScalarKind::Text, Some(Style::Plain) | None) if plain_safe(value) => value.to_string(),
+        (_, Some(Style::SingleQuoted)) => format!("'{}'", value.replace('\'', "''")),
+        _ => serde_json::to_string(value).unwrap_or_else(|_| format!("\"{value}\"")),
     }
 }
 
@@ -252,6 +252,21 @@ fn splice_for(file: &SourceFile, edit: &Edit) -> Result<Option<Splice>, Manifest
         range: n.span.clone(),
         text,
     }))
+}
+
+/// A plain scalar that YAML reads back as this same string (not a number, bool or null, no
+/// indicator characters).
+pub fn plain_safe(v: &str) -> bool {
+    !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))
+        && !v.starts_with(['-', '.', ':', '@'])
+        && !v.contains(": ")
+        && v.parse::<f64>().is_err()
+        && !matches!(
+            v.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n" | "~"
+        )
 }
 
 /// Line ending of the line holding byte `at` (or the file's first), defaulting to `\n`.
@@ -438,9 +453,15 @@ fn guard(file: &SourceFile, new_text: &str, edits: &[Edit]) -> Result<(), Manife
     for (i, (a, b)) in file.stream.docs.iter().zip(&after.docs).enumerate() {
         let mut want = a.root.map(|r| file.stream.to_value(r)).unwrap_or_default();
         for e in edits.iter().filter(|e| e.document == i + 1) {
-            let tagged = match e.kind {
-                ScalarKind::String => format!("str:{}", e.new),
-                ScalarKind::Int => format!("plain:{}", e.new),
+            let plain = match e.kind {
+                ScalarKind::String => false,
+                ScalarKind::Int => true,
+                ScalarKind::Text => plain_written(&after, b.root, &e.path),
+            };
+            let tagged = if plain {
+                format!("plain:{}", e.new)
+            } else {
+                format!("str:{}", e.new)
             };
             set_value(&mut want, &e.path, serde_json::Value::String(tagged));
         }
@@ -450,6 +471,28 @@ fn guard(file: &SourceFile, new_text: &str, edits: &[Edit]) -> Result<(), Manife
         }
     }
     Ok(())
+}
+
+/// Was the scalar at `path` in the edited stream written plain?
+fn plain_written(s: &Stream, root: Option<NodeId>, path: &[PathSeg]) -> bool {
+    let Some(mut node) = root else { return false };
+    for seg in path {
+        let next = match seg {
+            PathSeg::Key(k) => s.get(node, k),
+            PathSeg::Index(i) => s.items(node).get(*i).copied(),
+        };
+        match next {
+            Some(n) => node = n,
+            None => return false,
+        }
+    }
+    matches!(
+        s.node(s.resolve(node)).kind,
+        NodeKind::Scalar {
+            style: Style::Plain,
+            ..
+        }
+    )
 }
 
 fn set_value(v: &mut serde_json::Value, path: &[PathSeg], new: serde_json::Value) {

@@ -8,6 +8,7 @@
 //! `--dry-run` renders the very same values as a diff. Nothing here talks to Git or a cluster.
 
 pub mod edit;
+pub mod workload;
 
 use std::path::{Path, PathBuf};
 

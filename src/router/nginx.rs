@@ -583,7 +583,7 @@ fn scalar(v: &str) -> String {
     let plain = !v.is_empty()
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./*".contains(c))
-        && !v.starts_with(['-', '.', '*', '/'])
+        && !v.starts_with(['-', '.', '*'])
         && v.parse::<f64>().is_err()
         && !matches!(
             v.to_ascii_lowercase().as_str(),

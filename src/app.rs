@@ -1,0 +1,825 @@
+//! The rollout loop: observe Git, the forge and the cluster; decide with `plan::next_step`;
+//! take at most one step; report.
+//!
+//! `reconcile` is one pass of this loop and `run` is the loop until the rollout is done or
+//! failed. Every observation starts from the remote base branch and the forge, never from
+//! local state, so a run that crashed between any two steps is picked up by the next one at the
+//! same point: a stage branch is found by its name, its PR by its branch, and the stage itself
+//! by the weight the base branch carries.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use crate::config::{ForgeKind, RollbackPolicy};
+use crate::forge::{
+    decide_merge, AnyForge, ApprovalGate, Forge, MergeDecision, MergeMethod, MergeOutcome,
+    NewPullRequest, PrState,
+};
+use crate::gate::Verdict;
+use crate::git::{Author, ChangeRequest, Target, Workspace};
+use crate::manifest::{self, workload, Repo, Selector};
+use crate::plan::{self, Approval, ChangeKind, Observed, PrView, Stage, Step};
+use crate::router::{default_router, Route};
+
+/// Errors of the loop itself; adapter errors pass through as their own types.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{selector}: {reason}")]
+    Target { selector: String, reason: String },
+    #[error("the canaries of rollout {rollout} disagree on the weight on {base}: {weights}")]
+    WeightsDiffer {
+        rollout: String,
+        base: String,
+        weights: String,
+    },
+    #[error("cannot promote {canary}: {reason}")]
+    Promote { canary: String, reason: String },
+    #[error("rollout {rollout}: {reason}")]
+    Failed { rollout: String, reason: String },
+    #[error("rollout {rollout}: still waiting after {waited:?}: {reason}")]
+    TimedOut {
+        rollout: String,
+        waited: Duration,
+        reason: String,
+    },
+}
+
+impl crate::exit::Classify for AppError {
+    fn is_bad_input(&self) -> bool {
+        matches!(self, AppError::Target { .. } | AppError::Promote { .. })
+    }
+}
+
+/// Everything the loop needs to know, resolved from the config file and the flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub rollout: String,
+    pub ingresses: Vec<String>,
+    pub stages: Vec<Stage>,
+    pub min_approvals: u32,
+    pub base: String,
+    pub forge: ForgeKind,
+    pub merge_method: MergeMethod,
+    pub labels: Vec<String>,
+    pub rollback: RollbackPolicy,
+    pub promote: bool,
+    pub author: Author,
+    /// How often `run` looks again while it waits for a person or a sync.
+    pub poll: Duration,
+    /// How long `run` waits in all before giving up.
+    pub max_wait: Duration,
+    /// The gates that run after each merge (for PR bodies and reports).
+    pub gate_names: Vec<String>,
+}
+
+impl Settings {
+    fn direct(&self, approval: Approval) -> bool {
+        self.forge == ForgeKind::None || approval == Approval::Direct
+    }
+
+    fn stage_approval(&self, stage: usize) -> Approval {
+        self.stages
+            .get(stage.saturating_sub(1))
+            .map_or(Approval::PullRequest, |s| s.approval)
+    }
+
+    /// Promotion and the finishing change follow the last stage's approval.
+    fn final_approval(&self) -> Approval {
+        self.stages
+            .last()
+            .map_or(Approval::PullRequest, |s| s.approval)
+    }
+
+    fn rollback_approval(&self) -> Approval {
+        match (self.rollback, self.final_approval()) {
+            (_, Approval::Direct) => Approval::Direct,
+            (RollbackPolicy::PullRequest, _) => Approval::PullRequest,
+            _ => Approval::Auto,
+        }
+    }
+}
+
+/// What the gates are given for one stage.
+#[derive(Debug, Clone)]
+pub struct GateContext {
+    pub rollout: String,
+    pub stage: usize,
+    pub weight: u32,
+    /// The base tip the gates must see applied (Argo CD / Flux revision).
+    pub revision: String,
+    pub canaries: Vec<Route>,
+    pub stables: Vec<Route>,
+    pub canary_workloads: Vec<workload::Workload>,
+    pub stable_workloads: Vec<workload::Workload>,
+}
+
+/// The result of the gates for one stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateReport {
+    pub verdict: Verdict,
+    /// One line per gate: name, verdict, what was last seen.
+    pub gates: Vec<GateLine>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GateLine {
+    pub gate: String,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+/// The cluster gates, behind a trait so the loop does not care whether they watch a real
+/// cluster or are turned off.
+pub trait GateRunner {
+    fn run<'a>(&'a self, ctx: &'a GateContext) -> BoxFuture<'a, anyhow::Result<GateReport>>;
+}
+
+/// `--cluster none`: no gates; every stage passes once merged.
+pub struct NoGates;
+
+impl GateRunner for NoGates {
+    fn run<'a>(&'a self, _ctx: &'a GateContext) -> BoxFuture<'a, anyhow::Result<GateReport>> {
+        Box::pin(async {
+            Ok(GateReport {
+                verdict: Verdict::Pass,
+                gates: vec![GateLine {
+                    gate: "none".into(),
+                    verdict: Verdict::Pass,
+                    detail: "cluster gates are off (--cluster none)".into(),
+                }],
+            })
+        })
+    }
+}
+
+/// One observation of the rollout.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub tip: String,
+    pub observed: Observed,
+    pub gate_context: GateContext,
+    /// The PR of the stage the base is at (to comment gate results on).
+    pub current_stage_pr: Option<u64>,
+}
+
+impl Observation {
+    /// A PR seen in this observation, by number.
+    pub fn pr(&self, number: u64) -> Option<&PrView> {
+        let o = &self.observed;
+        o.stage_prs
+            .iter()
+            .flatten()
+            .chain(&o.rollback_pr)
+            .chain(&o.promote_pr)
+            .chain(&o.finish_pr)
+            .find(|p| p.number == number)
+    }
+}
+
+/// What one pass did, for reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassReport {
+    pub rollout: String,
+    pub base: String,
+    pub tip: String,
+    pub weight: u32,
+    pub stage: usize,
+    pub stages: usize,
+    /// The step decided (before acting).
+    pub step: Step,
+    /// What was done about it, in words.
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PrRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gates: Option<GateReport>,
+    /// Unified diff of a change made (or, with --dry-run, that would be made).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub diff: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrRef {
+    pub number: u64,
+    pub url: String,
+    pub branch: String,
+}
+
+/// The rollout loop over one workspace and forge.
+pub struct Rollout<'a> {
+    pub settings: Settings,
+    pub ws: &'a Workspace,
+    pub forge: Option<&'a AnyForge>,
+    pub gates: &'a dyn GateRunner,
+    pub dry_run: bool,
+}
+
+fn needs_parse(bytes: &[u8]) -> bool {
+    ["Ingress", "Deployment", "Service"]
+        .iter()
+        .any(|k| manifest::contains(bytes, k.as_bytes()))
+}
+
+fn same_route(a: &Route, b: &Route) -> bool {
+    a.file == b.file && a.document == b.document && a.item == b.item
+}
+
+impl Rollout<'_> {
+    fn forge(&self) -> Option<&AnyForge> {
+        if self.settings.forge == ForgeKind::None {
+            None
+        } else {
+            self.forge
+        }
+    }
+
+    /// Read the base branch and the forge.
+    pub async fn observe(&self) -> anyhow::Result<Observation> {
+        let s = &self.settings;
+        let tip = self.ws.sync_to_base(&s.base)?;
+        let repo = Repo::load_filtered(self.ws.dir(), &needs_parse)?;
+        let router = default_router();
+        let discovery = router.discover(&repo.files, &repo.skipped);
+        let routes: Vec<Route> = repo.files.iter().flat_map(|f| router.routes(f)).collect();
+        let mut canaries = Vec::new();
+        let mut stables: Vec<Route> = Vec::new();
+        for sel in &s.ingresses {
+            let selector = Selector::parse(sel)?;
+            let route = manifest::select(&routes, &selector)?.clone();
+            if !route.canary {
+                return Err(AppError::Target {
+                    selector: sel.clone(),
+                    reason: format!("{} is not a canary Ingress", route.describe()),
+                }
+                .into());
+            }
+            if let Some(pair) = discovery
+                .pairs
+                .iter()
+                .find(|p| same_route(&p.canary, &route))
+            {
+                for st in &pair.stable {
+                    if !stables.iter().any(|x| same_route(x, st)) {
+                        stables.push(st.clone());
+                    }
+                }
+            }
+            canaries.push(route);
+        }
+        let weights: Vec<u32> = canaries.iter().map(|c| c.weight.unwrap_or(0)).collect();
+        if weights.windows(2).any(|w| w[0] != w[1]) {
+            return Err(AppError::WeightsDiffer {
+                rollout: s.rollout.clone(),
+                base: s.base.clone(),
+                weights: canaries
+                    .iter()
+                    .zip(&weights)
+                    .map(|(c, w)| format!("{}={w}", c.qualified_name()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into());
+        }
+        let base_weight = weights.first().copied().unwrap_or(0);
+
+        let workloads = workload::workloads(&repo.files);
+        let services = workload::services(&repo.files);
+        let behind = |routes: &[Route]| {
+            let mut out: Vec<workload::Workload> = Vec::new();
+            for r in routes {
+                for svc in r.services() {
+                    for w in workload::backing(&workloads, &services, r.namespace.as_deref(), &svc)
+                    {
+                        if !out.iter().any(|x| x.qualified_name() == w.qualified_name()) {
+                            out.push(w.clone());
+                        }
+                    }
+                }
+            }
+            out
+        };
+        let canary_workloads = behind(&canaries);
+        let stable_workloads = behind(&stables);
+        let stable_promoted = !canary_workloads.is_empty()
+            && !stable_workloads.is_empty()
+            && stable_workloads.iter().all(|st| {
+                canary_workloads
+                    .iter()
+                    .all(|c| workload::image_edits(st, c).is_empty())
+            });
+
+        let rolled_back_on_base = self
+            .ws
+            .find_commit_with_trailers(tip, 200, &|t| {
+                let has = |k: &str, v: &str| t.iter().any(|(a, b)| a == k && b == v);
+                has("Gitops-Canary-Rollout", &s.rollout) && has("Gitops-Canary-Action", "rollback")
+            })?
+            .is_some();
+
+        let mut observed = Observed {
+            stages: s.stages.clone(),
+            base_weight,
+            stage_prs: vec![None; s.stages.len()],
+            rollback_pr: None,
+            rolled_back_on_base,
+            gates: None,
+            stable_promoted,
+            promote_pr: None,
+            finish_pr: None,
+            promote: s.promote,
+        };
+        let pos = plan::position(&observed);
+        let mut current_stage_pr = None;
+        if let Some(forge) = self.forge() {
+            let rb_gate = s.rollback_approval().gate(s.min_approvals);
+            observed.rollback_pr = self
+                .pr_view(
+                    forge,
+                    &plan::branch(&s.rollout, ChangeKind::Rollback),
+                    rb_gate,
+                )
+                .await?;
+            if pos.applied < s.stages.len() {
+                let i = pos.applied;
+                let st = &s.stages[i];
+                if !s.direct(st.approval) {
+                    let change = ChangeKind::Stage {
+                        stage: i + 1,
+                        weight: st.weight,
+                    };
+                    observed.stage_prs[i] = self
+                        .pr_view(
+                            forge,
+                            &plan::branch(&s.rollout, change),
+                            st.approval.gate(s.min_approvals),
+                        )
+                        .await?;
+                }
+            } else if s.promote && !s.direct(s.final_approval()) {
+                let gate = s.final_approval().gate(s.min_approvals);
+                observed.promote_pr = self
+                    .pr_view(forge, &plan::branch(&s.rollout, ChangeKind::Promote), gate)
+                    .await?;
+                observed.finish_pr = self
+                    .pr_view(forge, &plan::branch(&s.rollout, ChangeKind::Finish), gate)
+                    .await?;
+            }
+            if pos.applied > 0 {
+                let st = &s.stages[pos.applied - 1];
+                let change = ChangeKind::Stage {
+                    stage: pos.applied,
+                    weight: st.weight,
+                };
+                current_stage_pr = forge
+                    .find_pr_by_branch(&plan::branch(&s.rollout, change))
+                    .await?
+                    .map(|p| p.number);
+            }
+        }
+        Ok(Observation {
+            tip: tip.to_string(),
+            gate_context: GateContext {
+                rollout: s.rollout.clone(),
+                stage: pos.applied,
+                weight: base_weight,
+                revision: tip.to_string(),
+                canaries,
+                stables,
+                canary_workloads,
+                stable_workloads,
+            },
+            observed,
+            current_stage_pr,
+        })
+    }
+
+    async fn pr_view(
+        &self,
+        forge: &AnyForge,
+        branch: &str,
+        gate: ApprovalGate,
+    ) -> anyhow::Result<Option<PrView>> {
+        let Some(pr) = forge.find_pr_by_branch(branch).await? else {
+            return Ok(None);
+        };
+        let merge = match &pr.state {
+            PrState::Open => {
+                let reviews = forge.reviews(pr.number).await?;
+                let checks = forge.checks(&pr.head_sha).await?;
+                let mergeable = forge.mergeable(pr.number).await?;
+                decide_merge(gate, &pr, &reviews, &checks, mergeable)
+            }
+            _ => MergeDecision::Wait(String::new()),
+        };
+        Ok(Some(PrView {
+            number: pr.number,
+            url: pr.url,
+            head_sha: pr.head_sha,
+            state: pr.state,
+            merge,
+        }))
+    }
+
+    /// One pass: observe, decide, run the gates if the decision is to, act once.
+    pub async fn reconcile(&self) -> anyhow::Result<PassReport> {
+        let obs = self.observe().await?;
+        self.decide_and_act(obs).await
+    }
+
+    async fn decide_and_act(&self, mut obs: Observation) -> anyhow::Result<PassReport> {
+        let mut step = plan::next_step(&obs.observed);
+        let mut gates = None;
+        if let Step::RunGates { stage, weight } = step {
+            let report = self.gates.run(&obs.gate_context).await?;
+            obs.observed.gates = Some(report.verdict.clone());
+            if let (Some(forge), Some(pr), false) =
+                (self.forge(), obs.current_stage_pr, self.dry_run)
+            {
+                forge
+                    .comment(
+                        pr,
+                        &gate_comment(&self.settings.rollout, stage, weight, &report),
+                    )
+                    .await?;
+            }
+            gates = Some(report);
+            step = plan::next_step(&obs.observed);
+        }
+        let pos = plan::position(&obs.observed);
+        let mut report = PassReport {
+            rollout: self.settings.rollout.clone(),
+            base: self.settings.base.clone(),
+            tip: obs.tip.clone(),
+            weight: obs.observed.base_weight,
+            stage: pos.applied,
+            stages: pos.total,
+            step: step.clone(),
+            action: String::new(),
+            pull_request: None,
+            gates,
+            diff: String::new(),
+        };
+        self.act(&step, &obs, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn act(
+        &self,
+        step: &Step,
+        obs: &Observation,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
+        let s = &self.settings;
+        match step {
+            Step::Propose { stage, weight } => {
+                let change = ChangeKind::Stage {
+                    stage: *stage,
+                    weight: *weight,
+                };
+                self.change(change, s.stage_approval(*stage), *weight, obs, report)
+                    .await?;
+            }
+            Step::Merge { pr, .. }
+            | Step::MergePromote { pr }
+            | Step::MergeFinish { pr }
+            | Step::MergeRollback { pr } => {
+                let head = obs.pr(*pr).map(|p| p.head_sha.clone()).unwrap_or_default();
+                self.merge(*pr, &head, report).await?;
+            }
+            Step::RunGates { .. } => report.action = "gates ran".into(),
+            Step::Rollback { reason } => {
+                if s.rollback == RollbackPolicy::None {
+                    report.action = format!("rollback policy is none; not rolling back: {reason}");
+                } else {
+                    self.rollback(reason, obs, report).await?;
+                }
+            }
+            Step::Promote => {
+                self.change(ChangeKind::Promote, s.final_approval(), 0, obs, report)
+                    .await?
+            }
+            Step::Finish => {
+                self.change(ChangeKind::Finish, s.final_approval(), 0, obs, report)
+                    .await?
+            }
+            Step::WaitForApproval { reason, .. }
+            | Step::WaitForGates { reason, .. }
+            | Step::WaitForPromote { reason, .. }
+            | Step::WaitForFinish { reason, .. } => report.action = format!("waiting: {reason}"),
+            Step::WaitForRollback { pr } => {
+                report.action = format!("waiting for the rollback #{pr} to be merged")
+            }
+            Step::Done => report.action = "the rollout is complete".into(),
+            Step::Failed { reason } => report.action = format!("failed: {reason}"),
+        }
+        Ok(())
+    }
+
+    /// Open (or find) the rollback and merge it at once where the policy allows.
+    pub async fn rollback(
+        &self,
+        reason: &str,
+        obs: &Observation,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
+        let approval = self.settings.rollback_approval();
+        self.change(ChangeKind::Rollback, approval, 0, obs, report)
+            .await?;
+        if let (Some(forge), Some(pr), false) = (self.forge(), &report.pull_request, self.dry_run) {
+            let body = format!(
+                "gitops-canary is rolling back rollout `{}` to weight 0:\n\n> {reason}\n",
+                self.settings.rollout
+            );
+            forge.comment(pr.number, &body).await?;
+            if let Some(stage_pr) = obs.current_stage_pr {
+                forge
+                    .comment(
+                        stage_pr,
+                        &format!("Rolled back in #{}: {reason}", pr.number),
+                    )
+                    .await?;
+            }
+            if approval == Approval::Auto {
+                let number = pr.number;
+                let view = self.pr_view(forge, &pr.branch, ApprovalGate::Auto).await?;
+                if let Some(v) = view.filter(|v| v.merge == MergeDecision::Merge) {
+                    self.merge(number, &v.head_sha, report).await?;
+                    report.action = format!("rolled back (merged #{}): {reason}", v.number);
+                    return Ok(());
+                }
+            }
+        }
+        report.action = format!("{}; reason: {reason}", report.action);
+        Ok(())
+    }
+
+    /// Merge only the head that was judged: if someone pushed since, the forge refuses.
+    async fn merge(&self, number: u64, head: &str, report: &mut PassReport) -> anyhow::Result<()> {
+        let Some(forge) = self.forge() else {
+            return Ok(());
+        };
+        if self.dry_run {
+            report.action = format!("would merge #{number}");
+            return Ok(());
+        }
+        match forge
+            .merge(number, self.settings.merge_method, head)
+            .await?
+        {
+            MergeOutcome::Merged { sha } => report.action = format!("merged #{number} as {sha}"),
+            MergeOutcome::Scheduled => {
+                report.action = format!("#{number} will merge when its pipeline succeeds")
+            }
+        }
+        Ok(())
+    }
+
+    /// Publish one change (a stage weight, the rollback, promotion, finish) on its branch or
+    /// directly, and find or open its PR.
+    async fn change(
+        &self,
+        change: ChangeKind,
+        approval: Approval,
+        weight: u32,
+        obs: &Observation,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
+        let s = &self.settings;
+        let branch = plan::branch(&s.rollout, change);
+        let direct = s.direct(approval) || self.forge().is_none();
+        let mut diff = String::new();
+        let ingresses = s.ingresses.clone();
+        let dry_run = self.dry_run;
+        let gate_ctx = obs.gate_context.clone();
+        let mut edit = |dir: &Path| -> anyhow::Result<Vec<PathBuf>> {
+            diff.clear();
+            let mut changed = Vec::new();
+            match change {
+                ChangeKind::Promote => {
+                    let repo = Repo::load_filtered(dir, &needs_parse)?;
+                    let mut edits = Vec::new();
+                    for st in &gate_ctx.stable_workloads {
+                        for c in &gate_ctx.canary_workloads {
+                            edits.extend(workload::image_edits(st, c));
+                        }
+                    }
+                    if gate_ctx.canary_workloads.is_empty() || gate_ctx.stable_workloads.is_empty()
+                    {
+                        return Err(AppError::Promote {
+                            canary: ingresses.join(", "),
+                            reason: "no Deployment found behind the canary's or the stable's Service in the manifests; set `promote: false` and promote by hand".into(),
+                        }
+                        .into());
+                    }
+                    let mut by_file: std::collections::BTreeMap<PathBuf, Vec<manifest::Edit>> =
+                        Default::default();
+                    for e in edits {
+                        by_file.entry(e.file.clone()).or_default().push(e);
+                    }
+                    for (file, edits) in by_file {
+                        let Some(src) = repo.file(&file) else {
+                            continue;
+                        };
+                        let out = manifest::edit::apply(src, &edits)?;
+                        diff.push_str(&out.diff);
+                        if !dry_run {
+                            out.write(dir)?;
+                        }
+                        changed.extend(out.changed_files());
+                    }
+                }
+                _ => {
+                    for sel in &ingresses {
+                        let out = manifest::set_weight(dir, sel, weight, dry_run)?;
+                        diff.push_str(&out.diff);
+                        changed.extend(out.changed_files());
+                    }
+                }
+            }
+            Ok(changed)
+        };
+        let total = s.stages.len();
+        if self.dry_run {
+            edit(self.ws.dir())?;
+            report.diff = diff;
+            report.action = format!(
+                "would {} {}",
+                if direct {
+                    "commit to"
+                } else {
+                    "open a pull request from"
+                },
+                if direct { s.base.clone() } else { branch }
+            );
+            return Ok(());
+        }
+        let req = ChangeRequest {
+            base: s.base.clone(),
+            target: if direct {
+                Target::Direct
+            } else {
+                Target::Branch(branch.clone())
+            },
+            message: plan::commit_message(&s.rollout, change, total, ""),
+            author: s.author.clone(),
+        };
+        let published = self.ws.publish(&req, &mut edit)?;
+        let body = pr_body(s, change, obs, &diff);
+        report.diff = diff;
+        let Some(commit) = published.commit else {
+            report.action = format!("nothing to change: {} already has it", s.base);
+            return Ok(());
+        };
+        if direct {
+            report.action = format!("committed {commit} to {}", s.base);
+            return Ok(());
+        }
+        let Some(forge) = self.forge() else {
+            return Ok(());
+        };
+        let existing = forge
+            .find_pr_by_branch(&branch)
+            .await?
+            .filter(|p| p.state == PrState::Open);
+        let pr = match existing {
+            Some(pr) => {
+                if pr.body != body {
+                    forge.update_pr_body(pr.number, &body).await?;
+                }
+                pr
+            }
+            None => {
+                let mut labels = s.labels.clone();
+                labels.push(format!("gitops-canary:{}", change.action()));
+                forge
+                    .create_pr(&NewPullRequest {
+                        title: plan::title(&s.rollout, change, total),
+                        body,
+                        head: branch.clone(),
+                        base: s.base.clone(),
+                        labels,
+                    })
+                    .await?
+            }
+        };
+        report.action = format!(
+            "{} #{} {}",
+            if published.reused { "found" } else { "opened" },
+            pr.number,
+            pr.url
+        );
+        report.pull_request = Some(PrRef {
+            number: pr.number,
+            url: pr.url,
+            branch,
+        });
+        Ok(())
+    }
+
+    /// `run`: reconcile until the rollout is done or failed, waiting in between.
+    pub async fn run(&self, on_pass: &mut dyn FnMut(&PassReport)) -> anyhow::Result<PassReport> {
+        let started = std::time::Instant::now();
+        loop {
+            let report = self.reconcile().await?;
+            on_pass(&report);
+            match &report.step {
+                Step::Done => return Ok(report),
+                Step::Failed { reason } => {
+                    return Err(AppError::Failed {
+                        rollout: self.settings.rollout.clone(),
+                        reason: reason.clone(),
+                    }
+                    .into())
+                }
+                Step::Rollback { reason } => {
+                    return Err(AppError::Failed {
+                        rollout: self.settings.rollout.clone(),
+                        reason: format!("rolled back: {reason}"),
+                    }
+                    .into())
+                }
+                step if step.is_waiting() => {
+                    if started.elapsed() >= self.settings.max_wait {
+                        return Err(AppError::TimedOut {
+                            rollout: self.settings.rollout.clone(),
+                            waited: started.elapsed(),
+                            reason: report.action.clone(),
+                        }
+                        .into());
+                    }
+                    tokio::time::sleep(self.settings.poll).await;
+                }
+                _ if self.dry_run => return Ok(report),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The PR body: what this change is, the stage table, what is checked after merge, the diff.
+pub fn pr_body(s: &Settings, change: ChangeKind, obs: &Observation, diff: &str) -> String {
+    let pos = plan::position(&obs.observed);
+    let current = match change {
+        ChangeKind::Stage { stage, .. } => Some(stage),
+        _ => None,
+    };
+    let what = match change {
+        ChangeKind::Stage { stage, weight } => format!(
+            "Stage {stage} of {}: canary weight **{}% → {weight}%** for {}.",
+            s.stages.len(),
+            obs.observed.base_weight,
+            s.ingresses.join(", ")
+        ),
+        ChangeKind::Rollback => format!(
+            "Rollback: canary weight **{}% → 0%** for {}.",
+            obs.observed.base_weight,
+            s.ingresses.join(", ")
+        ),
+        ChangeKind::Promote => "Promotion: the stable Deployments get the canary's images (the canary keeps its weight until this is live).".into(),
+        ChangeKind::Finish => "Finish: the stable runs the canary's version; canary weight back to 0%.".into(),
+    };
+    let checks = if s.gate_names.is_empty() {
+        "nothing (cluster gates are off)".to_string()
+    } else {
+        s.gate_names.join(", ")
+    };
+    format!(
+        "{what}\n\nRollout `{}` on `{}`:\n\n{}\nAfter the merge gitops-canary waits for: {checks}.\n\n<details><summary>Diff</summary>\n\n```diff\n{}```\n\n</details>\n\n<!-- gitops-canary rollout={} action={} -->\n",
+        s.rollout,
+        s.base,
+        plan::stage_table(&s.stages, pos.applied, current),
+        diff,
+        s.rollout,
+        change.action()
+    )
+}
+
+/// The comment left on a stage's PR after its gates ran.
+pub fn gate_comment(rollout: &str, stage: usize, weight: u32, r: &GateReport) -> String {
+    let mut c = format!(
+        "gitops-canary `{rollout}` stage {stage} ({weight}%): **{}**\n\n| gate | verdict | detail |\n| --- | --- | --- |\n",
+        verdict_word(&r.verdict)
+    );
+    for g in &r.gates {
+        c.push_str(&format!(
+            "| {} | {} | {} |\n",
+            g.gate,
+            verdict_word(&g.verdict),
+            g.detail.replace('|', "\\|")
+        ));
+    }
+    c
+}
+
+pub fn verdict_word(v: &Verdict) -> String {
+    match v {
+        Verdict::Pass => "pass".into(),
+        Verdict::Wait(r) => format!("wait ({r})"),
+        Verdict::Fail(r) => format!("fail ({r})"),
+        Verdict::Inconclusive(r) => format!("inconclusive ({r})"),
+    }
+}

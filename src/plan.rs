@@ -1,0 +1,715 @@
+//! The rollout decision: given what Git, the forge and the cluster show, the one next step.
+//!
+//! The state of a rollout is not kept anywhere but where it already is: the weight on the
+//! base branch (a stage is applied when the base carries its weight), the stage's pull request
+//! (open, merged, closed), a rollback marker (a merged rollback PR or a commit trailer on the
+//! base), and whether the stable workload already runs the canary's version (promotion). So a
+//! re-run after a crash, or from a later workflow event, observes the same things and takes the
+//! same step, and never opens a second PR for a stage. This module does no I/O: `next_step`
+//! is a function from `Observed` to `Step`, tested with plain values.
+
+use serde::Serialize;
+
+use crate::forge::{ApprovalGate, MergeDecision, PrState};
+use crate::gate::Verdict;
+
+/// How a stage's change is approved.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Approval {
+    /// Wait until a person merges the pull request.
+    PullRequest,
+    /// The tool merges once the required approvals and green checks are there.
+    Approved,
+    /// The tool merges when checks pass.
+    Auto,
+    /// No pull request: commit to the base branch.
+    Direct,
+}
+
+impl Approval {
+    /// The forge's merge rule for this approval.
+    pub fn gate(self, min_approvals: u32) -> ApprovalGate {
+        match self {
+            Approval::PullRequest => ApprovalGate::PullRequest,
+            Approval::Approved => ApprovalGate::Approved { min: min_approvals },
+            Approval::Auto => ApprovalGate::Auto,
+            Approval::Direct => ApprovalGate::Direct,
+        }
+    }
+}
+
+/// One stage as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    pub weight: u32,
+    pub approval: Approval,
+}
+
+/// A pull request as the plan needs to see it: its state, and what the approval rules
+/// (`forge::decide_merge`) say about merging it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrView {
+    pub number: u64,
+    pub url: String,
+    pub head_sha: String,
+    pub state: PrState,
+    pub merge: MergeDecision,
+}
+
+/// Everything observed about one rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub stages: Vec<Stage>,
+    /// The canary weight on the tip of the base branch.
+    pub base_weight: u32,
+    /// The pull request of each stage's branch, if one exists (same order as `stages`).
+    pub stage_prs: Vec<Option<PrView>>,
+    /// The rollback PR, if one exists.
+    pub rollback_pr: Option<PrView>,
+    /// The base carries a rollback commit for this rollout (direct mode, or after a merge).
+    pub rolled_back_on_base: bool,
+    /// The cluster gates' verdict for the stage the base is at, if they were run.
+    pub gates: Option<Verdict>,
+    /// Promotion: does the stable workload on the base already run the canary's version?
+    pub stable_promoted: bool,
+    /// The promotion PR (stable gets the canary's version), if one exists.
+    pub promote_pr: Option<PrView>,
+    /// The finishing PR (canary weight back to 0 after promotion), if one exists.
+    pub finish_pr: Option<PrView>,
+    /// Promote after the last stage (else the rollout is done when the last stage is healthy).
+    pub promote: bool,
+}
+
+/// What to do next. Every variant names the stage (1-based) where one applies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// Open (or find) the pull request for a stage, or commit it in direct mode.
+    Propose {
+        stage: usize,
+        weight: u32,
+    },
+    /// The stage's PR waits for a person (or for checks).
+    WaitForApproval {
+        stage: usize,
+        pr: u64,
+        reason: String,
+    },
+    /// The tool merges the stage's PR.
+    Merge {
+        stage: usize,
+        pr: u64,
+    },
+    /// The stage is merged: check the cluster.
+    RunGates {
+        stage: usize,
+        weight: u32,
+    },
+    /// The gates have not decided yet.
+    WaitForGates {
+        stage: usize,
+        reason: String,
+    },
+    /// Open the rollback to weight 0 (or merge it where allowed).
+    Rollback {
+        reason: String,
+    },
+    /// The rollback PR waits for a person.
+    WaitForRollback {
+        pr: u64,
+    },
+    /// Merge the rollback PR.
+    MergeRollback {
+        pr: u64,
+    },
+    /// Give the stable workload the canary's version.
+    Promote,
+    WaitForPromote {
+        pr: u64,
+        reason: String,
+    },
+    MergePromote {
+        pr: u64,
+    },
+    /// After promotion: canary weight back to 0.
+    Finish,
+    WaitForFinish {
+        pr: u64,
+        reason: String,
+    },
+    MergeFinish {
+        pr: u64,
+    },
+    /// The rollout is complete.
+    Done,
+    /// The rollout failed and was rolled back (or must be by hand).
+    Failed {
+        reason: String,
+    },
+}
+
+impl Step {
+    /// Steps that wait for the world (a reviewer, a sync); `reconcile` exits 0 on these.
+    pub fn is_waiting(&self) -> bool {
+        matches!(
+            self,
+            Step::WaitForApproval { .. }
+                | Step::WaitForGates { .. }
+                | Step::WaitForRollback { .. }
+                | Step::WaitForPromote { .. }
+                | Step::WaitForFinish { .. }
+        )
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Step::Done | Step::Failed { .. })
+    }
+}
+
+/// Where a rollout stands, for `status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Position {
+    /// Stages whose weight the base branch carries (1-based count).
+    pub applied: usize,
+    pub total: usize,
+    pub weight: u32,
+}
+
+/// Count the applied stages: those whose weight the base carries (weights only rise).
+pub fn position(o: &Observed) -> Position {
+    let applied = o
+        .stages
+        .iter()
+        .take_while(|s| s.weight <= o.base_weight && !(s.weight == 0 && o.base_weight == 0))
+        .count();
+    let applied = if o.base_weight == 0 { 0 } else { applied };
+    Position {
+        applied,
+        total: o.stages.len(),
+        weight: o.base_weight,
+    }
+}
+
+fn pr_step(pr: &PrView, wait: impl Fn(String) -> Step, merge: impl Fn() -> Step) -> Option<Step> {
+    match (&pr.state, &pr.merge) {
+        (PrState::Open, MergeDecision::Merge) => Some(merge()),
+        (PrState::Open, MergeDecision::Wait(r) | MergeDecision::Blocked(r)) => {
+            Some(wait(r.clone()))
+        }
+        // Merged but the base does not show it yet (observed before the fetch): wait.
+        (PrState::Merged { .. }, _) => Some(wait(format!(
+            "#{} is merged; waiting for the base branch to show it",
+            pr.number
+        ))),
+        (PrState::Closed, _) => None,
+    }
+}
+
+/// The next step of a rollout.
+pub fn next_step(o: &Observed) -> Step {
+    // A rollback, once started, wins over everything else.
+    let rollback_merged = matches!(
+        o.rollback_pr.as_ref().map(|p| &p.state),
+        Some(PrState::Merged { .. })
+    );
+    if o.rolled_back_on_base || rollback_merged {
+        return match (&o.rollback_pr, o.rolled_back_on_base || o.base_weight == 0) {
+            (Some(pr), false) => Step::WaitForRollback { pr: pr.number },
+            _ => Step::Failed {
+                reason: "rolled back: the canary weight was set to 0".into(),
+            },
+        };
+    }
+    if let Some(pr) = o.rollback_pr.as_ref().filter(|p| p.state == PrState::Open) {
+        return match &pr.merge {
+            MergeDecision::Merge => Step::MergeRollback { pr: pr.number },
+            _ => Step::WaitForRollback { pr: pr.number },
+        };
+    }
+
+    let pos = position(o);
+    let n = o.stages.len();
+
+    // Promotion has started: the stable runs the canary's version.
+    if o.stable_promoted {
+        if o.base_weight == 0 {
+            return Step::Done;
+        }
+        return match &o.finish_pr {
+            Some(pr) => pr_step(
+                pr,
+                |reason| Step::WaitForFinish {
+                    pr: pr.number,
+                    reason,
+                },
+                || Step::MergeFinish { pr: pr.number },
+            )
+            .unwrap_or(Step::Finish),
+            None => Step::Finish,
+        };
+    }
+
+    // The stage the base is at must pass its gates before anything moves forward.
+    if pos.applied > 0 {
+        let stage = pos.applied;
+        match &o.gates {
+            None => {
+                return Step::RunGates {
+                    stage,
+                    weight: o.base_weight,
+                }
+            }
+            Some(Verdict::Fail(reason)) => {
+                return Step::Rollback {
+                    reason: format!("stage {stage} ({}%): {reason}", o.base_weight),
+                }
+            }
+            Some(Verdict::Wait(reason)) | Some(Verdict::Inconclusive(reason)) => {
+                return Step::WaitForGates {
+                    stage,
+                    reason: reason.clone(),
+                }
+            }
+            Some(Verdict::Pass) => {}
+        }
+    }
+
+    if pos.applied >= n {
+        if !o.promote {
+            return Step::Done;
+        }
+        // Last stage healthy: promote.
+        return match &o.promote_pr {
+            Some(pr) => pr_step(
+                pr,
+                |reason| Step::WaitForPromote {
+                    pr: pr.number,
+                    reason,
+                },
+                || Step::MergePromote { pr: pr.number },
+            )
+            .unwrap_or(Step::Failed {
+                reason: "the promotion pull request was closed without merging".into(),
+            }),
+            None => Step::Promote,
+        };
+    }
+
+    let next = pos.applied; // 0-based index of the next stage
+    let weight = o.stages[next].weight;
+    match o.stage_prs.get(next).and_then(|p| p.as_ref()) {
+        None => Step::Propose {
+            stage: next + 1,
+            weight,
+        },
+        Some(pr) => pr_step(
+            pr,
+            |reason| Step::WaitForApproval {
+                stage: next + 1,
+                pr: pr.number,
+                reason,
+            },
+            || Step::Merge {
+                stage: next + 1,
+                pr: pr.number,
+            },
+        )
+        .unwrap_or_else(|| {
+            if pos.applied == 0 {
+                Step::Failed {
+                    reason: format!(
+                        "the stage {} pull request #{} was closed without merging",
+                        next + 1,
+                        pr.number
+                    ),
+                }
+            } else {
+                Step::Rollback {
+                    reason: format!(
+                        "the stage {} pull request #{} was closed without merging",
+                        next + 1,
+                        pr.number
+                    ),
+                }
+            }
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stages(approval: Approval) -> Vec<Stage> {
+        [10, 25, 50, 100]
+            .iter()
+            .map(|w| Stage {
+                weight: *w,
+                approval,
+            })
+            .collect()
+    }
+
+    fn observed(base_weight: u32) -> Observed {
+        Observed {
+            stages: stages(Approval::PullRequest),
+            base_weight,
+            stage_prs: vec![None; 4],
+            rollback_pr: None,
+            rolled_back_on_base: false,
+            gates: None,
+            stable_promoted: false,
+            promote_pr: None,
+            finish_pr: None,
+            promote: true,
+        }
+    }
+
+    fn pr(number: u64, state: PrState, merge: MergeDecision) -> Option<PrView> {
+        Some(PrView {
+            number,
+            url: format!("https://example/pr/{number}"),
+            head_sha: "h".into(),
+            state,
+            merge,
+        })
+    }
+
+    #[test]
+    fn a_fresh_rollout_proposes_stage_one() {
+        assert_eq!(
+            next_step(&observed(0)),
+            Step::Propose {
+                stage: 1,
+                weight: 10
+            }
+        );
+    }
+
+    #[test]
+    fn an_open_pr_waits_for_a_person_under_the_pull_request_gate() {
+        let mut o = observed(0);
+        o.stage_prs[0] = pr(
+            7,
+            PrState::Open,
+            MergeDecision::Wait("waiting for a maintainer".into()),
+        );
+        assert!(matches!(
+            next_step(&o),
+            Step::WaitForApproval {
+                stage: 1,
+                pr: 7,
+                ..
+            }
+        ));
+        o.stage_prs[0] = pr(7, PrState::Open, MergeDecision::Merge);
+        assert_eq!(next_step(&o), Step::Merge { stage: 1, pr: 7 });
+        o.stage_prs[0] = pr(
+            7,
+            PrState::Open,
+            MergeDecision::Wait("1 of 2 approvals".into()),
+        );
+        assert_eq!(
+            next_step(&o),
+            Step::WaitForApproval {
+                stage: 1,
+                pr: 7,
+                reason: "1 of 2 approvals".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_merged_stage_runs_gates_then_moves_on() {
+        let mut o = observed(25);
+        o.stage_prs[0] = pr(
+            1,
+            PrState::Merged {
+                merge_sha: "a".into(),
+            },
+            MergeDecision::Merge,
+        );
+        o.stage_prs[1] = pr(
+            2,
+            PrState::Merged {
+                merge_sha: "b".into(),
+            },
+            MergeDecision::Merge,
+        );
+        assert_eq!(
+            next_step(&o),
+            Step::RunGates {
+                stage: 2,
+                weight: 25
+            }
+        );
+        o.gates = Some(Verdict::Wait("Argo CD is syncing".into()));
+        assert!(matches!(next_step(&o), Step::WaitForGates { stage: 2, .. }));
+        o.gates = Some(Verdict::Pass);
+        assert_eq!(
+            next_step(&o),
+            Step::Propose {
+                stage: 3,
+                weight: 50
+            }
+        );
+        o.gates = Some(Verdict::Fail("success rate 0.90 < 0.99".into()));
+        assert!(matches!(next_step(&o), Step::Rollback { .. }));
+    }
+
+    #[test]
+    fn rollback_then_failed() {
+        let mut o = observed(50);
+        o.rollback_pr = pr(9, PrState::Open, MergeDecision::Merge);
+        assert_eq!(next_step(&o), Step::MergeRollback { pr: 9 });
+        o.rollback_pr = pr(
+            9,
+            PrState::Open,
+            MergeDecision::Wait("a person merges".into()),
+        );
+        assert_eq!(next_step(&o), Step::WaitForRollback { pr: 9 });
+        let mut o = observed(0);
+        o.rollback_pr = pr(
+            9,
+            PrState::Merged {
+                merge_sha: "x".into(),
+            },
+            MergeDecision::Merge,
+        );
+        assert!(matches!(next_step(&o), Step::Failed { .. }));
+        let mut o = observed(0);
+        o.rolled_back_on_base = true;
+        assert!(matches!(next_step(&o), Step::Failed { .. }));
+    }
+
+    #[test]
+    fn the_last_stage_promotes_then_finishes() {
+        let mut o = observed(100);
+        o.gates = Some(Verdict::Pass);
+        assert_eq!(next_step(&o), Step::Promote);
+        o.promote_pr = pr(11, PrState::Open, MergeDecision::Merge);
+        assert_eq!(next_step(&o), Step::MergePromote { pr: 11 });
+        o.stable_promoted = true;
+        o.gates = None;
+        assert_eq!(next_step(&o), Step::Finish);
+        o.finish_pr = pr(
+            12,
+            PrState::Open,
+            MergeDecision::Wait("checks pending".into()),
+        );
+        assert!(matches!(next_step(&o), Step::WaitForFinish { pr: 12, .. }));
+        o.base_weight = 0;
+        assert_eq!(next_step(&o), Step::Done);
+        let mut o = observed(100);
+        o.gates = Some(Verdict::Pass);
+        o.promote = false;
+        assert_eq!(next_step(&o), Step::Done);
+    }
+
+    #[test]
+    fn a_closed_stage_pr_is_a_rejection() {
+        let mut o = observed(0);
+        o.stage_prs[0] = pr(3, PrState::Closed, MergeDecision::Merge);
+        assert!(matches!(next_step(&o), Step::Failed { .. }));
+        let mut o = observed(10);
+        o.gates = Some(Verdict::Pass);
+        o.stage_prs[1] = pr(4, PrState::Closed, MergeDecision::Merge);
+        assert!(matches!(next_step(&o), Step::Rollback { .. }));
+    }
+
+    #[test]
+    fn merged_but_not_yet_on_base_waits() {
+        let mut o = observed(0);
+        o.stage_prs[0] = pr(
+            3,
+            PrState::Merged {
+                merge_sha: "m".into(),
+            },
+            MergeDecision::Merge,
+        );
+        assert!(matches!(next_step(&o), Step::WaitForApproval { .. }));
+    }
+
+    #[test]
+    fn position_counts_stages_the_base_carries() {
+        assert_eq!(position(&observed(0)).applied, 0);
+        assert_eq!(position(&observed(10)).applied, 1);
+        assert_eq!(position(&observed(30)).applied, 2);
+        assert_eq!(position(&observed(100)).applied, 4);
+    }
+}
+
+/// The kinds of change a rollout makes, each on its own branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    Stage { stage: usize, weight: u32 },
+    Rollback,
+    Promote,
+    Finish,
+}
+
+impl ChangeKind {
+    /// The action name in commit trailers and labels.
+    pub fn action(&self) -> &'static str {
+        match self {
+            ChangeKind::Stage { .. } => "stage",
+            ChangeKind::Rollback => "rollback",
+            ChangeKind::Promote => "promote",
+            ChangeKind::Finish => "finish",
+        }
+    }
+}
+
+/// A branch name that says what it does and is the same on every run (how PRs are found again).
+pub fn branch(rollout: &str, change: ChangeKind) -> String {
+    let id = sanitize(rollout);
+    match change {
+        ChangeKind::Stage { stage, weight } => {
+            format!("gitops-canary/{id}/stage-{stage}-weight-{weight}")
+        }
+        ChangeKind::Rollback => format!("gitops-canary/{id}/rollback"),
+        ChangeKind::Promote => format!("gitops-canary/{id}/promote"),
+        ChangeKind::Finish => format!("gitops-canary/{id}/finish"),
+    }
+}
+
+/// A ref-safe rollout id: lower-case letters, digits, `-`, `.`, `_`.
+pub fn sanitize(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    out.trim_matches(['-', '.']).to_string()
+}
+
+/// Commit trailers that make a commit findable and self-describing.
+pub fn trailers(rollout: &str, change: ChangeKind) -> Vec<(String, String)> {
+    let mut t = vec![
+        ("Gitops-Canary-Rollout".to_string(), rollout.to_string()),
+        (
+            "Gitops-Canary-Action".to_string(),
+            change.action().to_string(),
+        ),
+    ];
+    if let ChangeKind::Stage { stage, weight } = change {
+        t.push(("Gitops-Canary-Stage".into(), stage.to_string()));
+        t.push(("Gitops-Canary-Weight".into(), weight.to_string()));
+    }
+    if matches!(change, ChangeKind::Rollback | ChangeKind::Finish) {
+        t.push(("Gitops-Canary-Weight".into(), "0".into()));
+    }
+    t
+}
+
+/// The title of a change's commit and pull request.
+pub fn title(rollout: &str, change: ChangeKind, total: usize) -> String {
+    match change {
+        ChangeKind::Stage { stage, weight } => {
+            format!("canary {rollout}: stage {stage}/{total}, weight {weight}%")
+        }
+        ChangeKind::Rollback => format!("canary {rollout}: roll back to weight 0"),
+        ChangeKind::Promote => format!("canary {rollout}: promote the canary to stable"),
+        ChangeKind::Finish => format!("canary {rollout}: finish, canary weight back to 0"),
+    }
+}
+
+/// Commit message: title, body, blank line, trailers.
+pub fn commit_message(rollout: &str, change: ChangeKind, total: usize, body: &str) -> String {
+    let mut m = title(rollout, change, total);
+    if !body.is_empty() {
+        m.push_str("\n\n");
+        m.push_str(body.trim_end());
+    }
+    m.push_str("\n\n");
+    for (k, v) in trailers(rollout, change) {
+        m.push_str(&format!("{k}: {v}\n"));
+    }
+    m
+}
+
+/// The stage table shown in every PR body and job summary (Markdown).
+pub fn stage_table(stages: &[Stage], applied: usize, current: Option<usize>) -> String {
+    let mut t = String::from("| stage | weight | approval | state |\n| --- | --- | --- | --- |\n");
+    for (i, s) in stages.iter().enumerate() {
+        let n = i + 1;
+        let state = if n <= applied {
+            "done"
+        } else if Some(n) == current {
+            "**this change**"
+        } else {
+            "next"
+        };
+        let approval = match s.approval {
+            Approval::PullRequest => "merge by a person",
+            Approval::Approved => "approvals, then merged by the tool",
+            Approval::Auto => "merged when checks pass",
+            Approval::Direct => "direct commit",
+        };
+        t.push_str(&format!("| {n} | {}% | {approval} | {state} |\n", s.weight));
+    }
+    t
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn branches_and_trailers_are_stable() {
+        let c = ChangeKind::Stage {
+            stage: 2,
+            weight: 25,
+        };
+        assert_eq!(
+            branch("Shop/Web Canary", c),
+            "gitops-canary/shop-web-canary/stage-2-weight-25"
+        );
+        assert_eq!(
+            branch("x", ChangeKind::Rollback),
+            "gitops-canary/x/rollback"
+        );
+        let m = commit_message("shop-web", c, 4, "");
+        assert_eq!(
+            m,
+            "canary shop-web: stage 2/4, weight 25%\n\nGitops-Canary-Rollout: shop-web\nGitops-Canary-Action: stage\nGitops-Canary-Stage: 2\nGitops-Canary-Weight: 25\n"
+        );
+    }
+
+    #[test]
+    fn stage_table_marks_done_and_current() {
+        let stages = vec![
+            Stage {
+                weight: 10,
+                approval: Approval::Auto,
+            },
+            Stage {
+                weight: 100,
+                approval: Approval::PullRequest,
+            },
+        ];
+        let t = stage_table(&stages, 1, Some(2));
+        assert!(t.contains("| 1 | 10% | merged when checks pass | done |"));
+        assert!(t.contains("| 2 | 100% | merge by a person | **this change** |"));
+    }
+}
