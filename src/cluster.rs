@@ -42,24 +42,10 @@ pub enum ClusterError {
         context: Option<String>,
         message: String,
     },
-    #[error("forbidden: cannot {verb} {resource} in namespace {namespace} (needed for {kind} {name}): {message}")]
-    Forbidden {
-        verb: String,
-        resource: String,
-        kind: String,
-        namespace: String,
-        name: String,
-        message: String,
-    },
-    #[error("unauthorized: the API server rejected the credentials to {verb} {resource} in namespace {namespace} (for {kind} {name}): {message}")]
-    Unauthorized {
-        verb: String,
-        resource: String,
-        kind: String,
-        namespace: String,
-        name: String,
-        message: String,
-    },
+    #[error("forbidden: cannot {} {} in namespace {} (needed for {} {}): {}", .0.verb, .0.resource, .0.namespace, .0.kind, .0.name, .0.message)]
+    Forbidden(Box<Denial>),
+    #[error("unauthorized: the API server rejected the credentials to {} {} in namespace {} (for {} {}): {}", .0.verb, .0.resource, .0.namespace, .0.kind, .0.name, .0.message)]
+    Unauthorized(Box<Denial>),
     #[error("the API server does not serve {resource} (needed for {kind} {namespace}/{name}): is the CRD installed and the version right?")]
     NotServed {
         resource: String,
@@ -88,6 +74,17 @@ pub enum ClusterError {
         name: String,
         message: String,
     },
+}
+
+/// What the API server refused (401/403): the verb and `plural.group` an RBAC rule needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub verb: String,
+    pub resource: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub message: String,
 }
 
 fn context_suffix(context: &Option<String>) -> String {
@@ -255,22 +252,22 @@ fn status_fault(target: &Target, verb: &str, status: &Status) -> Fault {
     let message = status.message.clone();
     let t = target.clone();
     match status.code {
-        401 => Fault::Fatal(ClusterError::Unauthorized {
+        401 => Fault::Fatal(ClusterError::Unauthorized(Box::new(Denial {
             verb: verb.into(),
             resource: t.resource,
             kind: t.kind,
             namespace: t.namespace,
             name: t.name,
             message,
-        }),
-        403 => Fault::Fatal(ClusterError::Forbidden {
+        }))),
+        403 => Fault::Fatal(ClusterError::Forbidden(Box::new(Denial {
             verb: verb.into(),
             resource: t.resource,
             kind: t.kind,
             namespace: t.namespace,
             name: t.name,
             message,
-        }),
+        }))),
         // A list or watch of a collection answers 404 only when the type is not served.
         404 if verb != "get" && verb != "patch" => Fault::Fatal(ClusterError::NotServed {
             resource: t.resource,
