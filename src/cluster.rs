@@ -165,6 +165,14 @@ impl GateOutcome {
 
 /// Connect the way `kubectl` does: `KUBECONFIG` or `~/.kube/config`, else the in-cluster
 /// service account; with a context, that context of the kubeconfig.
+fn client_from(mut config: Config, context: Option<&str>) -> Result<Client, ClusterError> {
+    // kube's built-in retry layer retries 429/503/504 up to 15 times with delays growing to
+    // 1000 s, invisibly: the watch loop's own bounded backoff must see every fault so a gate
+    // can report it and time out on schedule.
+    config.default_retry = false;
+    Client::try_from(config).map_err(|e| config_error(context, e))
+}
+
 pub async fn connect(context: Option<&str>) -> Result<Client, ClusterError> {
     let config = match context {
         Some(ctx) => {
@@ -180,7 +188,7 @@ pub async fn connect(context: Option<&str>) -> Result<Client, ClusterError> {
             .await
             .map_err(|e| config_error(context, e))?,
     };
-    Client::try_from(config).map_err(|e| config_error(context, e))
+    client_from(config, context)
 }
 
 /// Connect with an explicit kubeconfig file (tests, and `--kubeconfig`-style callers).
@@ -196,7 +204,7 @@ pub async fn connect_kubeconfig(
     let config = Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| config_error(context, e))?;
-    Client::try_from(config).map_err(|e| config_error(context, e))
+    client_from(config, context)
 }
 
 fn config_error(context: Option<&str>, e: impl fmt::Display) -> ClusterError {
@@ -369,8 +377,12 @@ where
             };
             match item {
                 Ok(event) => {
-                    self.backoff = backoff();
-                    self.last_error = None;
+                    // `Init` is emitted before every (re)list attempt, even one that then
+                    // fails: only data proves the server is back and resets the backoff.
+                    if !matches!(event, watcher::Event::Init) {
+                        self.backoff = backoff();
+                        self.last_error = None;
+                    }
                     match event {
                         watcher::Event::Init => self.pending = Some(BTreeMap::new()),
                         watcher::Event::InitApply(obj) => {

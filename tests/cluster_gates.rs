@@ -649,3 +649,32 @@ async fn stable_losing_endpoints_mid_bake_fails_steady() {
         "{outcome:?}"
     );
 }
+
+#[tokio::test]
+async fn an_outage_until_the_timeout_reports_the_last_error() {
+    init();
+    let fake = FakeKube::start().await;
+    fake.upsert(objects::ingress(NS, "web-canary", 10));
+    fake.fail_next(10_000, 503);
+    let client = fake.client().await;
+    let outcome = cluster::synced(
+        &client,
+        &ingress_source(10),
+        false,
+        Duration::from_millis(1500),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&outcome.verdict, Verdict::Fail(r) if r.contains("timed out")),
+        "{outcome:?}"
+    );
+    assert!(
+        outcome.last_state.contains("never observed") && outcome.last_state.contains("HTTP 503"),
+        "{}",
+        outcome.last_state
+    );
+    // Bounded backoff: retried several times in 1.5 s, but not in a hot loop.
+    let attempts = 10_000 - fake.pending_failures();
+    assert!((3..200).contains(&attempts), "{attempts} attempts");
+}
