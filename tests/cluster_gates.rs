@@ -678,3 +678,57 @@ async fn an_outage_until_the_timeout_reports_the_last_error() {
     let attempts = 10_000 - fake.pending_failures();
     assert!((3..200).contains(&attempts), "{attempts} attempts");
 }
+
+#[tokio::test]
+async fn sync_now_patch_is_retried_through_server_errors() {
+    init();
+    let fake = FakeKube::start().await;
+    let rev = "abcdef0123456789abcdef0123456789abcdef01";
+    fake.upsert(objects::flux_kustomization(
+        "flux-system",
+        "shop",
+        &format!("main@sha1:{rev}"),
+        "True",
+        "ReconciliationSucceeded",
+    ));
+    fake.fail_next(2, 500);
+    let source = SyncSource::Flux {
+        kustomization: ObjectRef::new("flux-system", "shop"),
+        revision: rev.into(),
+    };
+    let outcome = spawn_synced(&fake, source, true, Duration::from_secs(30))
+        .await
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
+    assert_eq!(fake.pending_failures(), 0);
+    assert_eq!(fake.patches().len(), 1);
+    let patches = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("PATCH "))
+        .count();
+    assert_eq!(patches, 3, "two refused, one applied");
+
+    // A Role without `patch` is a clear error, not a retry loop.
+    let fake = FakeKube::start().await;
+    fake.upsert(objects::argo_app(
+        "argocd", "shop", rev, "Synced", "Healthy",
+    ));
+    fake.forbid("applications.argoproj.io", Some("patch"));
+    let source = SyncSource::ArgoCd {
+        app: ObjectRef::new("argocd", "shop"),
+        revision: rev.into(),
+    };
+    let err = spawn_synced(&fake, source, true, Duration::from_secs(30))
+        .await
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("forbidden: cannot patch applications.argoproj.io in namespace argocd"),
+        "{err}"
+    );
+}
