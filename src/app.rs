@@ -463,11 +463,12 @@ impl Rollout<'_> {
             gates,
             diff: String::new(),
         };
-        self.act(&step, &obs, &mut report).await?;
+        self.act_step(&step, &obs, &mut report).await?;
         Ok(report)
     }
 
-    async fn act(
+    /// Carry out one decided step.
+    pub async fn act_step(
         &self,
         step: &Step,
         obs: &Observation,

@@ -19,10 +19,24 @@ pub struct Cli {
 pub enum Command {
     /// Find canary Ingresses and their stable partners; report weights and problems.
     Plan(cmd::plan::PlanArgs),
+    /// Publish one weight change on a branch and open (or find) its pull/merge request.
+    Propose(cmd::propose::ProposeArgs),
     /// Set the canary weight of one Ingress, changing that value and nothing else.
     SetWeight(cmd::set_weight::SetWeightArgs),
     /// Write a canary Ingress derived from a stable one.
     InitCanary(cmd::init_canary::InitCanaryArgs),
+    /// Drive the rollout to the end in one process (fully automatic pipelines).
+    Run(cmd::rollout::RolloutArgs),
+    /// Take at most one step of the rollout and exit (for workflow events).
+    Reconcile(cmd::rollout::RolloutArgs),
+    /// Where the rollout stands, from Git, the forge and the cluster.
+    Status(cmd::rollout::RolloutArgs),
+    /// Set the canary weight to 0 through the same PR machinery.
+    Rollback(cmd::rollout::RollbackArgs),
+    /// At the last stage: give the stable the canary's version, then the canary weight 0.
+    Promote(cmd::rollout::RolloutArgs),
+    /// Print the JSON Schema of the configuration file.
+    Schema,
     /// Run the cluster gates for one canary (synced, rolled-out, steady).
     Check(cmd::check::CheckArgs),
 }

@@ -35,7 +35,10 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         let code = classify::<crate::manifest::ManifestError>(cause)
             .or_else(|| classify::<crate::config::ConfigError>(cause))
             .or_else(|| classify::<crate::metrics::MetricsError>(cause))
-            .or_else(|| classify::<crate::git::GitError>(cause));
+            .or_else(|| classify::<crate::git::GitError>(cause))
+            .or_else(|| classify::<crate::forge::ForgeError>(cause))
+            .or_else(|| classify::<crate::cluster::ClusterError>(cause))
+            .or_else(|| classify::<crate::app::AppError>(cause));
         if let Some(code) = code {
             return code;
         }

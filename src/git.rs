@@ -326,6 +326,9 @@ impl Classify for GitError {
     }
 }
 
+/// A test over a commit's trailers.
+pub type TrailerPredicate<'a> = dyn Fn(&[(String, String)]) -> bool + 'a;
+
 // ---------------------------------------------------------------------------------------------
 // Publish request and result
 
@@ -552,7 +555,7 @@ impl Workspace {
         &self,
         from: Oid,
         max: usize,
-        pred: &dyn Fn(&[(String, String)]) -> bool,
+        pred: &TrailerPredicate<'_>,
     ) -> Result<Option<Oid>, GitError> {
         let what = || from.to_string();
         let mut walk = self

@@ -232,6 +232,16 @@ pub fn detect(output: Output) -> Box<dyn Report> {
     }
 }
 
+/// The CI reporter when running under GitHub Actions or GitLab CI, else `None`: on a terminal
+/// and with `--output json` the commands print their own results.
+pub fn ci() -> Option<Box<dyn Report>> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match choose(env, Output::Human) {
+        Kind::GitHubActions | Kind::GitLab => Some(detect(Output::Human)),
+        Kind::Json | Kind::Terminal => None,
+    }
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

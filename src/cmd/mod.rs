@@ -3,6 +3,8 @@
 pub mod check;
 pub mod init_canary;
 pub mod plan;
+pub mod propose;
+pub mod rollout;
 pub mod set_weight;
 
 use crate::cli::{Cli, Command};
@@ -11,8 +13,23 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Plan(args) => plan::run(args),
+        Command::Propose(args) => propose::run(args).await,
         Command::SetWeight(args) => set_weight::run(args),
         Command::InitCanary(args) => init_canary::run(args),
+        Command::Run(args) => rollout::run(rollout::Mode::Run, args, None).await,
+        Command::Reconcile(args) => rollout::run(rollout::Mode::Reconcile, args, None).await,
+        Command::Status(args) => rollout::run(rollout::Mode::Status, args, None).await,
+        Command::Rollback(args) => {
+            rollout::run(rollout::Mode::Rollback, args.rollout, Some(args.reason)).await
+        }
+        Command::Promote(args) => rollout::run(rollout::Mode::Promote, args, None).await,
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::config::schema())?
+            );
+            Ok(crate::exit::OK)
+        }
         Command::Check(args) => check::run(args).await,
     }
 }

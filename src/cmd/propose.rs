@@ -1,0 +1,183 @@
+//! `propose`: publish one weight change as a branch and open (or find) its PR/MR.
+//!
+//! Idempotent by construction: the branch name comes from the Ingress and the weight, `publish`
+//! reuses a remote branch that already carries the same tree, and the forge is asked for the
+//! request of that branch before one is created (and `create_pr` itself returns the existing
+//! one on "already exists"). So a re-run after any failure prints the same request.
+
+use std::path::PathBuf;
+
+use crate::cli::{Output, RepoArgs};
+use crate::config::ForgeKind;
+use crate::forge::github::GitHub;
+use crate::forge::gitlab::GitLab;
+use crate::forge::{AnyForge, Forge, NewPullRequest, PrState};
+use crate::git::{self, Auth, Author, ChangeRequest, Remote, Target, Workspace};
+use crate::plan::Approval;
+use crate::secret::Token;
+use crate::{exit, manifest};
+use anyhow::Context;
+
+#[derive(Debug, clap::Args)]
+pub struct ProposeArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The canary Ingress: NAME or NAMESPACE/NAME.
+    #[arg(long, env = "GITOPS_CANARY_INGRESS")]
+    pub ingress: String,
+    /// The new weight.
+    #[arg(long, env = "GITOPS_CANARY_WEIGHT")]
+    pub weight: u32,
+    /// The forge to open the request on; detected from GITHUB_ACTIONS / GITLAB_CI when absent.
+    #[arg(long, env = "GITOPS_CANARY_FORGE", value_enum)]
+    pub forge: Option<ForgeKind>,
+    /// Who merges: a human (pull-request), the tool after approvals or checks, or no request.
+    #[arg(long, env = "GITOPS_CANARY_GATE", value_enum, default_value_t = Approval::PullRequest)]
+    pub gate: Approval,
+    /// The branch the change goes into.
+    #[arg(long, env = "GITOPS_CANARY_BASE", default_value = "main")]
+    pub base: String,
+    /// The Git remote to push to; the checkout's `origin` when absent.
+    #[arg(long, env = "GITOPS_CANARY_REMOTE")]
+    pub remote: Option<String>,
+    /// Forge and push token; GITHUB_TOKEN / GITLAB_TOKEN when absent.
+    #[arg(long, env = "GITOPS_CANARY_TOKEN", hide_env_values = true)]
+    pub token: Option<Token>,
+}
+
+fn detect_forge() -> ForgeKind {
+    if std::env::var_os("GITHUB_ACTIONS").is_some()
+        || std::env::var_os("GITHUB_REPOSITORY").is_some()
+    {
+        ForgeKind::Github
+    } else if std::env::var_os("GITLAB_CI").is_some() || std::env::var_os("CI_SERVER_URL").is_some()
+    {
+        ForgeKind::Gitlab
+    } else {
+        ForgeKind::None
+    }
+}
+
+fn env_token(var: &str) -> Option<Token> {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Token::new)
+}
+
+fn origin_url(dir: &std::path::Path) -> anyhow::Result<String> {
+    let repo = git2::Repository::open(dir).with_context(|| format!("open {}", dir.display()))?;
+    let origin = repo.find_remote("origin").map_err(|_| {
+        exit::Usage(format!(
+            "{} has no `origin` remote; pass --remote",
+            dir.display()
+        ))
+    })?;
+    let url = origin
+        .url()
+        .map_err(|_| exit::Usage("origin's URL is not UTF-8".into()))?;
+    Ok(url.to_string())
+}
+
+pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
+    let selector = manifest::Selector::parse(&args.ingress)?;
+    let forge_kind = args.forge.unwrap_or_else(detect_forge);
+    let token = args.token.clone().or_else(|| match forge_kind {
+        ForgeKind::Github => env_token("GITHUB_TOKEN"),
+        ForgeKind::Gitlab => env_token("GITLAB_TOKEN"),
+        ForgeKind::None => None,
+    });
+    let dir: PathBuf = args.repo.repo.clone();
+    let url = match &args.remote {
+        Some(u) => u.clone(),
+        None => origin_url(&dir)?,
+    };
+    let auth = match (&token, forge_kind) {
+        (Some(t), ForgeKind::Gitlab) => Auth::gitlab(t.clone()),
+        (Some(t), _) => Auth::github(t.clone()),
+        (None, _) => Auth::None,
+    };
+    // Build the forge client before pushing so a missing setting fails before any side effect.
+    let forge = match (forge_kind, args.gate) {
+        (_, Approval::Direct) | (ForgeKind::None, _) => None,
+        (ForgeKind::Github, _) => Some(AnyForge::GitHub(GitHub::from_env(token.clone())?)),
+        (ForgeKind::Gitlab, _) => Some(AnyForge::GitLab(GitLab::from_env(token.clone())?)),
+    };
+
+    let branch = git::branch_name(selector.namespace.as_deref(), &selector.name, args.weight);
+    let target = if args.gate == Approval::Direct {
+        Target::Direct
+    } else {
+        Target::Branch(branch.clone())
+    };
+    let title = format!("canary: {} to {}%", args.ingress, args.weight);
+    let message = format!(
+        "{title}\n\nSet the canary weight of {} to {}.\n\nGitops-Canary-Ingress: {}\nGitops-Canary-Weight: {}\n",
+        args.ingress, args.weight, args.ingress, args.weight
+    );
+    let author = match forge_kind {
+        ForgeKind::Github => Author::github_actions_bot(),
+        _ => Author::new("gitops-canary", "gitops-canary@users.noreply.gitlab.com"),
+    };
+    let req = ChangeRequest {
+        base: args.base.clone(),
+        target,
+        message,
+        author,
+    };
+    let ws = Workspace::open(&dir, Remote::new(url, auth))?;
+    let (ingress, weight) = (args.ingress.clone(), args.weight);
+    let published = ws.publish(&req, &mut |d| {
+        let outcome = manifest::set_weight(d, &ingress, weight, false)?;
+        Ok(outcome.changed_files())
+    })?;
+    let head_sha = published.commit.map(|c| c.to_string());
+
+    let pr = match &forge {
+        Some(f) if head_sha.is_some() => {
+            let found = f.find_pr_by_branch(&published.branch).await?;
+            match found {
+                Some(p) if p.state == PrState::Open => Some(p),
+                _ => Some(
+                    f.create_pr(&NewPullRequest {
+                        title: title.clone(),
+                        body: format!(
+                            "Sets the canary weight of `{}` to **{}%**.\n\nOpened by gitops-canary; re-runs reuse this request.",
+                            args.ingress, args.weight
+                        ),
+                        head: published.branch.clone(),
+                        base: args.base.clone(),
+                        labels: vec!["gitops-canary".into()],
+                    })
+                    .await?,
+                ),
+            }
+        }
+        _ => None,
+    };
+
+    match args.repo.output {
+        Output::Json => {
+            let doc = serde_json::json!({
+                "schemaVersion": 1,
+                "branch": published.branch,
+                "base": args.base,
+                "head_sha": head_sha.clone().or_else(|| pr.as_ref().map(|p| p.head_sha.clone())),
+                "changed": head_sha.is_some(),
+                "reused": published.reused,
+                "number": pr.as_ref().map(|p| p.number),
+                "url": pr.as_ref().map(|p| p.url.clone()),
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Output::Human => match (&pr, &head_sha) {
+            (Some(p), _) => println!("{}", p.url),
+            (None, Some(sha)) => println!("{} {sha}", published.branch),
+            (None, None) => eprintln!(
+                "{} is already at weight {} on {}; nothing to propose",
+                args.ingress, args.weight, args.base
+            ),
+        },
+    }
+    Ok(exit::OK)
+}

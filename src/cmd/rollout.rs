@@ -1,0 +1,541 @@
+//! `run`, `reconcile`, `status`, `rollback`, `promote`: the rollout commands over `app`.
+//!
+//! They share one set of flags (`RolloutArgs`), each also read from the config file in the
+//! repository; a flag wins over the file. They differ only in how far they go: `status`
+//! decides and reports, `reconcile` takes one step, `run` loops to the end.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::app::{self, GateRunner, NoGates, PassReport, Rollout, Settings};
+use crate::cli::{Output, RepoArgs};
+use crate::config::{self, ClusterMode, Config, ForgeKind, RollbackPolicy};
+use crate::exit::{self, Usage};
+use crate::forge::{AnyForge, GitHub, GitLab, MergeMethod};
+use crate::git::{Auth, Author, Remote, Workspace};
+use crate::plan::{self, Approval, Step};
+use crate::report::{self, OutputKey, Report, Table};
+use crate::secret::Token;
+
+/// Flags shared by the rollout commands; each overrides the same field of the config file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RolloutArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The rollout configuration file, relative to --repo.
+    #[arg(long, env = "GITOPS_CANARY_CONFIG", default_value = config::DEFAULT_FILE)]
+    pub config: PathBuf,
+    /// The canary Ingress(es), [NAMESPACE/]NAME, comma-separated; moved together.
+    #[arg(long, env = "GITOPS_CANARY_INGRESS", value_delimiter = ',')]
+    pub ingress: Vec<String>,
+    /// Rollout id for branch names and commit trailers (default: from the first Ingress).
+    #[arg(long, env = "GITOPS_CANARY_ROLLOUT_ID")]
+    pub rollout_id: Option<String>,
+    /// Stage weights, comma-separated (default 10,25,50,100).
+    #[arg(long, env = "GITOPS_CANARY_STAGES", value_delimiter = ',')]
+    pub stages: Vec<u32>,
+    /// How each stage is approved.
+    #[arg(long, env = "GITOPS_CANARY_APPROVAL", value_enum)]
+    pub approval: Option<Approval>,
+    /// Approvals required by `--approval approved`.
+    #[arg(long, env = "GITOPS_CANARY_MIN_APPROVALS")]
+    pub min_approvals: Option<u32>,
+    /// Where pull requests live.
+    #[arg(long, env = "GITOPS_CANARY_FORGE", value_enum)]
+    pub forge: Option<ForgeKind>,
+    /// The branch Argo CD / Flux deploy from.
+    #[arg(long, env = "GITOPS_CANARY_BASE")]
+    pub base: Option<String>,
+    /// The Git remote to push to (default: the checkout's `origin`).
+    #[arg(long, env = "GITOPS_CANARY_REMOTE")]
+    pub remote: Option<String>,
+    /// Forge and Git token (default: GITHUB_TOKEN or GITLAB_TOKEN).
+    #[arg(long, env = "GITOPS_CANARY_TOKEN", hide_env_values = true)]
+    pub token: Option<Token>,
+    /// SSH private key for an SSH remote.
+    #[arg(long, env = "GITOPS_CANARY_SSH_KEY")]
+    pub ssh_key: Option<PathBuf>,
+    /// How the tool merges a pull request it may merge.
+    #[arg(long, env = "GITOPS_CANARY_MERGE_METHOD", value_enum)]
+    pub merge_method: Option<MergeMethod>,
+    /// Labels put on every pull request (comma-separated).
+    #[arg(long, env = "GITOPS_CANARY_LABELS", value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Cluster gates: `kube` (KUBECONFIG / in-cluster) or `none` (explicitly off).
+    #[arg(long, env = "GITOPS_CANARY_CLUSTER", value_enum)]
+    pub cluster: Option<ClusterMode>,
+    /// Gates after each merge, comma-separated: synced, rolled-out, steady, metrics.
+    #[arg(long, env = "GITOPS_CANARY_GATES", value_delimiter = ',')]
+    pub gates: Vec<String>,
+    /// What to do when a gate fails.
+    #[arg(long, env = "GITOPS_CANARY_ROLLBACK", value_enum)]
+    pub rollback: Option<RollbackPolicy>,
+    /// Promote the canary to stable after the last stage.
+    #[arg(long, env = "GITOPS_CANARY_PROMOTE")]
+    pub promote: Option<bool>,
+    /// `run`: how often to look again while waiting.
+    #[arg(long, env = "GITOPS_CANARY_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "15s")]
+    pub poll_interval: Duration,
+    /// `run`: give up after waiting this long in all.
+    #[arg(long, env = "GITOPS_CANARY_MAX_WAIT", value_parser = humantime::parse_duration, default_value = "24h")]
+    pub max_wait: Duration,
+    /// Commit author name (default: the GitHub Actions bot on GitHub, the GitLab user on GitLab).
+    #[arg(long, env = "GITOPS_CANARY_AUTHOR_NAME")]
+    pub author_name: Option<String>,
+    /// Commit author e-mail.
+    #[arg(long, env = "GITOPS_CANARY_AUTHOR_EMAIL")]
+    pub author_email: Option<String>,
+    /// Decide and show the change; push nothing, merge nothing.
+    #[arg(long, env = "GITOPS_CANARY_DRY_RUN")]
+    pub dry_run: bool,
+}
+
+/// `rollback` also takes a reason.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+    /// Why (shown in the rollback PR).
+    #[arg(
+        long,
+        env = "GITOPS_CANARY_REASON",
+        default_value = "requested by hand"
+    )]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Run,
+    Reconcile,
+    Status,
+    Rollback,
+    Promote,
+}
+
+/// Everything resolved: settings, the workspace, the forge, the token.
+struct Resolved {
+    settings: Settings,
+    ws: Workspace,
+    forge: Option<AnyForge>,
+    token: Option<Token>,
+    cluster: ClusterMode,
+}
+
+fn env_token(forge: ForgeKind) -> Option<Token> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match forge {
+        ForgeKind::Github => var("GITHUB_TOKEN"),
+        ForgeKind::Gitlab => var("GITLAB_TOKEN").or_else(|| var("CI_JOB_TOKEN")),
+        ForgeKind::None => None,
+    }
+    .map(Token::new)
+}
+
+fn default_author(forge: ForgeKind, dir: &std::path::Path) -> Author {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if var("GITHUB_ACTIONS").as_deref() == Some("true") || forge == ForgeKind::Github {
+        return Author::github_actions_bot();
+    }
+    if let (Some(name), Some(email)) = (var("GITLAB_USER_NAME"), var("GITLAB_USER_EMAIL")) {
+        return Author::new(name, email);
+    }
+    // Elsewhere: the checkout's own identity, as `git commit` would use it.
+    if let Ok(cfg) = git2::Repository::open(dir).and_then(|r| r.config()) {
+        if let (Ok(name), Ok(email)) = (cfg.get_string("user.name"), cfg.get_string("user.email")) {
+            return Author::new(name, email);
+        }
+    }
+    Author::new("gitops-canary", "gitops-canary@users.noreply.invalid")
+}
+
+fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
+    let dir = &args.repo.repo;
+    let cfg = Config::load(&dir.join(&args.config))?;
+    let ingresses = if args.ingress.is_empty() {
+        cfg.ingresses.clone()
+    } else {
+        args.ingress.clone()
+    };
+    if ingresses.is_empty() {
+        return Err(Usage(format!(
+            "no canary Ingress: pass --ingress or set `ingresses:` in {}",
+            args.config.display()
+        ))
+        .into());
+    }
+    let mut cfg = cfg;
+    if !args.stages.is_empty() {
+        config::check_stages(&args.stages).map_err(|m| Usage(format!("--stages: {m}")))?;
+        cfg.stages = args
+            .stages
+            .iter()
+            .map(|w| config::StageConfig::Weight(*w))
+            .collect();
+    }
+    if args.approval.is_some() {
+        cfg.approval = args.approval;
+    }
+    let forge_kind = args.forge.or(cfg.forge).unwrap_or_default();
+    let stages = cfg.stages(if forge_kind == ForgeKind::None {
+        Approval::Direct
+    } else {
+        Approval::PullRequest
+    });
+    let cluster = args.cluster.or(cfg.cluster).unwrap_or_default();
+    let gate_names = if cluster == ClusterMode::None {
+        Vec::new()
+    } else if !args.gates.is_empty() {
+        args.gates.clone()
+    } else if !cfg.gates.is_empty() {
+        cfg.gates.clone()
+    } else {
+        vec!["synced".into(), "rolled-out".into()]
+    };
+    for g in &gate_names {
+        if !config::GATES.contains(&g.as_str()) {
+            return Err(Usage(format!(
+                "--gates: unknown gate {g:?}; known: {}",
+                config::GATES.join(", ")
+            ))
+            .into());
+        }
+    }
+    let merge_method = match (args.merge_method, cfg.merge_method.as_deref()) {
+        (Some(m), _) => m,
+        (None, Some("squash")) => MergeMethod::Squash,
+        (None, Some("rebase")) => MergeMethod::Rebase,
+        _ => MergeMethod::Merge,
+    };
+    let token = args
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| env_token(forge_kind));
+    let url = match &args.remote {
+        Some(u) => u.clone(),
+        None => git2::Repository::open(dir)
+            .ok()
+            .and_then(|r| {
+                r.find_remote("origin")
+                    .ok()
+                    .and_then(|o| o.url().ok().map(String::from))
+            })
+            .ok_or_else(|| {
+                Usage(format!(
+                    "{} has no `origin` remote; pass --remote",
+                    dir.display()
+                ))
+            })?,
+    };
+    let auth = match (&args.ssh_key, &token, forge_kind) {
+        (Some(key), _, _) => Auth::SshKey {
+            private_key: key.clone(),
+            passphrase: None,
+        },
+        (None, Some(t), ForgeKind::Gitlab) => Auth::gitlab(t.clone()),
+        (None, Some(t), _) => Auth::github(t.clone()),
+        (None, None, _) => Auth::None,
+    };
+    let ws = Workspace::open(dir, Remote::new(url, auth))?;
+    let forge = match forge_kind {
+        ForgeKind::Github => Some(AnyForge::GitHub(GitHub::from_env(token.clone())?)),
+        ForgeKind::Gitlab => Some(AnyForge::GitLab(GitLab::from_env(token.clone())?)),
+        ForgeKind::None => None,
+    };
+    let rollout = args
+        .rollout_id
+        .clone()
+        .or(cfg.id.clone())
+        .unwrap_or_else(|| plan::sanitize(&ingresses[0].replace('/', "-")));
+    let mut labels = if args.labels.is_empty() {
+        cfg.labels.clone()
+    } else {
+        args.labels.clone()
+    };
+    if labels.is_empty() {
+        labels.push("gitops-canary".into());
+    }
+    let author = match (&args.author_name, &args.author_email) {
+        (Some(n), Some(e)) => Author::new(n.clone(), e.clone()),
+        _ => default_author(forge_kind, dir),
+    };
+    let settings = Settings {
+        rollout,
+        ingresses,
+        stages,
+        min_approvals: args.min_approvals.or(cfg.min_approvals).unwrap_or(1),
+        base: args
+            .base
+            .clone()
+            .or(cfg.base.clone())
+            .unwrap_or_else(|| "main".into()),
+        forge: forge_kind,
+        merge_method,
+        labels,
+        rollback: args.rollback.or(cfg.rollback).unwrap_or_default(),
+        promote: args.promote.or(cfg.promote).unwrap_or(true),
+        author,
+        poll: args.poll_interval,
+        max_wait: args.max_wait,
+        gate_names,
+    };
+    Ok(Resolved {
+        settings,
+        ws,
+        forge,
+        token,
+        cluster,
+    })
+}
+
+fn gate_runner(cluster: ClusterMode) -> anyhow::Result<Box<dyn GateRunner>> {
+    match cluster {
+        ClusterMode::None => Ok(Box::new(NoGates)),
+        ClusterMode::Kube => Err(Usage(
+            "cluster gates need --cluster kube support, which this build lacks; pass --cluster none".into(),
+        )
+        .into()),
+    }
+}
+
+/// The stage list people read: what is done, what it waits for, for how long.
+pub fn render_stage_list(s: &Settings, r: &PassReport, waited: Duration) -> String {
+    let mut out = format!(
+        "rollout {} on {} @ {} (canary weight {}%)\n",
+        r.rollout,
+        r.base,
+        &r.tip[..r.tip.len().min(12)],
+        r.weight
+    );
+    let current = match &r.step {
+        Step::Propose { stage, .. }
+        | Step::WaitForApproval { stage, .. }
+        | Step::Merge { stage, .. } => Some(*stage),
+        Step::RunGates { stage, .. } | Step::WaitForGates { stage, .. } => Some(*stage),
+        _ => None,
+    };
+    for (i, st) in s.stages.iter().enumerate() {
+        let n = i + 1;
+        let mark = if r.step == Step::Done || (n <= r.stage && current != Some(n)) {
+            "[x]"
+        } else if current == Some(n) {
+            "[>]"
+        } else {
+            "[ ]"
+        };
+        let mut line = format!("  {mark} stage {n}  {:>3}%", st.weight);
+        if current == Some(n) {
+            line.push_str(&format!("  {}", r.action));
+            if r.step.is_waiting() {
+                line.push_str(&format!(
+                    " (for {})",
+                    humantime::format_duration(Duration::from_secs(waited.as_secs()))
+                ));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if s.promote {
+        let mark = match &r.step {
+            Step::Done => "[x]",
+            Step::Promote
+            | Step::WaitForPromote { .. }
+            | Step::MergePromote { .. }
+            | Step::Finish
+            | Step::WaitForFinish { .. }
+            | Step::MergeFinish { .. } => "[>]",
+            _ => "[ ]",
+        };
+        let detail = if mark == "[>]" {
+            format!("  {}", r.action)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("  {mark} promote{detail}\n"));
+    }
+    match &r.step {
+        Step::Done => out.push_str("  done: the rollout is complete\n"),
+        Step::Failed { reason } => out.push_str(&format!("  FAILED: {reason}\n")),
+        Step::Rollback { .. } | Step::WaitForRollback { .. } | Step::MergeRollback { .. } => {
+            out.push_str(&format!("  ROLLBACK: {}\n", r.action))
+        }
+        _ => {}
+    }
+    if let Some(g) = &r.gates {
+        for line in &g.gates {
+            out.push_str(&format!(
+                "      gate {}: {} {}\n",
+                line.gate,
+                app::verdict_word(&line.verdict),
+                line.detail
+            ));
+        }
+    }
+    out
+}
+
+fn status_word(step: &Step) -> &'static str {
+    match step {
+        Step::Done => "done",
+        Step::Failed { .. }
+        | Step::Rollback { .. }
+        | Step::WaitForRollback { .. }
+        | Step::MergeRollback { .. } => "failed",
+        s if s.is_waiting() => "waiting",
+        _ => "progressing",
+    }
+}
+
+fn publish_outputs(rep: &mut dyn Report, r: &PassReport, s: &Settings) -> anyhow::Result<()> {
+    rep.output(OutputKey::Stage, &r.stage.to_string())?;
+    rep.output(OutputKey::Weight, &r.weight.to_string())?;
+    rep.output(OutputKey::Status, status_word(&r.step))?;
+    if let Some(pr) = &r.pull_request {
+        rep.output(OutputKey::PullRequestUrl, &pr.url)?;
+    }
+    let mut t = Table::new(
+        format!("gitops-canary rollout `{}`", r.rollout),
+        &["stage", "weight", "state"],
+    );
+    for (i, st) in s.stages.iter().enumerate() {
+        let state = if r.step == Step::Done || i < r.stage {
+            "done"
+        } else if i == r.stage {
+            "next"
+        } else {
+            ""
+        };
+        t = t.row([
+            (i + 1).to_string(),
+            format!("{}%", st.weight),
+            state.to_string(),
+        ]);
+    }
+    t = t.row([
+        "".to_string(),
+        "".to_string(),
+        format!("{}: {}", status_word(&r.step), r.action),
+    ]);
+    rep.summary_table(&t)?;
+    Ok(())
+}
+
+pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyhow::Result<u8> {
+    let output = args.repo.output;
+    let mut ci = report::ci();
+    let resolved = resolve(&args)?;
+    if let (Some(rep), Some(t)) = (ci.as_mut(), &resolved.token) {
+        rep.mask(t)?;
+    }
+    let gates = gate_runner(resolved.cluster)?;
+    let rollout = Rollout {
+        settings: resolved.settings.clone(),
+        ws: &resolved.ws,
+        forge: resolved.forge.as_ref(),
+        gates: gates.as_ref(),
+        dry_run: args.dry_run || mode == Mode::Status,
+    };
+    let s = &resolved.settings;
+    let started = Instant::now();
+    let mut passes: Vec<PassReport> = Vec::new();
+    let result: anyhow::Result<PassReport> = match mode {
+        Mode::Run => {
+            let mut show = |r: &PassReport| {
+                if output == Output::Human {
+                    print!("{}", render_stage_list(s, r, started.elapsed()));
+                }
+                passes.push(r.clone());
+            };
+            rollout.run(&mut show).await
+        }
+        Mode::Reconcile | Mode::Status => rollout.reconcile().await,
+        Mode::Rollback => {
+            let obs = rollout.observe().await?;
+            let mut r = empty_report(s, &obs);
+            r.step = Step::Rollback {
+                reason: reason.clone().unwrap_or_default(),
+            };
+            rollout
+                .rollback(reason.as_deref().unwrap_or("requested"), &obs, &mut r)
+                .await
+                .map(|()| r)
+        }
+        Mode::Promote => {
+            let obs = rollout.observe().await?;
+            let last = s.stages.last().map_or(100, |st| st.weight);
+            if obs.observed.base_weight < last && !obs.observed.stable_promoted {
+                return Err(Usage(format!(
+                    "rollout {}: the canary is at {}%, not at the last stage ({last}%); promote after the last stage",
+                    s.rollout, obs.observed.base_weight
+                ))
+                .into());
+            }
+            let mut o = obs.observed.clone();
+            o.gates = Some(crate::gate::Verdict::Pass);
+            let step = plan::next_step(&o);
+            let mut r = empty_report(s, &obs);
+            r.step = step.clone();
+            rollout.act_step(&step, &obs, &mut r).await.map(|()| r)
+        }
+    };
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(rep) = ci.as_mut() {
+                if let Some(last) = passes.last() {
+                    publish_outputs(rep.as_mut(), last, s)?;
+                }
+                rep.output(OutputKey::Status, "failed")?;
+                rep.finish()?;
+            }
+            return Err(e);
+        }
+    };
+    if let Some(rep) = ci.as_mut() {
+        publish_outputs(rep.as_mut(), &report, s)?;
+        rep.finish()?;
+    }
+    match output {
+        Output::Json => {
+            let doc = serde_json::json!({
+                "schemaVersion": 1,
+                "status": status_word(&report.step),
+                "result": report,
+                "passes": passes,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Output::Human => {
+            if mode != Mode::Run {
+                print!("{}", render_stage_list(s, &report, started.elapsed()));
+            }
+            if !report.diff.is_empty() && args.dry_run {
+                print!("{}", report.diff);
+            }
+        }
+    }
+    Ok(match (&report.step, mode) {
+        (Step::Failed { .. }, _) => exit::FAILED,
+        (Step::Rollback { .. }, Mode::Reconcile | Mode::Run) => exit::FAILED,
+        _ => exit::OK,
+    })
+}
+
+fn empty_report(s: &Settings, obs: &app::Observation) -> PassReport {
+    let pos = plan::position(&obs.observed);
+    PassReport {
+        rollout: s.rollout.clone(),
+        base: s.base.clone(),
+        tip: obs.tip.clone(),
+        weight: obs.observed.base_weight,
+        stage: pos.applied,
+        stages: pos.total,
+        step: Step::Done,
+        action: String::new(),
+        pull_request: None,
+        gates: None,
+        diff: String::new(),
+    }
+}
