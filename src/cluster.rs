@@ -42,24 +42,10 @@ pub enum ClusterError {
         context: Option<String>,
         message: String,
     },
-    #[error("forbidden: cannot {verb} {resource} in namespace {namespace} (needed for {kind} {name}): {message}")]
-    Forbidden {
-        verb: String,
-        resource: String,
-        kind: String,
-        namespace: String,
-        name: String,
-        message: String,
-    },
-    #[error("unauthorized: the API server rejected the credentials to {verb} {resource} in namespace {namespace} (for {kind} {name}): {message}")]
-    Unauthorized {
-        verb: String,
-        resource: String,
-        kind: String,
-        namespace: String,
-        name: String,
-        message: String,
-    },
+    #[error("forbidden: cannot {} {} in namespace {} (needed for {} {}): {}", .0.verb, .0.resource, .0.namespace, .0.kind, .0.name, .0.message)]
+    Forbidden(Box<Denial>),
+    #[error("unauthorized: the API server rejected the credentials to {} {} in namespace {} (for {} {}): {}", .0.verb, .0.resource, .0.namespace, .0.kind, .0.name, .0.message)]
+    Unauthorized(Box<Denial>),
     #[error("the API server does not serve {resource} (needed for {kind} {namespace}/{name}): is the CRD installed and the version right?")]
     NotServed {
         resource: String,
@@ -88,6 +74,17 @@ pub enum ClusterError {
         name: String,
         message: String,
     },
+}
+
+/// What the API server refused (401/403): the verb and `plural.group` an RBAC rule needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub verb: String,
+    pub resource: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub message: String,
 }
 
 fn context_suffix(context: &Option<String>) -> String {
@@ -168,6 +165,14 @@ impl GateOutcome {
 
 /// Connect the way `kubectl` does: `KUBECONFIG` or `~/.kube/config`, else the in-cluster
 /// service account; with a context, that context of the kubeconfig.
+fn client_from(mut config: Config, context: Option<&str>) -> Result<Client, ClusterError> {
+    // kube's built-in retry layer retries 429/503/504 up to 15 times with delays growing to
+    // 1000 s, invisibly: the watch loop's own bounded backoff must see every fault so a gate
+    // can report it and time out on schedule.
+    config.default_retry = false;
+    Client::try_from(config).map_err(|e| config_error(context, e))
+}
+
 pub async fn connect(context: Option<&str>) -> Result<Client, ClusterError> {
     let config = match context {
         Some(ctx) => {
@@ -183,7 +188,7 @@ pub async fn connect(context: Option<&str>) -> Result<Client, ClusterError> {
             .await
             .map_err(|e| config_error(context, e))?,
     };
-    Client::try_from(config).map_err(|e| config_error(context, e))
+    client_from(config, context)
 }
 
 /// Connect with an explicit kubeconfig file (tests, and `--kubeconfig`-style callers).
@@ -199,7 +204,7 @@ pub async fn connect_kubeconfig(
     let config = Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| config_error(context, e))?;
-    Client::try_from(config).map_err(|e| config_error(context, e))
+    client_from(config, context)
 }
 
 fn config_error(context: Option<&str>, e: impl fmt::Display) -> ClusterError {
@@ -255,22 +260,22 @@ fn status_fault(target: &Target, verb: &str, status: &Status) -> Fault {
     let message = status.message.clone();
     let t = target.clone();
     match status.code {
-        401 => Fault::Fatal(ClusterError::Unauthorized {
+        401 => Fault::Fatal(ClusterError::Unauthorized(Box::new(Denial {
             verb: verb.into(),
             resource: t.resource,
             kind: t.kind,
             namespace: t.namespace,
             name: t.name,
             message,
-        }),
-        403 => Fault::Fatal(ClusterError::Forbidden {
+        }))),
+        403 => Fault::Fatal(ClusterError::Forbidden(Box::new(Denial {
             verb: verb.into(),
             resource: t.resource,
             kind: t.kind,
             namespace: t.namespace,
             name: t.name,
             message,
-        }),
+        }))),
         // A list or watch of a collection answers 404 only when the type is not served.
         404 if verb != "get" && verb != "patch" => Fault::Fatal(ClusterError::NotServed {
             resource: t.resource,
@@ -372,8 +377,12 @@ where
             };
             match item {
                 Ok(event) => {
-                    self.backoff = backoff();
-                    self.last_error = None;
+                    // `Init` is emitted before every (re)list attempt, even one that then
+                    // fails: only data proves the server is back and resets the backoff.
+                    if !matches!(event, watcher::Event::Init) {
+                        self.backoff = backoff();
+                        self.last_error = None;
+                    }
                     match event {
                         watcher::Event::Init => self.pending = Some(BTreeMap::new()),
                         watcher::Event::InitApply(obj) => {
@@ -901,58 +910,186 @@ fn pod_summary(pods: &[Pod]) -> String {
         .join(", ")
 }
 
-/// The Deployment behind a Service in a set of manifests: the one whose pod template labels
-/// carry every label of the Service's selector (what the Service's endpoints will be).
-/// Objects without a namespace count as being in `namespace` (kustomize and Argo CD set it).
-pub fn deployment_for_service(
-    objects: &[serde_json::Value],
-    namespace: &str,
-    service: &str,
-) -> Result<ObjectRef, String> {
-    let in_ns = |o: &serde_json::Value| {
-        o.pointer("/metadata/namespace")
-            .and_then(|v| v.as_str())
-            .unwrap_or(namespace)
-            == namespace
+/// A cluster gate `run_gates` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterGate {
+    Synced,
+    RolledOut,
+    Steady,
+}
+
+/// Where `synced` looks, before the stage's revision or weight is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncVia {
+    Ingress,
+    ArgoCd(ObjectRef),
+    Flux(ObjectRef),
+}
+
+/// How the gates run: which, in what order, against what, for how long.
+#[derive(Debug, Clone)]
+pub struct GateSettings {
+    pub gates: Vec<ClusterGate>,
+    pub sync_via: SyncVia,
+    pub sync_now: bool,
+    /// Budget for `synced` and `rolled-out` together.
+    pub timeout: Duration,
+    pub bake: Duration,
+    pub restart_threshold: i32,
+}
+
+/// What one stage's gates judge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub ingress: ObjectRef,
+    pub weight: u32,
+    /// The merged commit Argo CD / Flux must show (required for those sources).
+    pub revision: Option<String>,
+    pub canary: Option<ObjectRef>,
+    pub stable: Option<ObjectRef>,
+}
+
+/// Run the gates in order, stopping at the first that does not pass. `each` sees every
+/// outcome as it is decided (for progress output). Errors are setup problems (RBAC, a
+/// missing CRD or Deployment name), not gate failures.
+pub async fn run_gates(
+    client: &Client,
+    settings: &GateSettings,
+    subject: &Subject,
+    mut each: impl FnMut(&GateOutcome),
+) -> Result<Vec<GateOutcome>, ClusterError> {
+    let start = Instant::now();
+    let mut outcomes = Vec::new();
+    for gate in &settings.gates {
+        let remaining = settings.timeout.saturating_sub(start.elapsed());
+        let outcome = match gate {
+            ClusterGate::Synced => {
+                let source = sync_source(&settings.sync_via, subject)?;
+                synced(client, &source, settings.sync_now, remaining).await?
+            }
+            ClusterGate::RolledOut => {
+                let (c, s) = deployments(subject)?;
+                rolled_out(client, c, s, remaining).await?
+            }
+            ClusterGate::Steady => {
+                let (c, s) = deployments(subject)?;
+                steady(client, c, s, settings.bake, settings.restart_threshold).await?
+            }
+        };
+        each(&outcome);
+        let passed = outcome.passed();
+        outcomes.push(outcome);
+        if !passed {
+            break;
+        }
+    }
+    Ok(outcomes)
+}
+
+fn sync_source(via: &SyncVia, subject: &Subject) -> Result<SyncSource, ClusterError> {
+    let revision = |kind: &str, obj: &ObjectRef| {
+        subject
+            .revision
+            .clone()
+            .ok_or_else(|| ClusterError::Invalid {
+                kind: kind.into(),
+                namespace: obj.namespace.clone(),
+                name: obj.name.clone(),
+                detail: "no revision to wait for".into(),
+            })
     };
-    let named = |o: &serde_json::Value, kind: &str| {
-        o.get("kind").and_then(|v| v.as_str()) == Some(kind) && in_ns(o)
+    Ok(match via {
+        SyncVia::Ingress => SyncSource::Ingress {
+            ingress: subject.ingress.clone(),
+            weight: subject.weight,
+        },
+        SyncVia::ArgoCd(app) => SyncSource::ArgoCd {
+            app: app.clone(),
+            revision: revision("Application", app)?,
+        },
+        SyncVia::Flux(ks) => SyncSource::Flux {
+            kustomization: ks.clone(),
+            revision: revision("Kustomization", ks)?,
+        },
+    })
+}
+
+fn deployments(subject: &Subject) -> Result<(&ObjectRef, &ObjectRef), ClusterError> {
+    let missing = |which: &str| ClusterError::Invalid {
+        kind: "Ingress".into(),
+        namespace: subject.ingress.namespace.clone(),
+        name: subject.ingress.name.clone(),
+        detail: format!(
+            "no {which} Deployment known (none found behind its Services in the manifests)"
+        ),
     };
-    let svc = objects
-        .iter()
-        .find(|o| {
-            named(o, "Service")
-                && o.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(service)
-        })
-        .ok_or_else(|| format!("no Service {namespace}/{service} in the manifests"))?;
-    let selector = svc
-        .pointer("/spec/selector")
-        .and_then(|v| v.as_object())
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| format!("Service {namespace}/{service} has no selector"))?;
-    let matching: Vec<&str> = objects
-        .iter()
-        .filter(|o| named(o, "Deployment"))
-        .filter(|d| {
-            let labels = d
-                .pointer("/spec/template/metadata/labels")
-                .and_then(|v| v.as_object());
-            labels.is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
-        })
-        .filter_map(|d| d.pointer("/metadata/name").and_then(|v| v.as_str()))
-        .collect();
-    match matching.as_slice() {
-        [one] => Ok(ObjectRef::new(namespace, *one)),
-        [] => Err(format!(
-            "no Deployment in the manifests has pod labels matching Service {namespace}/{service}"
-        )),
-        many => Err(format!(
-            "several Deployments match Service {namespace}/{service}: {}",
-            many.join(", ")
-        )),
+    match (&subject.canary, &subject.stable) {
+        (Some(c), Some(s)) => Ok((c, s)),
+        (None, _) => Err(missing("canary")),
+        (_, None) => Err(missing("stable")),
     }
 }
 
+/// The rollout loop's gates, watching a real cluster.
+pub struct ClusterGates {
+    pub client: Client,
+    pub settings: GateSettings,
+}
+
+impl ClusterGates {
+    /// What the gates judge for one stage: the first canary route and the one Deployment
+    /// behind each side (several would need one gate each; the loop's routes are one pair).
+    pub fn subject(ctx: &crate::app::GateContext) -> Result<Subject, ClusterError> {
+        let route = ctx.canaries.first().ok_or_else(|| ClusterError::Invalid {
+            kind: "Ingress".into(),
+            namespace: String::new(),
+            name: ctx.rollout.clone(),
+            detail: "no canary route to gate".into(),
+        })?;
+        let namespace = route.namespace.clone().unwrap_or_else(|| "default".into());
+        let deployment = |ws: &[crate::manifest::workload::Workload]| {
+            ws.first().map(|w| {
+                ObjectRef::new(
+                    w.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                    w.name.clone(),
+                )
+            })
+        };
+        Ok(Subject {
+            ingress: ObjectRef::new(namespace.clone(), route.name.clone()),
+            weight: ctx.weight,
+            revision: Some(ctx.revision.clone()).filter(|r| !r.is_empty()),
+            canary: deployment(&ctx.canary_workloads),
+            stable: deployment(&ctx.stable_workloads),
+        })
+    }
+}
+
+impl crate::app::GateRunner for ClusterGates {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a crate::app::GateContext,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<crate::app::GateReport>> {
+        Box::pin(async move {
+            let subject = Self::subject(ctx)?;
+            let outcomes = run_gates(&self.client, &self.settings, &subject, |_| {}).await?;
+            let verdict = gates::combine(outcomes.iter().map(|o| o.verdict.clone()));
+            let lines = outcomes
+                .into_iter()
+                .map(|o| crate::app::GateLine {
+                    gate: o.gate,
+                    verdict: o.verdict,
+                    detail: o.last_state,
+                })
+                .collect();
+            Ok(crate::app::GateReport {
+                verdict,
+                gates: lines,
+            })
+        })
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -969,35 +1106,6 @@ mod tests {
         );
         assert!(ObjectRef::parse("a/b/c", "x").is_err());
         assert!(ObjectRef::parse("/b", "x").is_err());
-    }
-
-    #[test]
-    fn deployments_found_through_service_selectors() {
-        let objs: Vec<serde_json::Value> = vec![
-            serde_json::json!({"kind": "Deployment", "metadata": {"name": "web-canary", "namespace": "shop"},
-                "spec": {"template": {"metadata": {"labels": {"app": "web", "track": "canary", "x": "y"}}}}}),
-            serde_json::json!({"kind": "Deployment", "metadata": {"name": "web"},
-                "spec": {"template": {"metadata": {"labels": {"app": "web", "track": "stable"}}}}}),
-            serde_json::json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "other"},
-                "spec": {"template": {"metadata": {"labels": {"app": "web", "track": "stable"}}}}}),
-            serde_json::json!({"kind": "Service", "metadata": {"name": "web-canary", "namespace": "shop"}, "spec": {"selector": {"app": "web", "track": "canary"}}}),
-            serde_json::json!({"kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"selector": {"app": "web", "track": "stable"}}}),
-            serde_json::json!({"kind": "Service", "metadata": {"name": "all", "namespace": "shop"}, "spec": {"selector": {"app": "web"}}}),
-        ];
-        assert_eq!(
-            deployment_for_service(&objs, "shop", "web-canary").unwrap(),
-            ObjectRef::new("shop", "web-canary")
-        );
-        assert_eq!(
-            deployment_for_service(&objs, "shop", "web").unwrap(),
-            ObjectRef::new("shop", "web")
-        );
-        assert!(deployment_for_service(&objs, "shop", "all")
-            .unwrap_err()
-            .contains("several"));
-        assert!(deployment_for_service(&objs, "shop", "nope")
-            .unwrap_err()
-            .contains("no Service"));
     }
 
     #[test]

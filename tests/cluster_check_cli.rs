@@ -152,7 +152,8 @@ async fn rbac_denial_is_a_clear_error() {
     synced_cluster(&fake);
     fake.forbid("deployments.apps", Some("list"));
     let run = check(&fake, &["--gates", "rolled-out"]).await;
-    assert_ne!(run.code, 0);
+    // RBAC is the user's setup to fix: bad input, exit 2 (not a failed gate).
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr
             .contains("forbidden: cannot list deployments.apps in namespace shop"),

@@ -203,7 +203,7 @@ async fn rbac_denial_fails_fast_with_verb_and_resource() {
         msg.contains("system:serviceaccount:ci:gitops-canary"),
         "{msg}"
     );
-    assert!(matches!(err, ClusterError::Forbidden { .. }));
+    assert!(matches!(err, ClusterError::Forbidden(_)));
     assert_no_token(&msg);
     assert_no_token(&format!("{err:?}"));
 
@@ -238,7 +238,7 @@ async fn wrong_credentials_are_unauthorized_not_retried() {
     let err = cluster::synced(&client, &ingress_source(1), false, Duration::from_secs(60))
         .await
         .unwrap_err();
-    assert!(matches!(err, ClusterError::Unauthorized { .. }), "{err}");
+    assert!(matches!(err, ClusterError::Unauthorized(_)), "{err}");
     assert!(
         err.to_string().contains("list ingresses.networking.k8s.io"),
         "{err}"
@@ -647,5 +647,88 @@ async fn stable_losing_endpoints_mid_bake_fails_steady() {
     assert!(
         matches!(&outcome.verdict, Verdict::Fail(r) if r.contains("no ready replicas")),
         "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_outage_until_the_timeout_reports_the_last_error() {
+    init();
+    let fake = FakeKube::start().await;
+    fake.upsert(objects::ingress(NS, "web-canary", 10));
+    fake.fail_next(10_000, 503);
+    let client = fake.client().await;
+    let outcome = cluster::synced(
+        &client,
+        &ingress_source(10),
+        false,
+        Duration::from_millis(1500),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&outcome.verdict, Verdict::Fail(r) if r.contains("timed out")),
+        "{outcome:?}"
+    );
+    assert!(
+        outcome.last_state.contains("never observed") && outcome.last_state.contains("HTTP 503"),
+        "{}",
+        outcome.last_state
+    );
+    // Bounded backoff: retried several times in 1.5 s, but not in a hot loop.
+    let attempts = 10_000 - fake.pending_failures();
+    assert!((3..200).contains(&attempts), "{attempts} attempts");
+}
+
+#[tokio::test]
+async fn sync_now_patch_is_retried_through_server_errors() {
+    init();
+    let fake = FakeKube::start().await;
+    let rev = "abcdef0123456789abcdef0123456789abcdef01";
+    fake.upsert(objects::flux_kustomization(
+        "flux-system",
+        "shop",
+        &format!("main@sha1:{rev}"),
+        "True",
+        "ReconciliationSucceeded",
+    ));
+    fake.fail_next(2, 500);
+    let source = SyncSource::Flux {
+        kustomization: ObjectRef::new("flux-system", "shop"),
+        revision: rev.into(),
+    };
+    let outcome = spawn_synced(&fake, source, true, Duration::from_secs(30))
+        .await
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.verdict, Verdict::Pass, "{outcome:?}");
+    assert_eq!(fake.pending_failures(), 0);
+    assert_eq!(fake.patches().len(), 1);
+    let patches = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("PATCH "))
+        .count();
+    assert_eq!(patches, 3, "two refused, one applied");
+
+    // A Role without `patch` is a clear error, not a retry loop.
+    let fake = FakeKube::start().await;
+    fake.upsert(objects::argo_app(
+        "argocd", "shop", rev, "Synced", "Healthy",
+    ));
+    fake.forbid("applications.argoproj.io", Some("patch"));
+    let source = SyncSource::ArgoCd {
+        app: ObjectRef::new("argocd", "shop"),
+        revision: rev.into(),
+    };
+    let err = spawn_synced(&fake, source, true, Duration::from_secs(30))
+        .await
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("forbidden: cannot patch applications.argoproj.io in namespace argocd"),
+        "{err}"
     );
 }

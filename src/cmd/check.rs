@@ -5,17 +5,18 @@
 //! manifests; flags override it. The gates run in order (synced, rolled-out, steady,
 //! metrics) and stop at the first that does not pass.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::cli::{Output, RepoArgs};
-use crate::cluster::{self, GateOutcome, ObjectRef, SyncSource};
+use crate::cluster::{self, ClusterGate, GateOutcome, GateSettings, ObjectRef, Subject, SyncVia};
 use crate::exit::{self, Usage};
 use crate::gate::Verdict;
-use crate::manifest;
+use crate::manifest::{self, workload};
+use crate::router::Route;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -94,11 +95,18 @@ struct Resolved {
     notes: Vec<String>,
 }
 
+/// Files that can hold what `check` reads: routes, the Services they name, the Deployments.
+fn needs_parse(bytes: &[u8]) -> bool {
+    ["Ingress", "Deployment", "Service"]
+        .iter()
+        .any(|k| manifest::contains(bytes, k.as_bytes()))
+}
+
 fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
-    let repo = manifest::Repo::load(&args.repo.repo)?;
+    let repo = manifest::Repo::load_filtered(&args.repo.repo, &needs_parse)?;
     let discovery = repo.discover();
     let selector = manifest::Selector::parse(&args.ingress)?;
-    let canaries: Vec<_> = discovery.pairs.iter().map(|p| p.canary.clone()).collect();
+    let canaries: Vec<Route> = discovery.pairs.iter().map(|p| p.canary.clone()).collect();
     let route = manifest::select(&canaries, &selector)?;
     let pair = discovery
         .pairs
@@ -118,39 +126,42 @@ fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
         ))
     })?;
 
-    let objects: Vec<serde_json::Value> = repo
-        .files
-        .iter()
-        .flat_map(|f| {
-            f.stream
-                .docs
-                .iter()
-                .filter_map(|d| d.root.map(|r| plain_value(&f.stream, r)))
-        })
-        .collect();
+    let workloads = workload::workloads(&repo.files);
+    let services = workload::services(&repo.files);
     let mut notes = Vec::new();
-    let mut behind = |routes: &[&crate::router::Route]| -> Option<ObjectRef> {
-        let services: Vec<&str> = routes
-            .iter()
-            .flat_map(|r| r.backends.iter().filter_map(|b| b.service.as_deref()))
-            .collect();
+    let mut behind = |which: &str, routes: &[&Route]| -> Option<ObjectRef> {
         let mut found: Vec<ObjectRef> = Vec::new();
-        for s in services {
-            match cluster::deployment_for_service(&objects, &namespace, s) {
-                Ok(d) if !found.contains(&d) => found.push(d),
-                Ok(_) => {}
-                Err(e) => notes.push(e),
+        for r in routes {
+            for svc in r.services() {
+                for w in workload::backing(&workloads, &services, r.namespace.as_deref(), &svc) {
+                    let d = ObjectRef::new(
+                        w.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                        w.name.clone(),
+                    );
+                    if !found.contains(&d) {
+                        found.push(d);
+                    }
+                }
             }
         }
-        if found.len() == 1 {
-            found.pop()
-        } else {
-            None
+        match found.len() {
+            1 => found.pop(),
+            0 => {
+                notes.push(format!(
+                    "no Deployment behind the {which} Services in the manifests"
+                ));
+                None
+            }
+            _ => {
+                let names: Vec<String> = found.iter().map(ToString::to_string).collect();
+                notes.push(format!("several {which} Deployments: {}", names.join(", ")));
+                None
+            }
         }
     };
-    let canary_deployment = behind(&[route]);
-    let stable_routes: Vec<&crate::router::Route> = pair.stable.iter().collect();
-    let stable_deployment = behind(&stable_routes);
+    let canary_deployment = behind("canary", &[route]);
+    let stable_routes: Vec<&Route> = pair.stable.iter().collect();
+    let stable_deployment = behind("stable", &stable_routes);
     Ok(Resolved {
         ingress: ObjectRef::new(namespace, route.name.clone()),
         weight,
@@ -158,25 +169,6 @@ fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
         stable_deployment,
         notes,
     })
-}
-
-/// A document as plain JSON strings (labels and names compare as text; numbers do not matter here).
-fn plain_value(stream: &crate::yaml::Stream, id: crate::yaml::NodeId) -> serde_json::Value {
-    use crate::yaml::NodeKind;
-    match &stream.node(stream.resolve(id)).kind {
-        NodeKind::Scalar { value, .. } => serde_json::Value::String(value.clone()),
-        NodeKind::Seq(items) => items.iter().map(|i| plain_value(stream, *i)).collect(),
-        NodeKind::Map(entries) => entries
-            .iter()
-            .filter_map(|(k, v)| {
-                stream
-                    .str(*k)
-                    .map(|k| (k.to_string(), plain_value(stream, *v)))
-            })
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
-        NodeKind::Alias(_) => serde_json::Value::Null,
-    }
 }
 
 fn head_revision(repo: &std::path::Path) -> anyhow::Result<String> {
@@ -261,67 +253,65 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
     } else {
         (None, None)
     };
-    let source = match args.sync_source {
-        SyncSourceKind::Ingress => SyncSource::Ingress {
-            ingress: resolved.ingress.clone(),
-            weight: resolved.weight,
-        },
+    let sync_via = match args.sync_source {
+        SyncSourceKind::Ingress => SyncVia::Ingress,
         SyncSourceKind::Argocd => {
             let app = args
                 .argocd_app
                 .as_deref()
                 .ok_or_else(|| Usage("--sync-source argocd needs --argocd-app NS/NAME".into()))?;
-            let app =
-                ObjectRef::parse(app, "argocd").map_err(|e| Usage(format!("--argocd-app: {e}")))?;
-            let revision = match &args.revision {
-                Some(r) => r.clone(),
-                None => head_revision(&args.repo.repo)?,
-            };
-            SyncSource::ArgoCd { app, revision }
+            SyncVia::ArgoCd(
+                ObjectRef::parse(app, "argocd").map_err(|e| Usage(format!("--argocd-app: {e}")))?,
+            )
         }
         SyncSourceKind::Flux => {
             let ks = args.flux_kustomization.as_deref().ok_or_else(|| {
                 Usage("--sync-source flux needs --flux-kustomization NS/NAME".into())
             })?;
-            let kustomization = ObjectRef::parse(ks, "flux-system")
-                .map_err(|e| Usage(format!("--flux-kustomization: {e}")))?;
-            let revision = match &args.revision {
-                Some(r) => r.clone(),
-                None => head_revision(&args.repo.repo)?,
-            };
-            SyncSource::Flux {
-                kustomization,
-                revision,
-            }
+            SyncVia::Flux(
+                ObjectRef::parse(ks, "flux-system")
+                    .map_err(|e| Usage(format!("--flux-kustomization: {e}")))?,
+            )
         }
+    };
+    let revision = match (&sync_via, &args.revision) {
+        (_, Some(r)) => Some(r.clone()),
+        (SyncVia::Ingress, None) => None,
+        (_, None) => Some(head_revision(&args.repo.repo)?),
+    };
+    let settings = GateSettings {
+        gates: args
+            .gates
+            .iter()
+            .filter_map(|g| match g {
+                Gate::Synced => Some(ClusterGate::Synced),
+                Gate::RolledOut => Some(ClusterGate::RolledOut),
+                Gate::Steady => Some(ClusterGate::Steady),
+                Gate::Metrics => None,
+            })
+            .collect(),
+        sync_via,
+        sync_now: args.sync_now,
+        timeout: args.timeout,
+        bake: args.bake_time,
+        restart_threshold: args.restart_threshold,
+    };
+    let subject = Subject {
+        ingress: resolved.ingress.clone(),
+        weight: resolved.weight,
+        revision,
+        canary,
+        stable,
     };
 
     let client = cluster::connect(args.context.as_deref()).await?;
-    let start = Instant::now();
-    let mut outcomes: Vec<GateOutcome> = Vec::new();
-    for gate in &args.gates {
-        let remaining = args.timeout.saturating_sub(start.elapsed());
-        let outcome = match (gate, &canary, &stable) {
-            (Gate::Synced, _, _) => {
-                cluster::synced(&client, &source, args.sync_now, remaining).await?
-            }
-            (Gate::RolledOut, Some(c), Some(s)) => {
-                cluster::rolled_out(&client, c, s, remaining).await?
-            }
-            (Gate::Steady, Some(c), Some(s)) => {
-                cluster::steady(&client, c, s, args.bake_time, args.restart_threshold).await?
-            }
-            _ => return Err(Usage(format!("gate {gate:?} cannot run with these flags")).into()),
-        };
-        if args.repo.output == Output::Human {
-            print_outcome(&outcome);
+    let human = args.repo.output == Output::Human;
+    let outcomes = cluster::run_gates(&client, &settings, &subject, |o| {
+        if human {
+            print_outcome(o);
         }
-        let passed = outcome.passed();
-        outcomes.push(outcome);
-        if !passed {
-            break;
-        }
-    }
+    })
+    .await?;
     let failed = outcomes.iter().find(|o| !o.passed());
     if args.repo.output == Output::Json {
         let report = Report {
