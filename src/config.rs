@@ -143,6 +143,18 @@ pub struct Config {
     /// Timeout for the gates of one stage, e.g. `10m`.
     #[serde(default)]
     pub timeout: Option<String>,
+    /// What shows that a merge reached the cluster: `ingress`, `argocd` or `flux`.
+    #[serde(default)]
+    pub sync_source: Option<crate::cmd::gates::SyncSourceKind>,
+    /// The Argo CD Application, `NAMESPACE/NAME`.
+    #[serde(default)]
+    pub argocd_app: Option<String>,
+    /// The Flux Kustomization, `NAMESPACE/NAME`.
+    #[serde(default)]
+    pub flux_kustomization: Option<String>,
+    /// Prometheus for the metrics gate.
+    #[serde(default)]
+    pub prometheus_url: Option<String>,
     #[serde(default)]
     pub rollback: Option<RollbackPolicy>,
     /// Promote the canary to stable after the last stage (default true).
@@ -193,6 +205,10 @@ impl Config {
             cluster: None,
             gates: Vec::new(),
             timeout: None,
+            sync_source: None,
+            argocd_app: None,
+            flux_kustomization: None,
+            prometheus_url: None,
             rollback: None,
             promote: None,
         }

@@ -12,6 +12,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::cli::{Output, RepoArgs};
+use super::gates::SyncSourceKind;
 use crate::cluster::{self, ClusterGate, GateOutcome, GateSettings, ObjectRef, Subject, SyncVia};
 use crate::exit::{self, Usage};
 use crate::gate::Verdict;
@@ -25,14 +26,6 @@ pub enum Gate {
     RolledOut,
     Steady,
     Metrics,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum SyncSourceKind {
-    #[default]
-    Ingress,
-    Argocd,
-    Flux,
 }
 
 #[derive(Debug, clap::Args)]
@@ -253,27 +246,11 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
     } else {
         (None, None)
     };
-    let sync_via = match args.sync_source {
-        SyncSourceKind::Ingress => SyncVia::Ingress,
-        SyncSourceKind::Argocd => {
-            let app = args
-                .argocd_app
-                .as_deref()
-                .ok_or_else(|| Usage("--sync-source argocd needs --argocd-app NS/NAME".into()))?;
-            SyncVia::ArgoCd(
-                ObjectRef::parse(app, "argocd").map_err(|e| Usage(format!("--argocd-app: {e}")))?,
-            )
-        }
-        SyncSourceKind::Flux => {
-            let ks = args.flux_kustomization.as_deref().ok_or_else(|| {
-                Usage("--sync-source flux needs --flux-kustomization NS/NAME".into())
-            })?;
-            SyncVia::Flux(
-                ObjectRef::parse(ks, "flux-system")
-                    .map_err(|e| Usage(format!("--flux-kustomization: {e}")))?,
-            )
-        }
-    };
+    let sync_via = super::gates::sync_via(
+        args.sync_source,
+        args.argocd_app.as_deref(),
+        args.flux_kustomization.as_deref(),
+    )?;
     let revision = match (&sync_via, &args.revision) {
         (_, Some(r)) => Some(r.clone()),
         (SyncVia::Ingress, None) => None,

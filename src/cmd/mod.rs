@@ -1,6 +1,7 @@
 //! One file per subcommand: parse nothing, decide nothing; call the library and print.
 
 pub mod check;
+pub mod gates;
 pub mod init_canary;
 pub mod plan;
 pub mod propose;

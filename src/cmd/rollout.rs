@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::gates::{self, ChainSettings, MetricsArgs, SyncSourceKind};
 use crate::app::{self, GateRunner, NoGates, PassReport, Rollout, Settings};
 use crate::cli::{Output, RepoArgs};
 use crate::config::{self, ClusterMode, Config, ForgeKind, RollbackPolicy};
@@ -67,6 +68,32 @@ pub struct RolloutArgs {
     /// Gates after each merge, comma-separated: synced, rolled-out, steady, metrics.
     #[arg(long, env = "GITOPS_CANARY_GATES", value_delimiter = ',')]
     pub gates: Vec<String>,
+    /// How long `synced` and `rolled-out` may take together after a merge (default 10m).
+    #[arg(long, env = "GITOPS_CANARY_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// How long the canary must stay steady after each stage (default 5m).
+    #[arg(long, env = "GITOPS_CANARY_BAKE_TIME", value_parser = humantime::parse_duration)]
+    pub bake_time: Option<Duration>,
+    /// Kubeconfig context (default: the current context, or in-cluster config).
+    #[arg(long, env = "GITOPS_CANARY_CONTEXT")]
+    pub context: Option<String>,
+    /// What shows that Git's change reached the cluster.
+    #[arg(long, env = "GITOPS_CANARY_SYNC_SOURCE", value_enum)]
+    pub sync_source: Option<SyncSourceKind>,
+    /// The Argo CD Application (NAMESPACE/NAME; namespace defaults to argocd).
+    #[arg(long, env = "GITOPS_CANARY_ARGOCD_APP")]
+    pub argocd_app: Option<String>,
+    /// The Flux Kustomization (NAMESPACE/NAME; namespace defaults to flux-system).
+    #[arg(long, env = "GITOPS_CANARY_FLUX_KUSTOMIZATION")]
+    pub flux_kustomization: Option<String>,
+    /// Ask Argo CD / Flux to reconcile now instead of waiting for their poll interval.
+    #[arg(long, env = "GITOPS_CANARY_SYNC_NOW")]
+    pub sync_now: bool,
+    /// Container restarts during the bake that count as unsteady.
+    #[arg(long, env = "GITOPS_CANARY_RESTART_THRESHOLD", default_value_t = crate::cluster::DEFAULT_RESTART_THRESHOLD)]
+    pub restart_threshold: i32,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// What to do when a gate fails.
     #[arg(long, env = "GITOPS_CANARY_ROLLBACK", value_enum)]
     pub rollback: Option<RollbackPolicy>,
@@ -120,6 +147,20 @@ struct Resolved {
     forge: Option<AnyForge>,
     token: Option<Token>,
     cluster: ClusterMode,
+    chain: ChainSettings,
+    metrics: MetricsArgs,
+}
+
+/// The forge of the CI system we run in; GitHub when nothing tells.
+fn detect_forge() -> ForgeKind {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if set("GITHUB_ACTIONS") || set("GITHUB_REPOSITORY") {
+        ForgeKind::Github
+    } else if set("GITLAB_CI") || set("CI_SERVER_URL") {
+        ForgeKind::Gitlab
+    } else {
+        ForgeKind::Github
+    }
 }
 
 fn env_token(forge: ForgeKind) -> Option<Token> {
@@ -176,7 +217,7 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
     if args.approval.is_some() {
         cfg.approval = args.approval;
     }
-    let forge_kind = args.forge.or(cfg.forge).unwrap_or_default();
+    let forge_kind = args.forge.or(cfg.forge).unwrap_or_else(detect_forge);
     let stages = cfg.stages(if forge_kind == ForgeKind::None {
         Approval::Direct
     } else {
@@ -280,22 +321,47 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         max_wait: args.max_wait,
         gate_names,
     };
+    let duration = |flag: Option<Duration>, file: &Option<String>, default: &str| -> anyhow::Result<Duration> {
+        match (flag, file) {
+            (Some(d), _) => Ok(d),
+            (None, Some(f)) => Ok(config::parse_duration(f).map_err(Usage)?),
+            (None, None) => Ok(config::parse_duration(default).map_err(Usage)?),
+        }
+    };
+    let sync_source = args.sync_source.or(cfg.sync_source).unwrap_or_default();
+    let argocd_app = args.argocd_app.clone().or(cfg.argocd_app.clone());
+    let flux = args.flux_kustomization.clone().or(cfg.flux_kustomization.clone());
+    let chain = ChainSettings {
+        gates: settings.gate_names.clone(),
+        context: args.context.clone(),
+        sync_via: gates::sync_via(sync_source, argocd_app.as_deref(), flux.as_deref())?,
+        sync_now: args.sync_now,
+        timeout: duration(args.timeout, &cfg.timeout, "10m")?,
+        bake: duration(args.bake_time, &cfg.bake_time, "5m")?,
+        restart_threshold: args.restart_threshold,
+    };
+    let mut metrics = args.metrics.clone();
+    if metrics.prometheus_url.is_none() {
+        metrics.prometheus_url = cfg.prometheus_url.clone();
+    }
     Ok(Resolved {
         settings,
         ws,
         forge,
         token,
         cluster,
+        chain,
+        metrics,
     })
 }
 
-fn gate_runner(cluster: ClusterMode) -> anyhow::Result<Box<dyn GateRunner>> {
-    match cluster {
-        ClusterMode::None => Ok(Box::new(NoGates)),
-        ClusterMode::Kube => Err(Usage(
-            "cluster gates need --cluster kube support, which this build lacks; pass --cluster none".into(),
-        )
-        .into()),
+async fn gate_runner(r: Resolved) -> anyhow::Result<(Box<dyn GateRunner>, Resolved)> {
+    match r.cluster {
+        ClusterMode::None => Ok((Box::new(NoGates), r)),
+        ClusterMode::Kube => {
+            let chain = gates::chain(r.chain.clone(), &r.metrics).await?;
+            Ok((Box::new(chain), r))
+        }
     }
 }
 
@@ -429,7 +495,7 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
     if let (Some(rep), Some(t)) = (ci.as_mut(), &resolved.token) {
         rep.mask(t)?;
     }
-    let gates = gate_runner(resolved.cluster)?;
+    let (gates, resolved) = gate_runner(resolved).await?;
     let rollout = Rollout {
         settings: resolved.settings.clone(),
         ws: &resolved.ws,
@@ -483,6 +549,15 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
     let report = match result {
         Ok(r) => r,
         Err(e) => {
+            if output == Output::Json {
+                let doc = serde_json::json!({
+                    "schemaVersion": 1,
+                    "status": "failed",
+                    "error": exit::render(&e),
+                    "passes": passes,
+                });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            }
             if let Some(rep) = ci.as_mut() {
                 if let Some(last) = passes.last() {
                     publish_outputs(rep.as_mut(), last, s)?;
