@@ -93,11 +93,25 @@ fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gitops-canary"))
 }
 
-async fn tool(w: &World, dir: &Path, command: &str, extra: &[String], env: &[(String, String)]) -> Output {
+async fn tool(
+    w: &World,
+    dir: &Path,
+    command: &str,
+    extra: &[String],
+    env: &[(String, String)],
+) -> Output {
     let mut cmd = tokio::process::Command::new(bin());
-    cmd.arg(command).arg("--repo").arg(dir).args(["--output", "json"]).args(extra);
+    cmd.arg(command)
+        .arg("--repo")
+        .arg(dir)
+        .args(["--output", "json"])
+        .args(extra);
     for (k, _) in std::env::vars() {
-        if k.starts_with("GITOPS_CANARY_") || k.starts_with("GITHUB_") || k.starts_with("GITLAB") || k.starts_with("CI_") {
+        if k.starts_with("GITOPS_CANARY_")
+            || k.starts_with("GITHUB_")
+            || k.starts_with("GITLAB")
+            || k.starts_with("CI_")
+        {
             cmd.env_remove(k);
         }
     }
@@ -113,7 +127,10 @@ async fn tool(w: &World, dir: &Path, command: &str, extra: &[String], env: &[(St
     // Tokens never reach any output.
     for text in [&out.stdout, &out.stderr] {
         let t = String::from_utf8_lossy(text);
-        assert!(!t.contains(e2e::GITHUB_TOKEN) && !t.contains(e2e::GITLAB_TOKEN), "a token leaked: {t}");
+        assert!(
+            !t.contains(e2e::GITHUB_TOKEN) && !t.contains(e2e::GITLAB_TOKEN),
+            "a token leaked: {t}"
+        );
     }
     out
 }
@@ -159,7 +176,11 @@ async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
     let dir = w.checkout();
     for (i, step) in sc.steps.iter().enumerate() {
         match step {
-            ScenarioStep::Tool { command, exit, contains } => {
+            ScenarioStep::Tool {
+                command,
+                exit,
+                contains,
+            } => {
                 let out = tool(&w, &dir, command, &sc.args, &[]).await;
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 let stderr = String::from_utf8_lossy(&out.stderr);
@@ -198,7 +219,10 @@ async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
             ScenarioStep::OpenPrs(want) => {
                 let got = w.open_prs().len();
                 if got != *want {
-                    failures.push(format!("{name} step {i}: {got} open PRs, want {want}: {:?}", w.open_prs()));
+                    failures.push(format!(
+                        "{name} step {i}: {got} open PRs, want {want}: {:?}",
+                        w.open_prs()
+                    ));
                 }
             }
         }
@@ -206,10 +230,16 @@ async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
     let e = &sc.expect;
     let weight = w.base_weight(CANARY_FILE);
     if weight != e.base_weight {
-        failures.push(format!("{name}: base weight {weight}, want {}", e.base_weight));
+        failures.push(format!(
+            "{name}: base weight {weight}, want {}",
+            e.base_weight
+        ));
     }
     if stable_image_is_canary(&w) != e.promoted {
-        failures.push(format!("{name}: promoted is {}, want {}", !e.promoted, e.promoted));
+        failures.push(format!(
+            "{name}: promoted is {}, want {}",
+            !e.promoted, e.promoted
+        ));
     }
     let dups = w.duplicate_prs();
     if !dups.is_empty() {
@@ -237,7 +267,10 @@ async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
         .await
         .is_ok();
         if !ok {
-            failures.push(format!("{name}: live weight {:?}, want {live}", w.live_weight("shop", "web-canary")));
+            failures.push(format!(
+                "{name}: live weight {:?}, want {live}",
+                w.live_weight("shop", "web-canary")
+            ));
         }
     }
     failures
@@ -267,7 +300,11 @@ async fn rollout_scenarios() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let started = std::time::Instant::now();
         let f = run_scenario(&name, sc).await;
-        eprintln!("scenario {name}: {} in {:.1?}", if f.is_empty() { "ok" } else { "FAILED" }, started.elapsed());
+        eprintln!(
+            "scenario {name}: {} in {:.1?}",
+            if f.is_empty() { "ok" } else { "FAILED" },
+            started.elapsed()
+        );
         failures.extend(f);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -281,7 +318,10 @@ async fn crash_at_every_step_boundary_converges_without_duplicates() {
         return;
     }
     let config = "ingresses: [shop/web-canary]\nid: shop-web\nstages: [10, 50, 100]\napproval: auto\nrollback: auto\n".to_string();
-    let args: Vec<String> = ["--cluster", "none"].iter().map(|s| s.to_string()).collect();
+    let args: Vec<String> = ["--cluster", "none"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     // First a clean run, to know how many changes a whole rollout makes and its end state.
     let w = World::start(WorldOptions {
         extra_files: vec![(".gitops-canary.yaml".into(), config.clone())],
@@ -289,7 +329,11 @@ async fn crash_at_every_step_boundary_converges_without_duplicates() {
     })
     .await;
     let out = tool(&w, &w.checkout(), "run", &args, &[]).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let clean_prs: Vec<String> = {
         let mut t: Vec<String> = w.prs().iter().map(|p| p.title.clone()).collect();
         t.sort();
@@ -309,22 +353,40 @@ async fn crash_at_every_step_boundary_converges_without_duplicates() {
         })
         .await;
         let dir = w.checkout();
-        let first = tool(&w, &dir, "run", &args, &[("GITOPS_CANARY_FAILPOINT".into(), n.to_string())]).await;
+        let first = tool(
+            &w,
+            &dir,
+            "run",
+            &args,
+            &[("GITOPS_CANARY_FAILPOINT".into(), n.to_string())],
+        )
+        .await;
         if first.status.success() {
             // Fewer changes than n: this and every later n run clean.
             break;
         }
         crashed += 1;
         let stderr = String::from_utf8_lossy(&first.stderr);
-        assert!(stderr.contains(&format!("failpoint {n}")), "n={n}: {stderr}");
+        assert!(
+            stderr.contains(&format!("failpoint {n}")),
+            "n={n}: {stderr}"
+        );
         // A new job after the crash: a fresh checkout, as CI would have.
         let again = tool(&w, &w.checkout(), "run", &args, &[]).await;
-        assert!(again.status.success(), "n={n}: re-run failed: {}", String::from_utf8_lossy(&again.stderr));
+        assert!(
+            again.status.success(),
+            "n={n}: re-run failed: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
         let mut titles: Vec<String> = w.prs().iter().map(|p| p.title.clone()).collect();
         titles.sort();
         assert_eq!(titles, clean_prs, "n={n}: PRs differ from a clean run");
         assert!(w.duplicate_prs().is_empty(), "n={n}: duplicate PRs");
-        assert_eq!(w.commits_on_base().len(), clean_commits, "n={n}: commits on base differ");
+        assert_eq!(
+            w.commits_on_base().len(),
+            clean_commits,
+            "n={n}: commits on base differ"
+        );
         assert_eq!(w.branches(), clean_branches, "n={n}: branches differ");
         assert_eq!(w.base_weight(CANARY_FILE), 0, "n={n}");
         assert!(stable_image_is_canary(&w), "n={n}");

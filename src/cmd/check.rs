@@ -11,8 +11,8 @@ use anyhow::Context;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::cli::{Output, RepoArgs};
 use super::gates::SyncSourceKind;
+use crate::cli::{Output, RepoArgs};
 use crate::cluster::{self, ClusterGate, GateOutcome, GateSettings, ObjectRef, Subject, SyncVia};
 use crate::exit::{self, Usage};
 use crate::gate::Verdict;

@@ -16,7 +16,18 @@ use crate::gate::Verdict;
 use crate::metrics::{run_analysis, ManualClock, PrometheusClient, SystemClock};
 use crate::secret::Token;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SyncSourceKind {
     /// The live canary Ingress carries the weight Git has.

@@ -29,6 +29,25 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     for s in &discovery.skipped {
         eprintln!("warning: skipped {}: {}", s.file.display(), s.reason);
     }
+    // In CI, every error-level problem becomes an annotation on its file and line.
+    if let Some(mut rep) = crate::report::ci() {
+        let root = &args.repo.repo;
+        for p in discovery
+            .pairs
+            .iter()
+            .flat_map(|pair| &pair.problems)
+            .chain(&discovery.problems)
+            .filter(|p| p.severity == Severity::Error)
+        {
+            let file = if root == std::path::Path::new(".") {
+                p.file.clone()
+            } else {
+                root.join(&p.file)
+            };
+            rep.error_at(&file, p.line, 1, &format!("[{}] {}", p.code, p.message))?;
+        }
+        rep.finish()?;
+    }
     match args.repo.output {
         Output::Json => {
             let doc = PlanJson {

@@ -321,7 +321,10 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         max_wait: args.max_wait,
         gate_names,
     };
-    let duration = |flag: Option<Duration>, file: &Option<String>, default: &str| -> anyhow::Result<Duration> {
+    let duration = |flag: Option<Duration>,
+                    file: &Option<String>,
+                    default: &str|
+     -> anyhow::Result<Duration> {
         match (flag, file) {
             (Some(d), _) => Ok(d),
             (None, Some(f)) => Ok(config::parse_duration(f).map_err(Usage)?),
@@ -330,7 +333,10 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
     };
     let sync_source = args.sync_source.or(cfg.sync_source).unwrap_or_default();
     let argocd_app = args.argocd_app.clone().or(cfg.argocd_app.clone());
-    let flux = args.flux_kustomization.clone().or(cfg.flux_kustomization.clone());
+    let flux = args
+        .flux_kustomization
+        .clone()
+        .or(cfg.flux_kustomization.clone());
     let chain = ChainSettings {
         gates: settings.gate_names.clone(),
         context: args.context.clone(),
@@ -509,8 +515,20 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
     let result: anyhow::Result<PassReport> = match mode {
         Mode::Run => {
             let mut show = |r: &PassReport| {
-                if output == Output::Human {
-                    print!("{}", render_stage_list(s, r, started.elapsed()));
+                let text = render_stage_list(s, r, started.elapsed());
+                if let Some(rep) = ci.as_mut() {
+                    // One collapsible group per pass keeps a long run readable in the CI log.
+                    let title = format!(
+                        "gitops-canary: stage {}/{} ({}%): {}",
+                        r.stage, r.stages, r.weight, r.action
+                    );
+                    let _ = rep.group(&title);
+                    for line in text.lines() {
+                        let _ = rep.progress(line);
+                    }
+                    let _ = rep.end_group();
+                } else if output == Output::Human {
+                    print!("{text}");
                 }
                 passes.push(r.clone());
             };
