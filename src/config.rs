@@ -367,3 +367,26 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    use super::*;
+
+    /// The configuration shown in the README is a valid file.
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("### Configuration")
+            .nth(1)
+            .expect("README has a Configuration section");
+        let block = section
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a yaml block");
+        let c = Config::parse(Path::new("README.md"), block).unwrap();
+        assert_eq!(c.stages(Approval::PullRequest).len(), 4);
+        assert_eq!(c.gates.len(), 4);
+    }
+}
