@@ -234,7 +234,8 @@ fn failpoint(what: &str) {
     }
 }
 
-fn needs_parse(bytes: &[u8]) -> bool {
+/// Files that can hold what the rollout reads: routes, the Services they name, Deployments.
+pub fn needs_parse(bytes: &[u8]) -> bool {
     ["Ingress", "Deployment", "Service"]
         .iter()
         .any(|k| manifest::contains(bytes, k.as_bytes()))

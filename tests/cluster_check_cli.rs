@@ -163,13 +163,14 @@ async fn rbac_denial_is_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_gate_is_not_wired_yet_and_explicit_flags_win() {
+async fn metrics_gate_needs_prometheus_and_explicit_flags_win() {
     let fake = FakeKube::start().await;
     synced_cluster(&fake);
+    // The metrics gate itself is tested against real Prometheus in tests/check_metrics_cli.rs.
     let run = check(&fake, &["--gates", "synced,metrics"]).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr.contains("metrics gate is not available"),
+        run.stderr.contains("needs --prometheus-url"),
         "{}",
         run.stderr
     );

@@ -77,26 +77,24 @@ pub struct CheckArgs {
     /// Container restarts during the bake that count as unsteady.
     #[arg(long, env = "GITOPS_CANARY_RESTART_THRESHOLD", default_value_t = cluster::DEFAULT_RESTART_THRESHOLD)]
     pub restart_threshold: i32,
+    #[command(flatten)]
+    pub metrics: super::gates::MetricsArgs,
 }
 
 /// What the manifests say about the canary.
 struct Resolved {
     ingress: ObjectRef,
     weight: u32,
+    /// The labels ingress-nginx puts on canary requests: the stable Ingress (namespace, name)
+    /// whose location the canary joins, and the canary's Service.
+    metrics_labels: (String, String, String),
     canary_deployment: Option<ObjectRef>,
     stable_deployment: Option<ObjectRef>,
     notes: Vec<String>,
 }
 
-/// Files that can hold what `check` reads: routes, the Services they name, the Deployments.
-fn needs_parse(bytes: &[u8]) -> bool {
-    ["Ingress", "Deployment", "Service"]
-        .iter()
-        .any(|k| manifest::contains(bytes, k.as_bytes()))
-}
-
 fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
-    let repo = manifest::Repo::load_filtered(&args.repo.repo, &needs_parse)?;
+    let repo = manifest::Repo::load_filtered(&args.repo.repo, &crate::app::needs_parse)?;
     let discovery = repo.discover();
     let selector = manifest::Selector::parse(&args.ingress)?;
     let canaries: Vec<Route> = discovery.pairs.iter().map(|p| p.canary.clone()).collect();
@@ -155,7 +153,17 @@ fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
     let canary_deployment = behind("canary", &[route]);
     let stable_routes: Vec<&Route> = pair.stable.iter().collect();
     let stable_deployment = behind("stable", &stable_routes);
+    let stable_route = pair.stable.first().unwrap_or(route);
+    let metrics_labels = (
+        stable_route
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.clone()),
+        stable_route.name.clone(),
+        route.services().first().cloned().unwrap_or_default(),
+    );
     Ok(Resolved {
+        metrics_labels,
         ingress: ObjectRef::new(namespace, route.name.clone()),
         weight,
         canary_deployment,
@@ -213,13 +221,17 @@ struct Report<'a> {
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
-    if args.gates.contains(&Gate::Metrics) {
-        // The Prometheus gate lives in `crate::metrics` and is wired in separately.
-        return Err(Usage(
-            "the metrics gate is not available in this build yet; drop it from --gates".into(),
+    let metrics = if args.gates.contains(&Gate::Metrics) {
+        Some(
+            super::gates::MetricsGate::new(&args.metrics, args.bake_time)?.ok_or_else(|| {
+                Usage(
+                    "the metrics gate needs --prometheus-url (GITOPS_CANARY_PROMETHEUS_URL)".into(),
+                )
+            })?,
         )
-        .into());
-    }
+    } else {
+        None
+    };
     let resolved = resolve(&args)?;
     let ns = resolved.ingress.namespace.clone();
     let needs_deployments = args
@@ -281,14 +293,40 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
         stable,
     };
 
-    let client = cluster::connect(args.context.as_deref()).await?;
     let human = args.repo.output == Output::Human;
-    let outcomes = cluster::run_gates(&client, &settings, &subject, |o| {
+    let mut outcomes = if settings.gates.is_empty() {
+        Vec::new()
+    } else {
+        let client = cluster::connect(args.context.as_deref()).await?;
+        cluster::run_gates(&client, &settings, &subject, |o| {
+            if human {
+                print_outcome(o);
+            }
+        })
+        .await?
+    };
+    if let (Some(m), true) = (&metrics, outcomes.iter().all(GateOutcome::passed)) {
+        let started = std::time::Instant::now();
+        let (ns, ingress, service) = resolved.metrics_labels.clone();
+        let line = m
+            .analyse_vars(crate::gate::metrics::Vars::new(
+                ns,
+                ingress,
+                service,
+                args.metrics.metrics_interval,
+            ))
+            .await?;
+        let o = GateOutcome {
+            gate: line.gate,
+            verdict: line.verdict,
+            last_state: line.detail,
+            elapsed: started.elapsed(),
+        };
         if human {
-            print_outcome(o);
+            print_outcome(&o);
         }
-    })
-    .await?;
+        outcomes.push(o);
+    }
     let failed = outcomes.iter().find(|o| !o.passed());
     if args.repo.output == Output::Json {
         let report = Report {

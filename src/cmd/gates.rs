@@ -130,13 +130,19 @@ impl MetricsGate {
     }
 
     pub async fn analyse(&self, ctx: &GateContext) -> anyhow::Result<GateLine> {
-        let Some(vars) = self.vars(ctx) else {
-            return Ok(GateLine {
+        match self.vars(ctx) {
+            Some(vars) => self.analyse_vars(vars).await,
+            None => Ok(GateLine {
                 gate: "metrics".into(),
                 verdict: Verdict::Fail("no canary route to analyse".into()),
                 detail: String::new(),
-            });
-        };
+            }),
+        }
+    }
+
+    /// The analysis for explicit label values (namespace and name of the stable Ingress, the
+    /// canary's Service).
+    pub async fn analyse_vars(&self, vars: Vars) -> anyhow::Result<GateLine> {
         let config = AnalysisConfig {
             interval: self.args.metrics_interval,
             bake_time: self.bake_time.max(self.args.metrics_interval),
