@@ -87,6 +87,12 @@ struct Expect {
     /// The live canary weight the cluster shows at the end.
     #[serde(default)]
     live_weight: Option<u32>,
+    /// GitHub: every stage PR's body contains each of these.
+    #[serde(default)]
+    stage_pr_bodies_contain: Vec<String>,
+    /// GitHub: some comment on a stage PR contains each of these.
+    #[serde(default)]
+    stage_pr_comments_contain: Vec<String>,
 }
 
 fn bin() -> PathBuf {
@@ -256,6 +262,39 @@ async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
         }
         if e.all_merged && prs.iter().any(|p| p.state != "merged") {
             failures.push(format!("{name}: not all PRs merged: {prs:?}"));
+        }
+    }
+    if !e.stage_pr_bodies_contain.is_empty() || !e.stage_pr_comments_contain.is_empty() {
+        let stage_prs: Vec<_> = w
+            .github()
+            .prs()
+            .into_iter()
+            .filter(|p| p.head_ref.contains("/stage-"))
+            .collect();
+        if stage_prs.is_empty() {
+            failures.push(format!("{name}: no stage PRs"));
+        }
+        for pr in &stage_prs {
+            let body = pr.body.clone().unwrap_or_default();
+            for want in &e.stage_pr_bodies_contain {
+                if !body.contains(want.as_str()) {
+                    failures.push(format!(
+                        "{name}: PR #{} body lacks {want:?}:\n{body}",
+                        pr.number
+                    ));
+                }
+            }
+        }
+        let comments: Vec<String> = stage_prs
+            .iter()
+            .flat_map(|p| w.github().comments(p.number))
+            .collect();
+        for want in &e.stage_pr_comments_contain {
+            if !comments.iter().any(|c| c.contains(want.as_str())) {
+                failures.push(format!(
+                    "{name}: no stage PR comment contains {want:?}: {comments:?}"
+                ));
+            }
         }
     }
     if let Some(live) = e.live_weight {
