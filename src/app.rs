@@ -216,6 +216,8 @@ pub struct Rollout<'a> {
     pub forge: Option<&'a AnyForge>,
     pub gates: &'a dyn GateRunner,
     pub dry_run: bool,
+    /// Run the gates when the plan asks for them (`status` only reports that they are due).
+    pub run_gates: bool,
 }
 
 /// Crash-test seam: with `GITOPS_CANARY_FAILPOINT=N` the process aborts right after its N-th
@@ -450,7 +452,7 @@ impl Rollout<'_> {
     async fn decide_and_act(&self, mut obs: Observation) -> anyhow::Result<PassReport> {
         let mut step = plan::next_step(&obs.observed);
         let mut gates = None;
-        if let Step::RunGates { stage, weight } = step {
+        if let (Step::RunGates { stage, weight }, true) = (step.clone(), self.run_gates) {
             let report = self.gates.run(&obs.gate_context).await?;
             obs.observed.gates = Some(report.verdict.clone());
             if let (Some(forge), Some(pr), false) =
@@ -509,7 +511,7 @@ impl Rollout<'_> {
                 let head = obs.pr(*pr).map(|p| p.head_sha.clone()).unwrap_or_default();
                 self.merge(*pr, &head, report).await?;
             }
-            Step::RunGates { .. } => report.action = "gates ran".into(),
+            Step::RunGates { .. } => report.action = "the gates of this stage are due".into(),
             Step::Rollback { reason } => {
                 if s.rollback == RollbackPolicy::None {
                     report.action = format!("rollback policy is none; not rolling back: {reason}");

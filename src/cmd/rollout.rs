@@ -508,6 +508,7 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
         forge: resolved.forge.as_ref(),
         gates: gates.as_ref(),
         dry_run: args.dry_run || mode == Mode::Status,
+        run_gates: mode != Mode::Status,
     };
     let s = &resolved.settings;
     let started = Instant::now();
