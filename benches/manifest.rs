@@ -174,19 +174,17 @@ fn main() {
         c.args(["plan", "--output", "json", "--repo"]).arg(&root);
         c
     });
+    // A canary in the middle of the generated ones (see `generate`).
+    let k = (200.min(files / 100)).saturating_sub(1).min(117);
+    let target = format!("team-{}/app-{k}-canary", k % 500);
     let mut flip = 0;
     let (set_t, set_rss) = best_of(3, || {
         flip += 1;
         let mut c = Command::new(bin);
-        c.args([
-            "set-weight",
-            "--ingress",
-            "team-117/app-117-canary",
-            "--weight",
-        ])
-        .arg(if flip % 2 == 0 { "25" } else { "50" })
-        .arg("--repo")
-        .arg(&root);
+        c.args(["set-weight", "--ingress", &target, "--weight"])
+            .arg(if flip % 2 == 0 { "25" } else { "50" })
+            .arg("--repo")
+            .arg(&root);
         c
     });
     let ratio = set_t.as_secs_f64() / grep_t.as_secs_f64();

@@ -452,6 +452,20 @@ impl Rollout<'_> {
     async fn decide_and_act(&self, mut obs: Observation) -> anyhow::Result<PassReport> {
         let mut step = plan::next_step(&obs.observed);
         let mut gates = None;
+        if let (Step::RunGates { stage, .. }, false) = (&step, self.run_gates) {
+            // Without running them (`status`): the next stage's PR exists only because these
+            // gates passed when it was opened, so show where the rollout stands past them.
+            if obs
+                .observed
+                .stage_prs
+                .get(*stage)
+                .is_some_and(Option::is_some)
+            {
+                let mut assumed = obs.observed.clone();
+                assumed.gates = Some(Verdict::Pass);
+                step = plan::next_step(&assumed);
+            }
+        }
         if let (Step::RunGates { stage, weight }, true) = (step.clone(), self.run_gates) {
             let report = self.gates.run(&obs.gate_context).await?;
             obs.observed.gates = Some(report.verdict.clone());
