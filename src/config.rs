@@ -76,6 +76,20 @@ pub enum ForgeKind {
     None,
 }
 
+impl ForgeKind {
+    /// The forge of the CI system this runs in, when its variables tell.
+    pub fn from_ci_env() -> Option<ForgeKind> {
+        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+        if set("GITHUB_ACTIONS") || set("GITHUB_REPOSITORY") {
+            Some(ForgeKind::Github)
+        } else if set("GITLAB_CI") || set("CI_SERVER_URL") {
+            Some(ForgeKind::Gitlab)
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum, Default,
 )]

@@ -45,19 +45,6 @@ pub struct ProposeArgs {
     pub token: Option<Token>,
 }
 
-fn detect_forge() -> ForgeKind {
-    if std::env::var_os("GITHUB_ACTIONS").is_some()
-        || std::env::var_os("GITHUB_REPOSITORY").is_some()
-    {
-        ForgeKind::Github
-    } else if std::env::var_os("GITLAB_CI").is_some() || std::env::var_os("CI_SERVER_URL").is_some()
-    {
-        ForgeKind::Gitlab
-    } else {
-        ForgeKind::None
-    }
-}
-
 fn env_token(var: &str) -> Option<Token> {
     std::env::var(var)
         .ok()
@@ -81,7 +68,11 @@ fn origin_url(dir: &std::path::Path) -> anyhow::Result<String> {
 
 pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
     let selector = manifest::Selector::parse(&args.ingress)?;
-    let forge_kind = args.forge.unwrap_or_else(detect_forge);
+    // Without a flag: the CI's forge, else no forge (a direct commit).
+    let forge_kind = args
+        .forge
+        .or_else(ForgeKind::from_ci_env)
+        .unwrap_or(ForgeKind::None);
     let token = args.token.clone().or_else(|| match forge_kind {
         ForgeKind::Github => env_token("GITHUB_TOKEN"),
         ForgeKind::Gitlab => env_token("GITLAB_TOKEN"),

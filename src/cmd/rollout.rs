@@ -151,18 +151,6 @@ struct Resolved {
     metrics: MetricsArgs,
 }
 
-/// The forge of the CI system we run in; GitHub when nothing tells.
-fn detect_forge() -> ForgeKind {
-    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    if set("GITHUB_ACTIONS") || set("GITHUB_REPOSITORY") {
-        ForgeKind::Github
-    } else if set("GITLAB_CI") || set("CI_SERVER_URL") {
-        ForgeKind::Gitlab
-    } else {
-        ForgeKind::Github
-    }
-}
-
 fn env_token(forge: ForgeKind) -> Option<Token> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     match forge {
@@ -217,7 +205,12 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
     if args.approval.is_some() {
         cfg.approval = args.approval;
     }
-    let forge_kind = args.forge.or(cfg.forge).unwrap_or_else(detect_forge);
+    // The file's or the CI's forge; GitHub (the config default) when nothing tells.
+    let forge_kind = args
+        .forge
+        .or(cfg.forge)
+        .or_else(ForgeKind::from_ci_env)
+        .unwrap_or_default();
     let stages = cfg.stages(if forge_kind == ForgeKind::None {
         Approval::Direct
     } else {
