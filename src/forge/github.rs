@@ -363,34 +363,15 @@ impl Forge for GitHub {
         let raw = self
             .call(&ctx, http::Method::POST, &self.path("/pulls"), Some(body))
             .await?;
-        let mut pr = match raw.status {
+        let pr = match raw.status {
             201 | 200 => Self::convert(self.parse(&ctx, &raw)?),
             422 if raw.message().contains("already exists") => {
-                match self.find_pr_by_branch(&new.head).await? {
-                    Some(p) if p.state == PrState::Open => p,
-                    _ => {
-                        return Err(ForgeError::ExistsButMissing {
-                            repo: self.cfg.repo.clone(),
-                            branch: new.head.clone(),
-                            status: raw.status,
-                            message: raw.message(),
-                        })
-                    }
-                }
+                super::existing_open(self, &self.cfg.repo, &new.head, raw.status, raw.message())
+                    .await?
             }
             _ => return Err(ctx.api(&raw)),
         };
-        let missing: Vec<String> = new
-            .labels
-            .iter()
-            .filter(|l| !pr.labels.contains(l))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            self.add_labels(pr.number, &missing).await?;
-            pr.labels.extend(missing);
-        }
-        Ok(pr)
+        super::ensure_labels(self, pr, &new.labels).await
     }
 
     async fn update_pr_body(&self, number: u64, body: &str) -> Result<(), ForgeError> {

@@ -350,6 +350,45 @@ pub trait Forge {
     fn web_url(&self, number: u64) -> String;
 }
 
+/// A create the forge refused because a request for `head` already exists: return that open
+/// request (never a second one), or say it cannot be found.
+pub(crate) async fn existing_open<F: Forge + Sync>(
+    forge: &F,
+    repo: &str,
+    head: &str,
+    status: u16,
+    message: String,
+) -> Result<PullRequest, ForgeError> {
+    match forge.find_pr_by_branch(head).await? {
+        Some(p) if p.state == PrState::Open => Ok(p),
+        _ => Err(ForgeError::ExistsButMissing {
+            repo: repo.to_string(),
+            branch: head.to_string(),
+            status,
+            message,
+        }),
+    }
+}
+
+/// Add the labels a request should carry but does not (a found request, or a forge that
+/// ignores labels on create).
+pub(crate) async fn ensure_labels<F: Forge + Sync>(
+    forge: &F,
+    mut pr: PullRequest,
+    wanted: &[String],
+) -> Result<PullRequest, ForgeError> {
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|l| !pr.labels.contains(l))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        forge.add_labels(pr.number, &missing).await?;
+        pr.labels.extend(missing);
+    }
+    Ok(pr)
+}
+
 /// One forge chosen at run time.
 #[derive(Debug, Clone)]
 pub enum AnyForge {
