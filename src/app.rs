@@ -307,19 +307,12 @@ impl Rollout<'_> {
 
         let workloads = workload::workloads(&repo.files);
         let services = workload::services(&repo.files);
-        let behind = |routes: &[Route]| {
-            let mut out: Vec<workload::Workload> = Vec::new();
-            for r in routes {
-                for svc in r.services() {
-                    for w in workload::backing(&workloads, &services, r.namespace.as_deref(), &svc)
-                    {
-                        if !out.iter().any(|x| x.qualified_name() == w.qualified_name()) {
-                            out.push(w.clone());
-                        }
-                    }
-                }
-            }
-            out
+        let behind = |routes: &[Route]| -> Vec<workload::Workload> {
+            let refs: Vec<&Route> = routes.iter().collect();
+            workload::behind_routes(&workloads, &services, &refs)
+                .into_iter()
+                .cloned()
+                .collect()
         };
         let canary_workloads = behind(&canaries);
         let stable_workloads = behind(&stables);

@@ -121,20 +121,15 @@ fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
     let services = workload::services(&repo.files);
     let mut notes = Vec::new();
     let mut behind = |which: &str, routes: &[&Route]| -> Option<ObjectRef> {
-        let mut found: Vec<ObjectRef> = Vec::new();
-        for r in routes {
-            for svc in r.services() {
-                for w in workload::backing(&workloads, &services, r.namespace.as_deref(), &svc) {
-                    let d = ObjectRef::new(
-                        w.namespace.clone().unwrap_or_else(|| namespace.clone()),
-                        w.name.clone(),
-                    );
-                    if !found.contains(&d) {
-                        found.push(d);
-                    }
-                }
-            }
-        }
+        let mut found: Vec<ObjectRef> = workload::behind_routes(&workloads, &services, routes)
+            .into_iter()
+            .map(|w| {
+                ObjectRef::new(
+                    w.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                    w.name.clone(),
+                )
+            })
+            .collect();
         match found.len() {
             1 => found.pop(),
             0 => {
