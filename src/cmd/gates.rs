@@ -181,11 +181,42 @@ pub struct Chain {
     pub metrics: Option<MetricsGate>,
 }
 
+impl Chain {
+    /// The cluster gates split in two: those before the bake (synced, rolled-out) and the bake
+    /// itself (steady), so that the bake and the metrics analysis can share the same minutes.
+    fn split(&self) -> (Option<ClusterGates>, Option<ClusterGates>) {
+        let Some(c) = &self.cluster else {
+            return (None, None);
+        };
+        let part = |keep: &dyn Fn(&ClusterGate) -> bool| {
+            let gates: Vec<ClusterGate> = c
+                .settings
+                .gates
+                .iter()
+                .copied()
+                .filter(|g| keep(g))
+                .collect();
+            (!gates.is_empty()).then(|| ClusterGates {
+                client: c.client.clone(),
+                settings: GateSettings {
+                    gates,
+                    ..c.settings.clone()
+                },
+            })
+        };
+        (
+            part(&|g| *g != ClusterGate::Steady),
+            part(&|g| *g == ClusterGate::Steady),
+        )
+    }
+}
+
 impl GateRunner for Chain {
     fn run<'a>(&'a self, ctx: &'a GateContext) -> BoxFuture<'a, anyhow::Result<GateReport>> {
         Box::pin(async move {
+            let (before, bake) = self.split();
             let mut lines = Vec::new();
-            if let Some(c) = &self.cluster {
+            if let Some(c) = &before {
                 let r = c.run(ctx).await?;
                 lines.extend(r.gates);
                 if r.verdict != Verdict::Pass {
@@ -195,17 +226,54 @@ impl GateRunner for Chain {
                     });
                 }
             }
-            if let Some(m) = &self.metrics {
-                let line = m.analyse(ctx).await?;
-                let verdict = line.verdict.clone();
+            // The bake (steady) and the metrics analysis watch the same period side by side.
+            let steady = async {
+                match &bake {
+                    Some(c) => c.run(ctx).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let metrics = async {
+                match &self.metrics {
+                    Some(m) => m.analyse(ctx).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            // A failure on either side ends the stage at once; otherwise both run to the end.
+            let failed = |v: &Verdict| matches!(v, Verdict::Fail(_));
+            let (steady, metrics) = {
+                use futures::future::{select, Either};
+                let (steady, metrics) = (Box::pin(steady), Box::pin(metrics));
+                match select(steady, metrics).await {
+                    Either::Left((s, rest)) => {
+                        let s = s?;
+                        if s.as_ref().is_some_and(|r| failed(&r.verdict)) {
+                            (Some(s), None)
+                        } else {
+                            (Some(s), Some(rest.await?))
+                        }
+                    }
+                    Either::Right((m, rest)) => {
+                        let m = m?;
+                        if m.as_ref().is_some_and(|l| failed(&l.verdict)) {
+                            (None, Some(m))
+                        } else {
+                            (Some(rest.await?), Some(m))
+                        }
+                    }
+                }
+            };
+            let mut verdicts = Vec::new();
+            if let Some(r) = steady.flatten() {
+                verdicts.push(r.verdict);
+                lines.extend(r.gates);
+            }
+            if let Some(line) = metrics.flatten() {
+                verdicts.push(line.verdict.clone());
                 lines.push(line);
-                return Ok(GateReport {
-                    verdict,
-                    gates: lines,
-                });
             }
             Ok(GateReport {
-                verdict: Verdict::Pass,
+                verdict: crate::gate::k8s::combine(verdicts),
                 gates: lines,
             })
         })
