@@ -37,7 +37,7 @@ pub enum Command {
     Promote(cmd::rollout::RolloutArgs),
     /// Print the JSON Schema of the configuration file.
     Schema,
-    /// Run the cluster gates for one canary (synced, rolled-out, steady).
+    /// Run the gates for one canary once (synced, rolled-out, steady, metrics).
     Check(cmd::check::CheckArgs),
 }
 
