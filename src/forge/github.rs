@@ -21,7 +21,8 @@ use super::{
 use crate::secret::Token;
 
 /// Where and as whom to talk to GitHub.
-#[derive(Clone)]
+/// `Debug` is derived: `Token` prints redacted.
+#[derive(Clone, Debug)]
 pub struct GitHubConfig {
     /// REST root: `https://api.github.com`, or `https://HOST/api/v3` on GitHub Enterprise Server.
     pub api_url: String,
@@ -31,17 +32,6 @@ pub struct GitHubConfig {
     pub repo: String,
     pub token: Token,
     pub retry: RetryPolicy,
-}
-
-impl fmt::Debug for GitHubConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GitHubConfig")
-            .field("api_url", &self.api_url)
-            .field("server_url", &self.server_url)
-            .field("repo", &self.repo)
-            .field("token", &self.token)
-            .finish()
-    }
 }
 
 impl GitHubConfig {

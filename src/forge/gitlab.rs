@@ -30,7 +30,8 @@ pub enum GitLabAuth {
 }
 
 /// Where and as whom to talk to GitLab.
-#[derive(Clone)]
+/// `Debug` is derived: `Token` prints redacted.
+#[derive(Clone, Debug)]
 pub struct GitLabConfig {
     /// `https://gitlab.example.com` (the API is under `/api/v4`).
     pub server_url: String,
@@ -43,18 +44,6 @@ pub struct GitLabConfig {
     /// Let GitLab merge once the pipeline succeeds instead of merging now.
     pub auto_merge: bool,
     pub retry: RetryPolicy,
-}
-
-impl fmt::Debug for GitLabConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GitLabConfig")
-            .field("server_url", &self.server_url)
-            .field("project", &self.project)
-            .field("token", &self.token)
-            .field("auth", &self.auth)
-            .field("auto_merge", &self.auto_merge)
-            .finish()
-    }
 }
 
 impl GitLabConfig {
