@@ -268,7 +268,7 @@ impl Rollout<'_> {
         let mut stables: Vec<Route> = Vec::new();
         for sel in &s.ingresses {
             let selector = Selector::parse(sel)?;
-            let route = manifest::select(&routes, &selector)?.clone();
+            let route = manifest::select_known(&repo, &routes, &selector)?.clone();
             if !route.canary {
                 return Err(AppError::Target {
                     selector: sel.clone(),

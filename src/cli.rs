@@ -13,6 +13,10 @@ use crate::cmd;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More detail on stderr: retries, requests, decisions (`GITOPS_CANARY_LOG` takes a
+    /// tracing filter such as `gitops_canary=debug`).
+    #[arg(long, short, global = true, env = "GITOPS_CANARY_VERBOSE")]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]

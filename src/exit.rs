@@ -12,6 +12,9 @@ pub trait Classify {
 pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
+/// Stopped by SIGINT (128 + 2) or SIGTERM (128 + 15), as shells report them.
+pub const INTERRUPTED: u8 = 130;
+pub const TERMINATED: u8 = 143;
 
 /// A marker error for usage problems found outside a typed module (flag combinations).
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,19 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         }
     }
     FAILED
+}
+
+/// Advice for the user, one `help:` line each, from the first cause in the chain that has any.
+pub fn help(err: &anyhow::Error) -> Vec<String> {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::git::GitError>() {
+            let h = e.help();
+            if !h.is_empty() {
+                return h;
+            }
+        }
+    }
+    Vec::new()
 }
 
 /// One line: the error and its causes, outermost first.

@@ -29,6 +29,8 @@ use crate::secret::Token;
 const TRACKING_NS: &str = "refs/gitops-canary/remote";
 /// The local ref a publish pushes from (libgit2 resolves push sources as revisions).
 const PUBLISH_REF: &str = "refs/gitops-canary/publish";
+/// The user's commits, named in the private workspace so a fetch does not download them again.
+const SEED_NS: &str = "refs/gitops-canary/seed";
 
 // ---------------------------------------------------------------------------------------------
 // Remote, credentials, identity
@@ -204,14 +206,6 @@ impl Cause {
             class: e.class(),
         }
     }
-
-    fn msg(message: impl Into<String>) -> Self {
-        Cause {
-            message: message.into(),
-            code: ErrorCode::GenericError,
-            class: ErrorClass::None,
-        }
-    }
 }
 
 impl fmt::Display for Cause {
@@ -224,6 +218,10 @@ impl std::error::Error for Cause {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
+    #[error("{dir} is owned by another user, and git refuses repositories it does not own (safe.directory)")]
+    NotOwned { dir: PathBuf },
+    #[error("{dir} has no `origin` remote")]
+    NoOrigin { dir: PathBuf },
     #[error("cannot open the git checkout at {dir}")]
     Open {
         dir: PathBuf,
@@ -295,6 +293,22 @@ pub enum GitError {
 }
 
 impl GitError {
+    /// Advice for the user (`help:` lines), where there is any.
+    pub fn help(&self) -> Vec<String> {
+        match self {
+            GitError::NotOwned { dir } => vec![
+                format!(
+                    "if you trust it: git config --global --add safe.directory {}",
+                    dir.display()
+                ),
+                "in CI (GITHUB_ACTIONS or GITLAB_CI set) the check is off for the job's own checkout"
+                    .to_string(),
+            ],
+            GitError::NoOrigin { .. } => vec!["pass --remote URL".to_string()],
+            _ => Vec::new(),
+        }
+    }
+
     /// Network faults and server errors, worth another attempt.
     fn is_transient(&self) -> bool {
         matches!(self, GitError::Remote { source, .. }
@@ -309,6 +323,8 @@ impl Classify for GitError {
     fn is_bad_input(&self) -> bool {
         match self {
             GitError::Open { .. }
+            | GitError::NotOwned { .. }
+            | GitError::NoOrigin { .. }
             | GitError::Auth { .. }
             | GitError::HostKey { .. }
             | GitError::NoSuchBranch { .. }
@@ -382,10 +398,63 @@ impl Default for Retry {
     }
 }
 
+/// Open the user's repository at `dir`, read-only by convention; says plainly when libgit2
+/// refuses it for its owner.
+fn open_user_repo(dir: &Path) -> Result<Repository, GitError> {
+    Repository::open(dir).map_err(|e| {
+        if e.code() == ErrorCode::Owner {
+            GitError::NotOwned {
+                dir: dir.to_path_buf(),
+            }
+        } else {
+            GitError::Open {
+                dir: dir.to_path_buf(),
+                source: Cause::git(&e, None),
+            }
+        }
+    })
+}
+
+/// The URL of the `origin` remote of the checkout at `dir`.
+pub fn origin_url(dir: &Path) -> Result<String, GitError> {
+    let repo = open_user_repo(dir)?;
+    let origin = repo.find_remote("origin").map_err(|_| GitError::NoOrigin {
+        dir: dir.to_path_buf(),
+    })?;
+    origin
+        .url()
+        .map(str::to_string)
+        .map_err(|_| GitError::NoOrigin {
+            dir: dir.to_path_buf(),
+        })
+}
+
+/// libgit2's network timeouts (process-wide options), set before each workspace's first
+/// network call: without them a server that accepts and never answers hangs the job until CI
+/// kills it. A timeout is a transient fault, retried within the workspace's bounded policy.
+/// `GITOPS_CANARY_GIT_CONNECT_TIMEOUT_MS` and `GITOPS_CANARY_GIT_TIMEOUT_MS` override the
+/// defaults (10 s to connect, 60 s without a byte).
+fn set_network_timeouts() {
+    let ms = |var: &str, default: i32| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let connect = ms("GITOPS_CANARY_GIT_CONNECT_TIMEOUT_MS", 10_000);
+    let io = ms("GITOPS_CANARY_GIT_TIMEOUT_MS", 60_000);
+    // SAFETY: plain integer options that libgit2 reads when it opens a connection.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(connect);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(io);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Workspace
 
-/// A checkout this tool may reset at will. Owns its temporary directory when cloned.
+/// The tool's private checkout, in a temporary directory it owns: it may be reset at will
+/// because no user's work lives there.
 pub struct Workspace {
     repo: Repository,
     dir: PathBuf,
@@ -424,35 +493,31 @@ enum Step {
 }
 
 impl Workspace {
-    /// Use an existing non-bare checkout (the CI case); fetch from and push to `remote`.
-    /// Its working tree and HEAD are reset by `publish`.
+    /// Work for the user's checkout at `dir` (the CI case) without ever touching it.
+    ///
+    /// The user's working tree, index, HEAD, refs and `.git` are only read: the tool works in a
+    /// private repository in a temporary directory (fetch, check out, commit, push from there).
+    /// Its object database borrows the checkout's objects as an alternate and its refs are
+    /// seeded with the checkout's commits, so a fetch only downloads what the checkout lacks.
+    /// Nothing is written under `dir`, so a container running as root leaves no root-owned file
+    /// in the user's `.git` either.
     pub fn open(dir: &Path, remote: Remote) -> Result<Self, GitError> {
-        let repo = Repository::open(dir).map_err(|e| GitError::Open {
-            dir: dir.to_path_buf(),
-            source: Cause::git(&e, None),
-        })?;
-        let workdir = repo
-            .workdir()
-            .ok_or_else(|| GitError::Open {
-                dir: dir.to_path_buf(),
-                source: Cause::msg("it is a bare repository; a checkout is needed"),
-            })?
-            .to_path_buf();
-        let shallow = repo.is_shallow();
-        Ok(Workspace {
-            repo,
-            dir: workdir,
-            remote: remote.normalized(),
-            shallow,
-            retry: Retry::default(),
-            _tmp: None,
-        })
+        let user = open_user_repo(dir)?;
+        let shallow = user.is_shallow();
+        let remote = remote.normalized();
+        let mut ws = Self::private(&remote, shallow && !remote.is_local())?;
+        // A shallow checkout's objects lack parents: negotiating with them would walk into
+        // missing commits, so a shallow checkout lends nothing and the fetch is shallow too.
+        if !shallow {
+            ws.borrow_objects(&user);
+        }
+        ws.remote = remote;
+        Ok(ws)
     }
 
-    /// Fetch `base` into a new temporary checkout (depth 1 when `shallow` and the transport
-    /// allows it; libgit2's local transport does not).
-    pub fn clone(remote: Remote, base: &str, shallow: bool) -> Result<Self, GitError> {
-        let remote = remote.normalized();
+    /// An empty private repository in a new temporary directory (removed on drop).
+    fn private(remote: &Remote, shallow: bool) -> Result<Self, GitError> {
+        set_network_timeouts();
         let tmp = tempfile::Builder::new()
             .prefix("gitops-canary-")
             .tempdir()
@@ -462,7 +527,7 @@ impl Workspace {
             })?;
         let repo = Repository::init(tmp.path()).map_err(|e| GitError::Local {
             op: "init",
-            what: "temporary clone".to_string(),
+            what: "private workspace".to_string(),
             dir: tmp.path().to_path_buf(),
             source: Cause::git(&e, None),
         })?;
@@ -470,14 +535,43 @@ impl Workspace {
             .workdir()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| tmp.path().to_path_buf());
-        let ws = Workspace {
+        Ok(Workspace {
             repo,
             dir,
-            shallow: shallow && !remote.is_local(),
-            remote,
+            shallow,
+            remote: remote.clone(),
             retry: Retry::default(),
             _tmp: Some(tmp),
-        };
+        })
+    }
+
+    /// Read the user's objects in place (an alternate) and name its commits in a private
+    /// namespace so fetch negotiation advertises them. Best effort: on any failure the fetch
+    /// just downloads more.
+    fn borrow_objects(&mut self, user: &Repository) {
+        let objects = user.path().join("objects");
+        let Ok(odb) = self.repo.odb() else { return };
+        if odb.add_disk_alternate(&objects.to_string_lossy()).is_err() {
+            return;
+        }
+        let Ok(refs) = user.references() else { return };
+        let mut seen = std::collections::HashSet::new();
+        for r in refs.flatten() {
+            let Ok(commit) = r.peel_to_commit() else {
+                continue;
+            };
+            if seen.insert(commit.id()) {
+                let name = format!("{SEED_NS}/{}", seen.len());
+                let _ = self.repo.reference(&name, commit.id(), true, "seed");
+            }
+        }
+    }
+
+    /// Fetch `base` into a new temporary checkout (depth 1 when `shallow` and the transport
+    /// allows it; libgit2's local transport does not).
+    pub fn clone(remote: Remote, base: &str, shallow: bool) -> Result<Self, GitError> {
+        let remote = remote.normalized();
+        let ws = Self::private(&remote, shallow && !remote.is_local())?;
         let oid = ws.fetch_base(base)?;
         ws.checkout_clean(oid)?;
         Ok(ws)

@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub mod console;
+pub mod logging;
+
 use crate::cli::Output;
 use crate::secret::{self, Token};
 

@@ -226,3 +226,55 @@ async fn argocd_source_with_sync_now_via_the_cli() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--argocd-app"), "{}", run.stderr);
 }
+
+/// CI cancels a job with SIGTERM: the tool stops at once, says so on stderr, writes
+/// `status=cancelled` to the step outputs and exits 143.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_a_waiting_check_with_status_cancelled() {
+    let fake = FakeKube::start().await;
+    // Nothing synced yet: `synced` waits for the Ingress for up to a minute.
+    let files = tempfile::tempdir().unwrap();
+    let output = files.path().join("github_output");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("gitops-canary"))
+        .env_clear()
+        .env("KUBECONFIG", fake.kubeconfig())
+        .env("HOME", fake.kubeconfig().parent().unwrap())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", files.path().join("summary"))
+        .args(["check", "--repo"])
+        .arg(example_repo())
+        .args(["--ingress", "shop/web-canary", "--timeout", "60s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // SAFETY: signalling our own child by its pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        use std::io::Read;
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (status, stderr)
+    })
+    .await
+    .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(out.0.code(), Some(143), "{}", out.1);
+    assert!(out.1.contains("cancelled by SIGTERM"), "{}", out.1);
+    let written = std::fs::read_to_string(&output).unwrap();
+    assert!(
+        written.lines().any(|l| l == "status=cancelled"),
+        "{written}"
+    );
+}

@@ -27,6 +27,7 @@ fn fast_retry() -> RetryPolicy {
         min_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(50),
         max_server_wait: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
     }
 }
 
@@ -628,4 +629,50 @@ async fn retries_are_logged_without_the_token() {
     assert!(text.contains("transient failure, retrying"), "{text}");
     assert!(text.contains("secondary rate limit"), "{text}");
     assert!(!text.contains(TOKEN), "token in logs: {text}");
+}
+
+/// A server that accepts connections and never answers: every request ends at the request
+/// timeout, is retried within the policy, and the call fails with the reason instead of hanging.
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_within_the_retry_policy() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(sock);
+        }
+    });
+    let gh = GitHub::new(GitHubConfig {
+        api_url: format!("http://{addr}/api/v3"),
+        server_url: "https://github.com".into(),
+        repo: "acme/gitops".into(),
+        token: Token::new(TOKEN),
+        retry: RetryPolicy {
+            max_retries: 2,
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(10),
+            max_server_wait: Duration::from_secs(1),
+            request_timeout: Duration::from_millis(300),
+        },
+    })
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(20), gh.find_pr_by_branch(BRANCH))
+        .await
+        .expect("the call must end on its own")
+        .expect_err("nothing answers");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let shown = format!("{err:#}");
+    assert!(shown.contains("no answer within"), "{shown}");
+    assert_no_token(&err);
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "1 try + 2 retries"
+    );
 }

@@ -35,6 +35,7 @@ fn cfg(fake: &FakeGitLab, project: &str, token: &str) -> GitLabConfig {
             min_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(50),
             max_server_wait: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
         },
     }
 }

@@ -199,6 +199,7 @@ async fn exercise() -> FakeGitHub {
             min_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(1),
             max_server_wait: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
         },
     })
     .unwrap();

@@ -130,10 +130,12 @@ fn open_existing_shallow_checkout_and_fetch_over_http() {
     let dir = ci.path().join("checkout");
 
     let ws = Workspace::open(&dir, remote(&server, "gitops")).expect("open");
-    assert_eq!(
+    // The tool works in a private place of its own, never in the user's checkout.
+    assert_ne!(
         ws.dir().canonicalize().unwrap(),
         dir.canonicalize().unwrap()
     );
+    assert!(!ws.dir().starts_with(&dir));
     assert!(ws.is_shallow());
     let third = commit_to_bare(&bare, "main", "README.md", "# three\n", "third");
     let tip = ws.fetch_base("main").expect("fetch");
@@ -250,4 +252,43 @@ fn server_errors_are_retried_client_errors_are_not() {
     );
     let seen = server.requests().len() - before;
     assert!(seen <= 2, "{seen} requests for a 404: {err:?}");
+}
+
+/// A server that accepts and never answers: libgit2's server timeout ends each attempt, the
+/// bounded retry gives up, and the error says which operation on which URL.
+#[test]
+fn a_git_server_that_never_answers_times_out() {
+    // libgit2's timeouts are process-wide options, read once; 3 s is far above what the local
+    // servers of the other tests in this binary need.
+    std::env::set_var("GITOPS_CANARY_GIT_TIMEOUT_MS", "3000");
+    std::env::set_var("GITOPS_CANARY_GIT_CONNECT_TIMEOUT_MS", "3000");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for sock in listener.incoming().flatten() {
+            held.push(sock);
+        }
+    });
+    let started = std::time::Instant::now();
+    let err = Workspace::clone(
+        Remote::new(format!("http://{addr}/gitops.git"), Auth::None),
+        "main",
+        true,
+    )
+    .map(|ws| {
+        ws.with_retry(Retry {
+            attempts: 2,
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+        })
+    })
+    .expect_err("nothing answers");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    let shown = format!("{:#}", anyhow::Error::new(err));
+    assert!(shown.contains(&addr.to_string()), "{shown}");
 }

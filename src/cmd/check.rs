@@ -5,6 +5,7 @@
 //! manifests; flags override it. The gates run in order (synced, rolled-out, steady,
 //! metrics) and stop at the first that does not pass.
 
+use crate::report::console;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -332,22 +333,29 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
             failed_gate: failed.map(|o| o.gate.as_str()),
             gates: &outcomes,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        console::json(&report)?;
     }
-    Ok(if failed.is_some() {
-        exit::FAILED
-    } else {
-        exit::OK
+    // The reason goes to stderr in every output mode, as `kubectl rollout status` does.
+    Ok(match failed {
+        Some(o) => {
+            let reason = match &o.verdict {
+                Verdict::Fail(r) | Verdict::Wait(r) | Verdict::Inconclusive(r) => r.as_str(),
+                Verdict::Pass => "",
+            };
+            console::err(&format!("error: gate {} failed: {reason}", o.gate));
+            exit::FAILED
+        }
+        None => exit::OK,
     })
 }
 
 fn print_outcome(o: &GateOutcome) {
     let secs = o.elapsed.as_secs_f64();
     match &o.verdict {
-        Verdict::Pass => println!("PASS {} ({secs:.1}s): {}", o.gate, o.last_state),
+        Verdict::Pass => console::out(&format!("PASS {} ({secs:.1}s): {}", o.gate, o.last_state)),
         Verdict::Fail(reason) | Verdict::Wait(reason) | Verdict::Inconclusive(reason) => {
-            println!("FAIL {} ({secs:.1}s): {reason}", o.gate);
-            println!("  last observed: {}", o.last_state);
+            console::out(&format!("FAIL {} ({secs:.1}s): {reason}", o.gate));
+            console::out(&format!("  last observed: {}", o.last_state));
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `init-canary`: write a canary Ingress derived from a stable one.
 
 use crate::cli::{Output, RepoArgs};
+use crate::report::console;
 use crate::{exit, manifest};
 
 #[derive(Debug, clap::Args)]
@@ -42,9 +43,9 @@ pub fn run(args: InitCanaryArgs) -> anyhow::Result<u8> {
         })?;
     }
     match args.repo.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&new)?),
-        Output::Human if args.dry_run => print!("{}", new.text),
-        Output::Human => eprintln!("wrote {}", new.path.display()),
+        Output::Json => console::json(&new)?,
+        Output::Human if args.dry_run => console::out(&new.text),
+        Output::Human => console::err(&format!("wrote {}", new.path.display())),
     }
     Ok(exit::OK)
 }

@@ -10,6 +10,39 @@ pub mod set_weight;
 
 use crate::cli::{Cli, Command};
 
+/// Wait for SIGINT or SIGTERM (CI cancels a job with SIGTERM, then SIGKILL ~7.5 s later) and
+/// end the process cleanly: say so on stderr, write `status=cancelled` to the CI outputs and
+/// summary, exit 130 or 143. Every remote step the tool takes is atomic on the server (a push
+/// updates its ref whole or not at all; a request is made or not), and a re-run adopts what a
+/// step left (the pushed branch, the opened request), so stopping between or inside steps
+/// never leaves a state a re-run cannot pick up. Runs as its own task: the command's thread
+/// may be inside a blocking libgit2 call.
+pub async fn on_cancel() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    let (name, code) = tokio::select! {
+        _ = term.recv() => ("SIGTERM", crate::exit::TERMINATED),
+        _ = int.recv() => ("SIGINT", crate::exit::INTERRUPTED),
+    };
+    crate::report::console::err(&format!(
+        "error: cancelled by {name}; nothing is left half-done, a re-run picks up from here"
+    ));
+    if let Some(mut rep) = crate::report::ci() {
+        let _ = rep.output(crate::report::OutputKey::Status, "cancelled");
+        let _ = rep.summary_table(
+            &crate::report::Table::new("gitops-canary", &["status", "why"])
+                .row(["cancelled".to_string(), format!("{name} received")]),
+        );
+        let _ = rep.finish();
+    }
+    std::process::exit(i32::from(code));
+}
+
 /// Run the parsed command line; the error's type decides the exit code in `main`.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
@@ -25,10 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Promote(args) => rollout::run(rollout::Mode::Promote, args, None).await,
         Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&crate::config::schema())?
-            );
+            crate::report::console::json(&crate::config::schema())?;
             Ok(crate::exit::OK)
         }
         Command::Check(args) => check::run(args).await,

@@ -1,5 +1,6 @@
 //! `plan`: every canary Ingress, its stable partners, its weight and its problems.
 
+use crate::report::console;
 use std::fmt::Write as _;
 
 use crate::cli::{Output, RepoArgs};
@@ -27,7 +28,11 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let repo = Repo::load(&args.repo.repo)?;
     let discovery = repo.discover();
     for s in &discovery.skipped {
-        eprintln!("warning: skipped {}: {}", s.file.display(), s.reason);
+        console::err(&format!(
+            "warning: skipped {}: {}",
+            s.file.display(),
+            s.reason
+        ));
     }
     // In CI, every error-level problem becomes an annotation on its file and line.
     if let Some(mut rep) = crate::report::ci() {
@@ -55,11 +60,23 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
                 repo: args.repo.repo.display().to_string(),
                 discovery: &discovery,
             };
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            console::json(&doc)?;
         }
-        Output::Human => print!("{}", render_human(&discovery)),
+        Output::Human => console::out(&render_human(&discovery)),
     }
     Ok(if discovery.worst() == Some(Severity::Error) {
+        let n = discovery
+            .pairs
+            .iter()
+            .flat_map(|pair| &pair.problems)
+            .chain(&discovery.problems)
+            .filter(|p| p.severity == Severity::Error)
+            .count();
+        console::err(&format!(
+            "error: {n} error-level problem{} in {}",
+            if n == 1 { "" } else { "s" },
+            args.repo.repo.display()
+        ));
         exit::FAILED
     } else {
         exit::OK

@@ -5,6 +5,7 @@
 //! request of that branch before one is created (and `create_pr` itself returns the existing
 //! one on "already exists"). So a re-run after any failure prints the same request.
 
+use crate::report::console;
 use std::path::PathBuf;
 
 use crate::cli::{Output, RepoArgs};
@@ -16,7 +17,6 @@ use crate::git::{self, Auth, Author, ChangeRequest, Remote, Target, Workspace};
 use crate::plan::Approval;
 use crate::secret::Token;
 use crate::{exit, manifest};
-use anyhow::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct ProposeArgs {
@@ -52,20 +52,6 @@ fn env_token(var: &str) -> Option<Token> {
         .map(Token::new)
 }
 
-fn origin_url(dir: &std::path::Path) -> anyhow::Result<String> {
-    let repo = git2::Repository::open(dir).with_context(|| format!("open {}", dir.display()))?;
-    let origin = repo.find_remote("origin").map_err(|_| {
-        exit::Usage(format!(
-            "{} has no `origin` remote; pass --remote",
-            dir.display()
-        ))
-    })?;
-    let url = origin
-        .url()
-        .map_err(|_| exit::Usage("origin's URL is not UTF-8".into()))?;
-    Ok(url.to_string())
-}
-
 pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
     let selector = manifest::Selector::parse(&args.ingress)?;
     // Without a flag: the CI's forge, else no forge (a direct commit).
@@ -81,7 +67,7 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
     let dir: PathBuf = args.repo.repo.clone();
     let url = match &args.remote {
         Some(u) => u.clone(),
-        None => origin_url(&dir)?,
+        None => git::origin_url(&dir)?,
     };
     let auth = match (&token, forge_kind) {
         (Some(t), ForgeKind::Gitlab) => Auth::gitlab(t.clone()),
@@ -159,15 +145,15 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
                 "number": pr.as_ref().map(|p| p.number),
                 "url": pr.as_ref().map(|p| p.url.clone()),
             });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            console::json(&doc)?;
         }
         Output::Human => match (&pr, &head_sha) {
-            (Some(p), _) => println!("{}", p.url),
-            (None, Some(sha)) => println!("{} {sha}", published.branch),
-            (None, None) => eprintln!(
+            (Some(p), _) => console::out(&p.url),
+            (None, Some(sha)) => console::out(&format!("{} {sha}", published.branch)),
+            (None, None) => console::err(&format!(
                 "{} is already at weight {} on {}; nothing to propose",
                 args.ingress, args.weight, args.base
-            ),
+            )),
         },
     }
     Ok(exit::OK)

@@ -15,7 +15,7 @@ use crate::exit::{self, Usage};
 use crate::forge::{AnyForge, GitHub, GitLab, MergeMethod};
 use crate::git::{Auth, Author, Remote, Workspace};
 use crate::plan::{self, Approval, Step};
-use crate::report::{self, OutputKey, Report, Table};
+use crate::report::{self, console, OutputKey, Report, Table};
 use crate::secret::Token;
 
 /// Flags shared by the rollout commands; each overrides the same field of the config file.
@@ -248,19 +248,7 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         .or_else(|| env_token(forge_kind));
     let url = match &args.remote {
         Some(u) => u.clone(),
-        None => git2::Repository::open(dir)
-            .ok()
-            .and_then(|r| {
-                r.find_remote("origin")
-                    .ok()
-                    .and_then(|o| o.url().ok().map(String::from))
-            })
-            .ok_or_else(|| {
-                Usage(format!(
-                    "{} has no `origin` remote; pass --remote",
-                    dir.display()
-                ))
-            })?,
+        None => crate::git::origin_url(dir)?,
     };
     let auth = match (&args.ssh_key, &token, forge_kind) {
         (Some(key), _, _) => Auth::SshKey {
@@ -522,7 +510,7 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
                     }
                     let _ = rep.end_group();
                 } else if output == Output::Human {
-                    print!("{text}");
+                    console::out(&text);
                 }
                 passes.push(r.clone());
             };
@@ -568,14 +556,22 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
                     "error": exit::render(&e),
                     "passes": passes,
                 });
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                console::json(&doc)?;
             }
             if let Some(rep) = ci.as_mut() {
-                if let Some(last) = passes.last() {
-                    publish_outputs(rep.as_mut(), last, s)?;
+                let written = (|| {
+                    if let Some(last) = passes.last() {
+                        publish_outputs(rep.as_mut(), last, s)?;
+                    }
+                    rep.output(OutputKey::Status, "failed")?;
+                    rep.finish()?;
+                    Ok::<(), anyhow::Error>(())
+                })();
+                // The run's own error is the one that matters; a report that could not be
+                // written is said as well, never instead.
+                if let Err(re) = written {
+                    console::err(&format!("error: the CI report was not written: {re}"));
                 }
-                rep.output(OutputKey::Status, "failed")?;
-                rep.finish()?;
             }
             return Err(e);
         }
@@ -592,20 +588,30 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
                 "result": report,
                 "passes": passes,
             });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            console::json(&doc)?;
         }
         Output::Human => {
             if mode != Mode::Run {
-                print!("{}", render_stage_list(s, &report, started.elapsed()));
+                console::out(&render_stage_list(s, &report, started.elapsed()));
             }
             if !report.diff.is_empty() && args.dry_run {
-                print!("{}", report.diff);
+                console::out(&report.diff);
             }
         }
     }
+    // A non-zero exit always says why on stderr, whatever the output mode.
     Ok(match (&report.step, mode) {
-        (Step::Failed { .. }, _) => exit::FAILED,
-        (Step::Rollback { .. }, Mode::Reconcile | Mode::Run) => exit::FAILED,
+        (Step::Failed { reason, .. }, _) => {
+            console::err(&format!("error: rollout {} failed: {reason}", s.rollout));
+            exit::FAILED
+        }
+        (Step::Rollback { reason }, Mode::Reconcile | Mode::Run) => {
+            console::err(&format!(
+                "error: rollout {} is rolled back: {reason}",
+                s.rollout
+            ));
+            exit::FAILED
+        }
         _ => exit::OK,
     })
 }

@@ -1,6 +1,7 @@
 //! `set-weight`: change one canary weight in the manifests, byte-exactly.
 
 use crate::cli::{Output, RepoArgs};
+use crate::report::console;
 use crate::{exit, manifest};
 
 #[derive(Debug, clap::Args)]
@@ -30,11 +31,11 @@ pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
                 "files": outcome.changed_files(),
                 "diff": outcome.diff,
             });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            console::json(&doc)?;
         }
         Output::Human => {
             if args.dry_run {
-                print!("{}", outcome.diff);
+                console::out(&outcome.diff);
             }
             for e in &outcome.edits {
                 let verb = match (outcome.changed.is_empty(), args.dry_run) {
@@ -42,7 +43,7 @@ pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
                     (false, true) => "would set",
                     (false, false) => "set",
                 };
-                eprintln!(
+                console::err(&format!(
                     "{verb} {} (document {}) {} = {:?} (was {})",
                     e.file.display(),
                     e.document,
@@ -51,7 +52,7 @@ pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
                     e.old
                         .as_deref()
                         .map_or("absent".to_string(), |o| format!("{o:?}"))
-                );
+                ));
             }
         }
     }

@@ -465,6 +465,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// The longest `retry-after`/`x-ratelimit-reset` wait honoured; longer ones fail now.
     pub max_server_wait: Duration,
+    /// The longest one request may take, connect to last byte; a server that accepts and
+    /// never answers is a transient fault after this long.
+    pub request_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -474,6 +477,7 @@ impl Default for RetryPolicy {
             min_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
             max_server_wait: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -622,11 +626,21 @@ where
         .with_max_times(policy.max_retries)
         .with_jitter();
     let max_server_wait = policy.max_server_wait;
+    let request_timeout = policy.request_timeout;
     let run = || {
         attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fut = attempt();
         async move {
-            match fut.await {
+            // One deadline here covers both transports (octocrab and reqwest).
+            let answer = tokio::time::timeout(request_timeout, fut)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "no answer within {}",
+                        humantime::format_duration(request_timeout)
+                    ))
+                });
+            match answer {
                 Err(transport) => Err(ForgeError::Unavailable {
                     repo: ctx.repo.to_string(),
                     op: ctx.op,

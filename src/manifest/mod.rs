@@ -306,6 +306,42 @@ pub fn select<'a>(routes: &'a [Route], selector: &Selector) -> Result<&'a Route,
     }
 }
 
+/// Files that did not parse but whose bytes name the selected object: each may be another
+/// definition of it (an overlay patch, a copy being edited), so a choice made without them is
+/// a guess.
+pub fn shadowing<'a>(repo: &'a Repo, selector: &Selector) -> Vec<&'a Skipped> {
+    repo.skipped
+        .iter()
+        .filter(|s| {
+            std::fs::read(repo.root.join(&s.file))
+                .is_ok_and(|bytes| contains(&bytes, selector.name.as_bytes()))
+        })
+        .collect()
+}
+
+/// [`select`], refused as ambiguous when a file that does not parse names the target too.
+pub fn select_known<'a>(
+    repo: &Repo,
+    routes: &'a [Route],
+    selector: &Selector,
+) -> Result<&'a Route, ManifestError> {
+    let route = select(routes, selector)?;
+    let broken = shadowing(repo, selector);
+    if broken.is_empty() {
+        return Ok(route);
+    }
+    let mut candidates = vec![route.describe()];
+    candidates.extend(
+        broken
+            .iter()
+            .map(|s| format!("{} (does not parse: {})", s.file.display(), s.reason)),
+    );
+    Err(ManifestError::Ambiguous {
+        selector: selector.to_string(),
+        candidates,
+    })
+}
+
 /// Set the canary weight of the Ingress `selector` names, in the repository at `dir`.
 /// Writes nothing on error or with `dry_run`; the outcome carries the edits and their diff.
 pub fn set_weight(
@@ -321,7 +357,7 @@ pub fn set_weight(
         router.may_contain_route(bytes) && contains(bytes, &name)
     })?;
     let routes: Vec<Route> = repo.files.iter().flat_map(|f| router.routes(f)).collect();
-    let route = match select(&routes, &selector) {
+    let route = match select_known(&repo, &routes, &selector) {
         Ok(r) => r,
         Err(e @ ManifestError::NoMatch { .. }) => {
             // A file that failed to parse but names the target may be where it lives: say so
