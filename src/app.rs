@@ -200,6 +200,9 @@ pub struct PassReport {
     /// Unified diff of a change made (or, with --dry-run, that would be made).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub diff: String,
+    /// The commit pushed straight to the base (direct mode), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -207,6 +210,31 @@ pub struct PrRef {
     pub number: u64,
     pub url: String,
     pub branch: String,
+    /// The head commit this pass saw or pushed.
+    pub head_sha: String,
+    pub operation: PrOperation,
+}
+
+/// What this pass did to its pull request, in the words of the create-pull-request action
+/// (whose outputs users already script against).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrOperation {
+    Created,
+    Updated,
+    Merged,
+    None,
+}
+
+impl PrOperation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrOperation::Created => "created",
+            PrOperation::Updated => "updated",
+            PrOperation::Merged => "merged",
+            PrOperation::None => "none",
+        }
+    }
 }
 
 /// The rollout loop over one workspace and forge.
@@ -489,9 +517,29 @@ impl Rollout<'_> {
             pull_request: None,
             gates,
             diff: String::new(),
+            pushed: None,
         };
         self.act_step(&step, &obs, &mut report).await?;
+        self.settle(&mut report).await?;
         Ok(report)
+    }
+
+    /// After a step that changed the base branch (a direct commit, a merge), read the base
+    /// again, so the report (and the CI outputs) describe the state after the step.
+    pub async fn settle(&self, report: &mut PassReport) -> anyhow::Result<()> {
+        let merged = report
+            .pull_request
+            .as_ref()
+            .is_some_and(|p| p.operation == PrOperation::Merged);
+        if self.dry_run || (report.pushed.is_none() && !merged) {
+            return Ok(());
+        }
+        let after = self.observe().await?;
+        let pos = plan::position(&after.observed);
+        report.tip = after.tip;
+        report.weight = after.observed.base_weight;
+        report.stage = pos.applied;
+        Ok(())
     }
 
     /// Carry out one decided step.
@@ -542,7 +590,32 @@ impl Rollout<'_> {
                 report.action = format!("waiting for the rollback #{pr} to be merged")
             }
             Step::Done => report.action = "the rollout is complete".into(),
-            Step::Failed { reason } => report.action = format!("failed: {reason}"),
+            Step::Failed { reason, .. } => report.action = format!("failed: {reason}"),
+        }
+        // A step about an existing request (waiting on it, merging it) reports that request.
+        if report.pull_request.is_none() {
+            if let Some((number, change)) = step_pr(step, s) {
+                if let Some(p) = obs.pr(number) {
+                    let merged = matches!(
+                        step,
+                        Step::Merge { .. }
+                            | Step::MergePromote { .. }
+                            | Step::MergeFinish { .. }
+                            | Step::MergeRollback { .. }
+                    ) && !self.dry_run;
+                    report.pull_request = Some(PrRef {
+                        number,
+                        url: p.url.clone(),
+                        branch: plan::branch(&s.rollout, change),
+                        head_sha: p.head_sha.clone(),
+                        operation: if merged {
+                            PrOperation::Merged
+                        } else {
+                            PrOperation::None
+                        },
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -601,7 +674,12 @@ impl Rollout<'_> {
             .await?;
         failpoint("merge");
         match merged {
-            MergeOutcome::Merged { sha } => report.action = format!("merged #{number} as {sha}"),
+            MergeOutcome::Merged { sha } => {
+                report.action = format!("merged #{number} as {sha}");
+                if let Some(p) = report.pull_request.as_mut().filter(|p| p.number == number) {
+                    p.operation = PrOperation::Merged;
+                }
+            }
             MergeOutcome::Scheduled => {
                 report.action = format!("#{number} will merge when its pipeline succeeds")
             }
@@ -710,6 +788,7 @@ impl Rollout<'_> {
         };
         if direct {
             report.action = format!("committed {commit} to {}", s.base);
+            report.pushed = Some(commit.to_string());
             return Ok(());
         }
         let Some(forge) = self.forge() else {
@@ -719,11 +798,17 @@ impl Rollout<'_> {
             .find_pr_by_branch(&branch)
             .await?
             .filter(|p| p.state == PrState::Open);
+        let mut operation = if published.reused {
+            PrOperation::None
+        } else {
+            PrOperation::Updated
+        };
         let pr = match existing {
             Some(pr) => {
                 if pr.body != body {
                     forge.update_pr_body(pr.number, &body).await?;
                     failpoint("update the PR body");
+                    operation = PrOperation::Updated;
                 }
                 pr
             }
@@ -740,6 +825,7 @@ impl Rollout<'_> {
                     })
                     .await?;
                 failpoint("open the PR");
+                operation = PrOperation::Created;
                 pr
             }
         };
@@ -753,6 +839,8 @@ impl Rollout<'_> {
             number: pr.number,
             url: pr.url,
             branch,
+            head_sha: commit.to_string(),
+            operation,
         });
         Ok(())
     }
@@ -765,7 +853,7 @@ impl Rollout<'_> {
             on_pass(&report);
             match &report.step {
                 Step::Done => return Ok(report),
-                Step::Failed { reason } => {
+                Step::Failed { reason, .. } => {
                     return Err(AppError::Failed {
                         rollout: self.settings.rollout.clone(),
                         reason: reason.clone(),
@@ -794,6 +882,32 @@ impl Rollout<'_> {
                 _ => {}
             }
         }
+    }
+}
+
+/// The request a step is about, and which change it carries.
+fn step_pr(step: &Step, s: &Settings) -> Option<(u64, ChangeKind)> {
+    let stage = |stage: usize| ChangeKind::Stage {
+        stage,
+        weight: s
+            .stages
+            .get(stage.saturating_sub(1))
+            .map_or(0, |st| st.weight),
+    };
+    match step {
+        Step::WaitForApproval { stage: n, pr, .. } | Step::Merge { stage: n, pr } => {
+            Some((*pr, stage(*n)))
+        }
+        Step::WaitForRollback { pr } | Step::MergeRollback { pr } => {
+            Some((*pr, ChangeKind::Rollback))
+        }
+        Step::WaitForPromote { pr, .. } | Step::MergePromote { pr } => {
+            Some((*pr, ChangeKind::Promote))
+        }
+        Step::WaitForFinish { pr, .. } | Step::MergeFinish { pr } => {
+            Some((*pr, ChangeKind::Finish))
+        }
+        _ => None,
     }
 }
 

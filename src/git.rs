@@ -111,6 +111,10 @@ impl Remote {
             Auth::None => vec![],
             Auth::Token { token, .. } => vec![token],
             Auth::SshKey { passphrase, .. } => passphrase.iter().collect(),
+            Auth::SshKeyContent {
+                private_key,
+                passphrase,
+            } => std::iter::once(private_key).chain(passphrase).collect(),
         }
     }
 }
@@ -136,9 +140,32 @@ pub enum Auth {
         private_key: PathBuf,
         passphrase: Option<Token>,
     },
+    /// The key's content, as actions/checkout's `ssh-key` input takes it: never written to disk.
+    SshKeyContent {
+        private_key: Token,
+        passphrase: Option<Token>,
+    },
 }
 
 impl Auth {
+    /// An SSH key given as its content (`-----BEGIN ...`) or as a path to it.
+    pub fn ssh_key(value: &str) -> Self {
+        if value.trim_start().starts_with("-----BEGIN") {
+            // A key pasted into a CI secret often loses its final newline; libssh2 wants it.
+            let mut key = value.trim().to_string();
+            key.push('\n');
+            Auth::SshKeyContent {
+                private_key: Token::new(key),
+                passphrase: None,
+            }
+        } else {
+            Auth::SshKey {
+                private_key: PathBuf::from(value),
+                passphrase: None,
+            }
+        }
+    }
+
     /// GitHub App / Actions tokens authenticate as `x-access-token`.
     pub fn github(token: Token) -> Self {
         Auth::Token {
@@ -413,6 +440,33 @@ fn open_user_repo(dir: &Path) -> Result<Repository, GitError> {
             }
         }
     })
+}
+
+/// `file` (relative to `dir`) as a path from the root of the Git repository that holds `dir`,
+/// which is how GitHub resolves an annotation's `file=`: `--repo gitops` may be a folder of
+/// the repository (the prefix stays) or the repository checked out at `gitops/` (it goes).
+/// Outside a repository, `dir/file`.
+pub fn path_in_repository(dir: &Path, file: &Path) -> PathBuf {
+    let fallback = || {
+        if dir == Path::new(".") {
+            file.to_path_buf()
+        } else {
+            dir.join(file)
+        }
+    };
+    let Ok(repo) = Repository::discover(dir) else {
+        return fallback();
+    };
+    let (Some(root), Ok(dir)) = (
+        repo.workdir().and_then(|w| w.canonicalize().ok()),
+        dir.canonicalize(),
+    ) else {
+        return fallback();
+    };
+    match dir.strip_prefix(&root) {
+        Ok(rel) => rel.join(file),
+        Err(_) => fallback(),
+    }
 }
 
 /// The URL of the `origin` remote of the checkout at `dir`.
@@ -830,7 +884,9 @@ impl Workspace {
             Err(git2::Error::new(ErrorCode::Auth, ErrorClass::Http, msg))
         };
         match &self.remote.auth {
-            Auth::SshKey { .. } if allowed.contains(CredentialType::USERNAME) => {
+            Auth::SshKey { .. } | Auth::SshKeyContent { .. }
+                if allowed.contains(CredentialType::USERNAME) =>
+            {
                 // libgit2 asks for the SSH user name first, separately from the key.
                 Cred::username(url_user.unwrap_or("git"))
             }
@@ -858,6 +914,21 @@ impl Workspace {
                                 url_user.unwrap_or("git"),
                                 None,
                                 private_key,
+                                passphrase.as_ref().map(Token::expose),
+                            )
+                        } else {
+                            refuse("an SSH key was given but the remote wants another kind of credential (use an ssh URL)")
+                        }
+                    }
+                    Auth::SshKeyContent {
+                        private_key,
+                        passphrase,
+                    } => {
+                        if allowed.contains(CredentialType::SSH_KEY) {
+                            Cred::ssh_key_from_memory(
+                                url_user.unwrap_or("git"),
+                                None,
+                                private_key.expose(),
                                 passphrase.as_ref().map(Token::expose),
                             )
                         } else {
@@ -1473,6 +1544,33 @@ mod tests {
         assert_eq!(
             a.email,
             "41898282+github-actions[bot]@users.noreply.github.com"
+        );
+    }
+
+    #[test]
+    fn annotation_paths_are_relative_to_the_repository_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        // The repository checked out at `gitops/` (actions/checkout `path: gitops`).
+        let checkout = tmp.path().join("gitops");
+        Repository::init(&checkout).unwrap();
+        assert_eq!(
+            path_in_repository(&checkout, Path::new("apps/a.yaml")),
+            PathBuf::from("apps/a.yaml")
+        );
+        // A folder `deploy/` inside a repository (a monorepo).
+        let mono = tmp.path().join("mono");
+        Repository::init(&mono).unwrap();
+        std::fs::create_dir_all(mono.join("deploy")).unwrap();
+        assert_eq!(
+            path_in_repository(&mono.join("deploy"), Path::new("apps/a.yaml")),
+            PathBuf::from("deploy/apps/a.yaml")
+        );
+        // Outside any repository: as given.
+        let plain = tmp.path().join("plain");
+        std::fs::create_dir_all(&plain).unwrap();
+        assert_eq!(
+            path_in_repository(&plain, Path::new("a.yaml")),
+            plain.join("a.yaml")
         );
     }
 }

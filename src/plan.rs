@@ -156,6 +156,9 @@ pub enum Step {
     /// The rollout failed and was rolled back (or must be by hand).
     Failed {
         reason: String,
+        /// The canary was set back to weight 0 (as opposed to a rollout stuck on a closed
+        /// request, which needs a person).
+        rolled_back: bool,
     },
 }
 
@@ -228,6 +231,7 @@ pub fn next_step(o: &Observed) -> Step {
             (Some(pr), false) => Step::WaitForRollback { pr: pr.number },
             _ => Step::Failed {
                 reason: "rolled back: the canary weight was set to 0".into(),
+                rolled_back: true,
             },
         };
     }
@@ -301,6 +305,7 @@ pub fn next_step(o: &Observed) -> Step {
             )
             .unwrap_or(Step::Failed {
                 reason: "the promotion pull request was closed without merging".into(),
+                rolled_back: false,
             }),
             None => Step::Promote,
         };
@@ -333,6 +338,7 @@ pub fn next_step(o: &Observed) -> Step {
                         next + 1,
                         pr.number
                     ),
+                    rolled_back: false,
                 }
             } else {
                 Step::Rollback {

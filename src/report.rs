@@ -72,15 +72,27 @@ pub enum OutputKey {
     Weight,
     /// The pull or merge request opened or waited on, if any.
     PullRequestUrl,
-    /// One word for what happened: `waiting`, `promoted`, `rolled-back`, `failed`, ...
+    /// Its number (GitHub) or iid (GitLab).
+    PullRequestNumber,
+    /// What this step did to it: `created`, `updated`, `merged` or `none`.
+    PullRequestOperation,
+    /// Its branch.
+    Branch,
+    /// Its head commit (or the commit pushed directly to the base).
+    HeadSha,
+    /// One word for where the rollout stands after the step: see [`RunStatus`].
     Status,
 }
 
 impl OutputKey {
-    pub const ALL: [OutputKey; 4] = [
+    pub const ALL: [OutputKey; 8] = [
         OutputKey::Stage,
         OutputKey::Weight,
         OutputKey::PullRequestUrl,
+        OutputKey::PullRequestNumber,
+        OutputKey::PullRequestOperation,
+        OutputKey::Branch,
+        OutputKey::HeadSha,
         OutputKey::Status,
     ];
 
@@ -90,6 +102,10 @@ impl OutputKey {
             OutputKey::Stage => "stage",
             OutputKey::Weight => "weight",
             OutputKey::PullRequestUrl => "pull-request-url",
+            OutputKey::PullRequestNumber => "pull-request-number",
+            OutputKey::PullRequestOperation => "pull-request-operation",
+            OutputKey::Branch => "branch",
+            OutputKey::HeadSha => "head-sha",
             OutputKey::Status => "status",
         }
     }
@@ -100,6 +116,51 @@ impl OutputKey {
             "GITOPS_CANARY_{}",
             self.name().replace('-', "_").to_ascii_uppercase()
         )
+    }
+}
+
+/// The `status` output: where the rollout stands after the step, one word. The one list of
+/// values: `action.yml` documents exactly these (a test holds them together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// A step was taken and the rollout goes on.
+    Progressing,
+    /// Nothing to do until something outside happens (a review, a sync, a timer).
+    Waiting,
+    /// Every stage passed and the stable runs the canary's version.
+    Promoted,
+    /// Every stage passed; promotion is off, so the canary keeps its weight.
+    Complete,
+    /// The rollout was rolled back to weight 0 (or the rollback is on its way).
+    RolledBack,
+    /// It cannot go on: an error, or a state that needs a person.
+    Failed,
+    /// The job was cancelled (SIGINT/SIGTERM) before the step ended.
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Progressing,
+        RunStatus::Waiting,
+        RunStatus::Promoted,
+        RunStatus::Complete,
+        RunStatus::RolledBack,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Progressing => "progressing",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Promoted => "promoted",
+            RunStatus::Complete => "complete",
+            RunStatus::RolledBack => "rolled-back",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
     }
 }
 
@@ -1216,7 +1277,19 @@ mod tests {
     #[test]
     fn output_key_names() {
         let names: Vec<_> = OutputKey::ALL.iter().map(|k| k.name()).collect();
-        assert_eq!(names, ["stage", "weight", "pull-request-url", "status"]);
+        assert_eq!(
+            names,
+            [
+                "stage",
+                "weight",
+                "pull-request-url",
+                "pull-request-number",
+                "pull-request-operation",
+                "branch",
+                "head-sha",
+                "status"
+            ]
+        );
         assert_eq!(
             OutputKey::PullRequestUrl.dotenv_name(),
             "GITOPS_CANARY_PULL_REQUEST_URL"

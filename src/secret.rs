@@ -100,6 +100,12 @@ pub fn find(args: &[String], env: &[(String, String)]) -> Vec<Token> {
         if VARS.contains(&k.as_str()) {
             push(v);
         }
+        // An SSH key's content (not a path to it).
+        if (k == "GITOPS_CANARY_SSH_KEY" || k == "INPUT_SSH-KEY")
+            && v.trim_start().starts_with("-----BEGIN")
+        {
+            push(v);
+        }
         if k.starts_with("GITOPS_CANARY_") || k.starts_with("INPUT_") {
             if let Some(p) = url_password(v) {
                 push(&p);

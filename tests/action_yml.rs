@@ -275,3 +275,24 @@ fn blank_inputs_count_as_not_given() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The `status` values `action.yml` documents are exactly the ones the tool emits.
+#[test]
+fn status_values_documented_are_the_ones_emitted() {
+    use gitops_canary::report::RunStatus;
+    let action = action();
+    let doc = &action.outputs["status"].description;
+    let listed: BTreeSet<String> = doc
+        .rsplit_once("one of:")
+        .expect("the status description lists its values after `one of:`")
+        .1
+        .trim_end_matches('.')
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .collect();
+    let emitted: BTreeSet<String> = RunStatus::ALL
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    assert_eq!(listed, emitted);
+}

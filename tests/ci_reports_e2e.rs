@@ -100,11 +100,11 @@ async fn github_actions_outputs_summary_groups_and_masks() {
         ci::parse_github_file_command(&std::fs::read_to_string(&output).unwrap()).unwrap();
     assert_eq!(
         outputs.get("status").map(String::as_str),
-        Some("done"),
+        Some("promoted"),
         "{outputs:?}"
     );
     assert_eq!(outputs.get("weight").map(String::as_str), Some("0"));
-    assert!(outputs.contains_key("stage"));
+    assert_eq!(outputs.get("stage").map(String::as_str), Some("3/3"));
     // The summary is a Markdown table of the stages.
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains("| stage | weight | state |"), "{md}");
@@ -138,6 +138,12 @@ async fn github_actions_outputs_summary_groups_and_masks() {
         outputs.get("status").map(String::as_str),
         Some("progressing")
     );
+    // The create-pull-request outputs, describing the request after the step.
+    let get = |k: &str| outputs.get(k).map(String::as_str).unwrap_or_default();
+    assert_eq!(get("pull-request-number"), pr[0].number.to_string());
+    assert_eq!(get("pull-request-operation"), "created");
+    assert_eq!(get("branch"), pr[0].head);
+    assert_eq!(get("head-sha"), pr[0].head_sha, "{outputs:?}");
 }
 
 #[test]
@@ -209,7 +215,7 @@ async fn gitlab_ci_dotenv_and_sections() {
     let env = ci::parse_gitlab_dotenv(&std::fs::read_to_string(&dotenv).unwrap()).unwrap();
     assert_eq!(
         env.get("GITOPS_CANARY_STATUS").map(String::as_str),
-        Some("done"),
+        Some("promoted"),
         "{env:?}"
     );
     assert_eq!(

@@ -402,7 +402,7 @@ fn endless_races_give_push_rejected() {
 }
 
 #[test]
-fn publish_from_an_existing_shallow_checkout_resets_it() {
+fn publish_from_an_existing_shallow_checkout_leaves_it_alone() {
     if !git_available() {
         return;
     }
@@ -432,11 +432,16 @@ fn publish_from_an_existing_shallow_checkout_resets_it() {
     let tip = rev(&bare, &format!("refs/heads/{}", branch())).unwrap();
     assert_eq!(git(&bare, &["rev-parse", &format!("{tip}^")]), new_main);
     assert_eq!(show(&bare, &format!("{tip}:README.md")), "# gitops fixture");
-    assert!(!dir.join("untracked.txt").exists());
+    // The user's checkout is as it was: local edits, untracked files, HEAD.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("untracked.txt")).unwrap(),
+        "x\n"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.join("README.md")).unwrap(),
-        "# gitops fixture\n"
+        "local junk\n"
     );
+    assert_ne!(git(&dir, &["rev-parse", "HEAD"]), new_main);
 }
 
 #[test]

@@ -79,6 +79,18 @@ fn ssh_key_auth_host_keys_and_publish() {
         "Canary Bot <bot@example.com>"
     );
 
+    // The key's content, as actions/checkout's `ssh-key` input takes it (no trailing newline,
+    // as a pasted secret often is).
+    let content = std::fs::read_to_string(&plain).unwrap();
+    let ws = Workspace::clone(
+        Remote::new(&url, Auth::ssh_key(content.trim_end())),
+        "main",
+        true,
+    )
+    .expect("clone with the key's content");
+    assert_eq!(ws.remote_branch(&p.branch).unwrap(), p.commit);
+    assert!(!format!("{ws:?}").contains(content.lines().nth(1).unwrap()));
+
     // A passphrase-protected key.
     let ws = Workspace::clone(
         Remote::new(&url, key(&locked, Some(PASSPHRASE))),

@@ -33,7 +33,10 @@ pub async fn on_cancel() {
         "error: cancelled by {name}; nothing is left half-done, a re-run picks up from here"
     ));
     if let Some(mut rep) = crate::report::ci() {
-        let _ = rep.output(crate::report::OutputKey::Status, "cancelled");
+        let _ = rep.output(
+            crate::report::OutputKey::Status,
+            crate::report::RunStatus::Cancelled.as_str(),
+        );
         let _ = rep.summary_table(
             &crate::report::Table::new("gitops-canary", &["status", "why"])
                 .row(["cancelled".to_string(), format!("{name} received")]),

@@ -44,11 +44,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             .chain(&discovery.problems)
             .filter(|p| p.severity == Severity::Error)
         {
-            let file = if root == std::path::Path::new(".") {
-                p.file.clone()
-            } else {
-                root.join(&p.file)
-            };
+            let file = crate::git::path_in_repository(root, &p.file);
             rep.error_at(&file, p.line, 1, &format!("[{}] {}", p.code, p.message))?;
         }
         rep.finish()?;

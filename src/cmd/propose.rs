@@ -5,7 +5,8 @@
 //! request of that branch before one is created (and `create_pr` itself returns the existing
 //! one on "already exists"). So a re-run after any failure prints the same request.
 
-use crate::report::console;
+use crate::app::PrOperation;
+use crate::report::{self, console, OutputKey};
 use std::path::PathBuf;
 
 use crate::cli::{Output, RepoArgs};
@@ -110,12 +111,17 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
     })?;
     let head_sha = published.commit.map(|c| c.to_string());
 
+    let mut operation = match (&head_sha, published.reused) {
+        (Some(_), false) => PrOperation::Updated,
+        _ => PrOperation::None,
+    };
     let pr = match &forge {
         Some(f) if head_sha.is_some() => {
             let found = f.find_pr_by_branch(&published.branch).await?;
             match found {
                 Some(p) if p.state == PrState::Open => Some(p),
-                _ => Some(
+                _ => Some({
+                    operation = PrOperation::Created;
                     f.create_pr(&NewPullRequest {
                         title: title.clone(),
                         body: format!(
@@ -126,12 +132,41 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
                         base: args.base.clone(),
                         labels: vec!["gitops-canary".into()],
                     })
-                    .await?,
-                ),
+                    .await?
+                }),
             }
         }
         _ => None,
     };
+    if let Some(mut rep) = report::ci() {
+        let head = head_sha
+            .clone()
+            .or_else(|| pr.as_ref().map(|p| p.head_sha.clone()))
+            .unwrap_or_default();
+        let outputs = [
+            (OutputKey::Weight, args.weight.to_string()),
+            (
+                OutputKey::PullRequestUrl,
+                pr.as_ref().map(|p| p.url.clone()).unwrap_or_default(),
+            ),
+            (
+                OutputKey::PullRequestNumber,
+                pr.as_ref()
+                    .map(|p| p.number.to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                OutputKey::PullRequestOperation,
+                operation.as_str().to_string(),
+            ),
+            (OutputKey::Branch, published.branch.clone()),
+            (OutputKey::HeadSha, head),
+        ];
+        for (key, value) in outputs {
+            rep.output(key, &value)?;
+        }
+        rep.finish()?;
+    }
 
     match args.repo.output {
         Output::Json => {

@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::gates::{self, ChainSettings, MetricsArgs, SyncSourceKind};
-use crate::app::{self, GateRunner, NoGates, PassReport, Rollout, Settings};
+use crate::app::{self, GateRunner, NoGates, PassReport, PrOperation, Rollout, Settings};
 use crate::cli::{Output, RepoArgs};
 use crate::config::{self, ClusterMode, Config, ForgeKind, RollbackPolicy};
 use crate::exit::{self, Usage};
 use crate::forge::{AnyForge, GitHub, GitLab, MergeMethod};
 use crate::git::{Auth, Author, Remote, Workspace};
 use crate::plan::{self, Approval, Step};
-use crate::report::{self, console, OutputKey, Report, Table};
+use crate::report::{self, console, OutputKey, Report, RunStatus, Table};
 use crate::secret::Token;
 
 /// Flags shared by the rollout commands; each overrides the same field of the config file.
@@ -53,9 +53,10 @@ pub struct RolloutArgs {
     /// Forge and Git token (default: GITHUB_TOKEN or GITLAB_TOKEN).
     #[arg(long, env = "GITOPS_CANARY_TOKEN", hide_env_values = true)]
     pub token: Option<Token>,
-    /// SSH private key for an SSH remote.
-    #[arg(long, env = "GITOPS_CANARY_SSH_KEY")]
-    pub ssh_key: Option<PathBuf>,
+    /// SSH private key for an SSH remote: its content (as actions/checkout's `ssh-key`), or a
+    /// path to it. The host must be in ~/.ssh/known_hosts.
+    #[arg(long, env = "GITOPS_CANARY_SSH_KEY", hide_env_values = true)]
+    pub ssh_key: Option<String>,
     /// How the tool merges a pull request it may merge.
     #[arg(long, env = "GITOPS_CANARY_MERGE_METHOD", value_enum)]
     pub merge_method: Option<MergeMethod>,
@@ -251,10 +252,7 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         None => crate::git::origin_url(dir)?,
     };
     let auth = match (&args.ssh_key, &token, forge_kind) {
-        (Some(key), _, _) => Auth::SshKey {
-            private_key: key.clone(),
-            passphrase: None,
-        },
+        (Some(key), _, _) => Auth::ssh_key(key),
         (None, Some(t), ForgeKind::Gitlab) => Auth::gitlab(t.clone()),
         (None, Some(t), _) => Auth::github(t.clone()),
         (None, None, _) => Auth::None,
@@ -410,7 +408,7 @@ pub fn render_stage_list(s: &Settings, r: &PassReport, waited: Duration) -> Stri
     }
     match &r.step {
         Step::Done => out.push_str("  done: the rollout is complete\n"),
-        Step::Failed { reason } => out.push_str(&format!("  FAILED: {reason}\n")),
+        Step::Failed { reason, .. } => out.push_str(&format!("  FAILED: {reason}\n")),
         Step::Rollback { .. } | Step::WaitForRollback { .. } | Step::MergeRollback { .. } => {
             out.push_str(&format!("  ROLLBACK: {}\n", r.action))
         }
@@ -429,25 +427,50 @@ pub fn render_stage_list(s: &Settings, r: &PassReport, waited: Duration) -> Stri
     out
 }
 
-fn status_word(step: &Step) -> &'static str {
+/// Where the rollout stands after a pass, in the one vocabulary of the `status` output.
+fn run_status(step: &Step, s: &Settings) -> RunStatus {
     match step {
-        Step::Done => "done",
-        Step::Failed { .. }
+        Step::Done if s.promote => RunStatus::Promoted,
+        Step::Done => RunStatus::Complete,
+        Step::Failed {
+            rolled_back: true, ..
+        }
         | Step::Rollback { .. }
         | Step::WaitForRollback { .. }
-        | Step::MergeRollback { .. } => "failed",
-        s if s.is_waiting() => "waiting",
-        _ => "progressing",
+        | Step::MergeRollback { .. } => RunStatus::RolledBack,
+        Step::Failed { .. } => RunStatus::Failed,
+        step if step.is_waiting() => RunStatus::Waiting,
+        _ => RunStatus::Progressing,
     }
 }
 
+fn status_word(step: &Step, s: &Settings) -> &'static str {
+    run_status(step, s).as_str()
+}
+
 fn publish_outputs(rep: &mut dyn Report, r: &PassReport, s: &Settings) -> anyhow::Result<()> {
-    rep.output(OutputKey::Stage, &r.stage.to_string())?;
+    // A finished rollout has applied every stage (its weight is back to 0 after promotion).
+    let stage = if r.step == Step::Done {
+        r.stages
+    } else {
+        r.stage
+    };
+    rep.output(OutputKey::Stage, &format!("{stage}/{}", r.stages))?;
     rep.output(OutputKey::Weight, &r.weight.to_string())?;
-    rep.output(OutputKey::Status, status_word(&r.step))?;
-    if let Some(pr) = &r.pull_request {
-        rep.output(OutputKey::PullRequestUrl, &pr.url)?;
-    }
+    rep.output(OutputKey::Status, status_word(&r.step, s))?;
+    let pr = r.pull_request.as_ref();
+    rep.output(OutputKey::PullRequestUrl, pr.map_or("", |p| p.url.as_str()))?;
+    rep.output(
+        OutputKey::PullRequestNumber,
+        &pr.map_or(String::new(), |p| p.number.to_string()),
+    )?;
+    rep.output(
+        OutputKey::PullRequestOperation,
+        pr.map_or(PrOperation::None, |p| p.operation).as_str(),
+    )?;
+    rep.output(OutputKey::Branch, pr.map_or("", |p| p.branch.as_str()))?;
+    let head = pr.map(|p| p.head_sha.clone()).or_else(|| r.pushed.clone());
+    rep.output(OutputKey::HeadSha, head.as_deref().unwrap_or(""))?;
     let mut t = Table::new(
         format!("gitops-canary rollout `{}`", r.rollout),
         &["stage", "weight", "state"],
@@ -469,7 +492,7 @@ fn publish_outputs(rep: &mut dyn Report, r: &PassReport, s: &Settings) -> anyhow
     t = t.row([
         "".to_string(),
         "".to_string(),
-        format!("{}: {}", status_word(&r.step), r.action),
+        format!("{}: {}", status_word(&r.step, s), r.action),
     ]);
     rep.summary_table(&t)?;
     Ok(())
@@ -523,10 +546,13 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
             r.step = Step::Rollback {
                 reason: reason.clone().unwrap_or_default(),
             };
-            rollout
+            match rollout
                 .rollback(reason.as_deref().unwrap_or("requested"), &obs, &mut r)
                 .await
-                .map(|()| r)
+            {
+                Ok(()) => rollout.settle(&mut r).await.map(|()| r),
+                Err(e) => Err(e),
+            }
         }
         Mode::Promote => {
             let obs = rollout.observe().await?;
@@ -543,7 +569,10 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
             let step = plan::next_step(&o);
             let mut r = empty_report(s, &obs);
             r.step = step.clone();
-            rollout.act_step(&step, &obs, &mut r).await.map(|()| r)
+            match rollout.act_step(&step, &obs, &mut r).await {
+                Ok(()) => rollout.settle(&mut r).await.map(|()| r),
+                Err(e) => Err(e),
+            }
         }
     };
     let report = match result {
@@ -563,7 +592,11 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
                     if let Some(last) = passes.last() {
                         publish_outputs(rep.as_mut(), last, s)?;
                     }
-                    rep.output(OutputKey::Status, "failed")?;
+                    let status = match passes.last().map(|p| run_status(&p.step, s)) {
+                        Some(RunStatus::RolledBack) => RunStatus::RolledBack,
+                        _ => RunStatus::Failed,
+                    };
+                    rep.output(OutputKey::Status, status.as_str())?;
                     rep.finish()?;
                     Ok::<(), anyhow::Error>(())
                 })();
@@ -584,7 +617,7 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
         Output::Json => {
             let doc = serde_json::json!({
                 "schemaVersion": 1,
-                "status": status_word(&report.step),
+                "status": status_word(&report.step, s),
                 "result": report,
                 "passes": passes,
             });
@@ -630,5 +663,6 @@ fn empty_report(s: &Settings, obs: &app::Observation) -> PassReport {
         pull_request: None,
         gates: None,
         diff: String::new(),
+        pushed: None,
     }
 }
