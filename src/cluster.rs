@@ -1116,7 +1116,10 @@ mod tests {
     fn timeouts_round_to_the_nearest_second() {
         let shown = |d: Duration| humantime::format_duration(round_secs(d)).to_string();
         // What `run_gates` passes for `--timeout 5s` once a few microseconds have gone by.
-        assert_eq!(shown(Duration::from_secs(5) - Duration::from_micros(30)), "5s");
+        assert_eq!(
+            shown(Duration::from_secs(5) - Duration::from_micros(30)),
+            "5s"
+        );
         assert_eq!(shown(Duration::from_secs(5)), "5s");
         assert_eq!(shown(Duration::from_millis(4400)), "4s");
         assert_eq!(shown(Duration::from_millis(300)), "1s");

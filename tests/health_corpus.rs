@@ -69,7 +69,11 @@ fn fixture_files(dir: &Path) -> BTreeSet<String> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 if rel != "SOURCES.tsv" {
                     out.insert(rel);
                 }
@@ -86,8 +90,8 @@ const JUDGED_KINDS: &[&str] = &["Deployment", "Pod", "Application", "Kustomizati
 /// The objects a fixture holds, by the name a case selects them with (`None` for a file that
 /// holds one object).
 fn objects(dir: &Path, fixture: &str) -> BTreeMap<Option<String>, Value> {
-    let text = std::fs::read_to_string(dir.join(fixture))
-        .unwrap_or_else(|e| panic!("{fixture}: {e}"));
+    let text =
+        std::fs::read_to_string(dir.join(fixture)).unwrap_or_else(|e| panic!("{fixture}: {e}"));
     let mut out = BTreeMap::new();
     if fixture.ends_with(".json") {
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{fixture}: {e}"));
@@ -218,7 +222,10 @@ fn gate_verdicts_agree_with_the_peers_on_their_own_objects() {
         assert_eq!(have, want, "{f}: the table must judge each of its objects");
     }
     for f in judged.keys().chain(skipped.iter()) {
-        assert!(files.contains(*f), "{f} is in the table but not in the corpus");
+        assert!(
+            files.contains(*f),
+            "{f} is in the table but not in the corpus"
+        );
     }
 
     let mut disagreements = Vec::new();

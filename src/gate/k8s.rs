@@ -438,7 +438,7 @@ pub fn pods_steady(pods: &[Pod], restart_threshold: i32) -> Verdict {
         if first_wait.is_none() && status.phase.as_deref() == Some("Running") {
             let exited = status.container_statuses.iter().flatten().find_map(|cs| {
                 let t = cs.state.as_ref()?.terminated.as_ref()?;
-                (t.exit_code != 0).then(|| (cs, t))
+                (t.exit_code != 0).then_some((cs, t))
             });
             if let Some((cs, t)) = exited {
                 first_wait = Some(Verdict::Wait(format!(
@@ -778,7 +778,11 @@ mod tests {
 
     #[test]
     fn steady_uses_gitops_engines_waiting_reason_rule() {
-        for reason in ["RunContainerError", "ErrImageNeverPull", "PreStartHookError"] {
+        for reason in [
+            "RunContainerError",
+            "ErrImageNeverPull",
+            "PreStartHookError",
+        ] {
             assert!(
                 matches!(pods_steady(&[pod("e", 0, Some(reason))], 3), Verdict::Fail(r) if r.contains(reason)),
                 "{reason}"
