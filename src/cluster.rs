@@ -519,8 +519,12 @@ where
     }
 }
 
+/// A timeout to whole seconds for the message, to the nearest: `run_gates` hands the first gate
+/// what is left of `--timeout` a few microseconds after it started, so truncating would report
+/// `--timeout 5s` as 4s. Anything above zero shows as at least 1s.
 fn round_secs(d: Duration) -> Duration {
-    Duration::from_secs(d.as_secs().max(if d.is_zero() { 0 } else { 1 }))
+    let secs = (d.as_millis() + 500) / 1000;
+    Duration::from_secs((secs as u64).max(if d.is_zero() { 0 } else { 1 }))
 }
 
 /// Where the `synced` gate looks.
@@ -1106,6 +1110,20 @@ mod tests {
         );
         assert!(ObjectRef::parse("a/b/c", "x").is_err());
         assert!(ObjectRef::parse("/b", "x").is_err());
+    }
+
+    #[test]
+    fn timeouts_round_to_the_nearest_second() {
+        let shown = |d: Duration| humantime::format_duration(round_secs(d)).to_string();
+        // What `run_gates` passes for `--timeout 5s` once a few microseconds have gone by.
+        assert_eq!(
+            shown(Duration::from_secs(5) - Duration::from_micros(30)),
+            "5s"
+        );
+        assert_eq!(shown(Duration::from_secs(5)), "5s");
+        assert_eq!(shown(Duration::from_millis(4400)), "4s");
+        assert_eq!(shown(Duration::from_millis(300)), "1s");
+        assert_eq!(shown(Duration::ZERO), "0s");
     }
 
     #[test]

@@ -311,6 +311,38 @@ async fn timeout_reports_the_last_observed_state() {
     );
 }
 
+/// Regression: `run_gates` hands the first gate what is left of the budget a few microseconds
+/// in, and the message truncated it, so `--timeout 5s` said "timed out after 4s".
+#[tokio::test]
+async fn run_gates_timeout_reports_the_budget_given() {
+    init();
+    let fake = FakeKube::start().await;
+    fake.upsert(objects::ingress(NS, "web-canary", 10));
+    let client = fake.client().await;
+    let settings = cluster::GateSettings {
+        gates: vec![cluster::ClusterGate::Synced],
+        sync_via: cluster::SyncVia::Ingress,
+        sync_now: false,
+        timeout: Duration::from_secs(2),
+        bake: Duration::ZERO,
+        restart_threshold: 3,
+    };
+    let subject = cluster::Subject {
+        ingress: ObjectRef::new(NS, "web-canary"),
+        weight: 25,
+        revision: None,
+        canary: None,
+        stable: None,
+    };
+    let outcomes = cluster::run_gates(&client, &settings, &subject, |_| {})
+        .await
+        .unwrap();
+    match &outcomes[0].verdict {
+        Verdict::Fail(r) => assert!(r.starts_with("timed out after 2s: "), "{r}"),
+        other => panic!("expected a timeout failure, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn argocd_synced_at_the_merged_revision_with_sync_now() {
     init();

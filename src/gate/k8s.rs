@@ -15,7 +15,8 @@ use crate::gate::Verdict;
 pub const CANARY_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary";
 pub const WEIGHT_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight";
 
-/// Container waiting reasons after which a pod will not get better by itself.
+/// Container waiting reasons after which a pod will not get better by itself, besides the
+/// pattern in [`broken_waiting_reason`].
 const BROKEN_WAITING_REASONS: &[&str] = &[
     "CrashLoopBackOff",
     "ImagePullBackOff",
@@ -25,14 +26,16 @@ const BROKEN_WAITING_REASONS: &[&str] = &[
     "CreateContainerError",
 ];
 
-/// Flux `Ready=False` reasons that mean the attempt at a revision failed (not merely pending).
-const FLUX_FAILED_REASONS: &[&str] = &[
-    "ReconciliationFailed",
-    "HealthCheckFailed",
-    "BuildFailed",
-    "ArtifactFailed",
-    "PruneFailed",
-];
+/// A container waiting reason that means the pod is broken: the fixed list, and gitops-engine's
+/// rule (`pkg/health/health_pod.go` getCorev1PodHealth: a reason that starts with `Err` or ends
+/// with `Error` or `BackOff` is Degraded), which also covers `RunContainerError`,
+/// `ErrImageNeverPull`, `PreStartHookError` and the like.
+pub fn broken_waiting_reason(reason: &str) -> bool {
+    BROKEN_WAITING_REASONS.contains(&reason)
+        || reason.starts_with("Err")
+        || reason.ends_with("Error")
+        || reason.ends_with("BackOff")
+}
 
 /// The live Ingress carries the canary annotations with the weight Git has.
 pub fn ingress_synced(ingress: &Ingress, expected_weight: u32) -> Verdict {
@@ -139,7 +142,12 @@ pub fn argo_synced(app: &Value, revision: &str) -> Verdict {
             op_phase.unwrap_or_default()
         ));
     }
-    if at_revision && health == "Degraded" {
+    // Argo CD sets sync.revision when it compares, before it syncs: OutOfSync at our revision
+    // means the health beside it is still the old objects'. Degraded counts once the
+    // Application is Synced at our revision, or once its sync operation for our revision ended.
+    let op_finished = matches!(op_phase, Some("Failed" | "Error" | "Succeeded"))
+        && op_revision.is_some_and(|r| revision_matches(r, revision));
+    if health == "Degraded" && ((at_revision && sync == "Synced") || op_finished) {
         let msg = str_at(app, &["status", "health", "message"]).unwrap_or("");
         return Verdict::Fail(
             format!("Argo CD reports health Degraded at revision {revision}: {msg}")
@@ -161,25 +169,39 @@ pub fn argo_synced(app: &Value, revision: &str) -> Verdict {
     Verdict::Pass
 }
 
-/// A Flux `Kustomization` is Ready with `lastAppliedRevision` naming the commit.
-pub fn flux_ready(ks: &Value, revision: &str) -> Verdict {
-    let applied = str_at(ks, &["status", "lastAppliedRevision"]).unwrap_or("");
-    let attempted = str_at(ks, &["status", "lastAttemptedRevision"]).unwrap_or("");
-    let ready = ks
-        .pointer("/status/conditions")
+fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
+    obj.pointer("/status/conditions")
         .and_then(Value::as_array)
         .and_then(|cs| {
             cs.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-        });
-    let (status, reason, message) = match ready {
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+        })
+}
+
+fn condition_fields(c: Option<&Value>) -> (&str, &str, &str) {
+    match c {
         Some(c) => (
             c.get("status").and_then(Value::as_str).unwrap_or("Unknown"),
             c.get("reason").and_then(Value::as_str).unwrap_or(""),
             c.get("message").and_then(Value::as_str).unwrap_or(""),
         ),
         None => ("Unknown", "", ""),
-    };
+    }
+}
+
+/// A Flux `Kustomization` is Ready with `lastAppliedRevision` naming the commit.
+///
+/// The order is kstatus' (`pkg/kstatus/status/generic.go` checkGenericProperties): an
+/// unobserved generation is in progress; `Stalled=True` is a failure whatever its reason (the
+/// controller will not retry until the spec changes, and it may never record an attempted
+/// revision); `Reconciling=True` is in progress. Then, as `flux reconcile` does once the
+/// controller has handled the attempt (`cmd/flux/reconcile.go`), `Ready=False` is a failure
+/// whatever its reason, provided the attempt was at our revision.
+pub fn flux_ready(ks: &Value, revision: &str) -> Verdict {
+    let applied = str_at(ks, &["status", "lastAppliedRevision"]).unwrap_or("");
+    let attempted = str_at(ks, &["status", "lastAttemptedRevision"]).unwrap_or("");
+    let ready = condition(ks, "Ready");
+    let (status, reason, message) = condition_fields(ready);
     // Ready describes the last observed spec; a stale observedGeneration means it is old news.
     let generation = ks.pointer("/metadata/generation").and_then(Value::as_i64);
     let observed_gen = ks
@@ -190,13 +212,45 @@ pub fn flux_ready(ks: &Value, revision: &str) -> Verdict {
             return Verdict::Wait(format!("Flux has observed generation {o} of {g}"));
         }
     }
-    if status == "False"
-        && FLUX_FAILED_REASONS.contains(&reason)
-        && revision_matches(attempted, revision)
-    {
-        return Verdict::Fail(format!(
-            "Flux Ready=False {reason} at {attempted}: {message}"
-        ));
+    // The Flux CLI also reads a condition's own observedGeneration (cmd/flux/readiness.go).
+    let ready_gen = ready
+        .and_then(|c| c.get("observedGeneration"))
+        .and_then(Value::as_i64)
+        .filter(|g| *g != 0);
+    if let (Some(g), Some(c)) = (generation, ready_gen) {
+        if c != g {
+            return Verdict::Wait(format!(
+                "Flux Ready describes generation {c}, waiting for {g}"
+            ));
+        }
+    }
+    if let Some(stalled) = condition(ks, "Stalled") {
+        let (s, r, m) = condition_fields(Some(stalled));
+        if s == "True" {
+            return Verdict::Fail(
+                format!("Flux Stalled=True {r}: {m}")
+                    .trim_end_matches(": ")
+                    .to_string(),
+            );
+        }
+    }
+    if let Some(reconciling) = condition(ks, "Reconciling") {
+        let (s, r, m) = condition_fields(Some(reconciling));
+        if s == "True" {
+            let state = if status == "False" {
+                format!(" (Ready=False {reason}: {message})")
+            } else {
+                String::new()
+            };
+            return Verdict::Wait(format!("Flux is reconciling, {r}: {m}{state}"));
+        }
+    }
+    if status == "False" && revision_matches(attempted, revision) {
+        return Verdict::Fail(
+            format!("Flux Ready=False {reason} at {attempted}: {message}")
+                .trim_end_matches(": ")
+                .to_string(),
+        );
     }
     if !revision_matches(applied, revision) {
         let shown = if applied.is_empty() { "none" } else { applied };
@@ -223,28 +277,46 @@ fn deployment_name(d: &Deployment) -> &str {
     d.metadata.name.as_deref().unwrap_or("<unnamed>")
 }
 
-/// A Deployment finished rolling out its current spec (what `kubectl rollout status` checks).
+/// A Deployment finished rolling out its current spec, as `kubectl rollout status` decides
+/// (`pkg/polymorphichelpers/rollout_status.go` DeploymentStatusViewer): nothing in the status
+/// counts until the controller has observed the current generation (a `ProgressDeadlineExceeded`
+/// left from an older spec says nothing about the new one); then a progress deadline exceeded
+/// fails, and the updated, total and available counts must reach the desired ones. Like kstatus
+/// (`pkg/kstatus/status/core.go` deploymentConditions), an observed `Available=False` or a
+/// `Progressing=False` for another reason keeps it waiting. A paused Deployment says so.
 pub fn deployment_rolled_out(d: &Deployment) -> Verdict {
+    let verdict = rollout_verdict(d);
+    let paused = d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
+    match verdict {
+        Verdict::Wait(reason) if paused => {
+            let name = deployment_name(d);
+            Verdict::Wait(format!(
+                "Deployment {name} is paused (spec.paused: true), its rollout will not progress until it is resumed (kubectl rollout resume deployment/{name}): {reason}"
+            ))
+        }
+        other => other,
+    }
+}
+
+fn rollout_verdict(d: &Deployment) -> Verdict {
     let name = deployment_name(d);
     let status = d.status.clone().unwrap_or_default();
-    if let Some(c) = status
-        .conditions
-        .as_ref()
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Progressing"))
-    {
+    let generation = d.metadata.generation.unwrap_or(0);
+    let observed = status.observed_generation.unwrap_or(0);
+    if observed < generation {
+        return Verdict::Wait(format!(
+            "Deployment {name}: waiting for the spec update to be observed (controller has observed generation {observed} of {generation})"
+        ));
+    }
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    let find = |t: &str| conditions.iter().find(|c| c.type_ == t);
+    if let Some(c) = find("Progressing") {
         if c.reason.as_deref() == Some("ProgressDeadlineExceeded") {
             let msg = c.message.as_deref().unwrap_or("");
             return Verdict::Fail(format!(
                 "Deployment {name} exceeded its progress deadline: {msg}"
             ));
         }
-    }
-    let generation = d.metadata.generation.unwrap_or(0);
-    let observed = status.observed_generation.unwrap_or(0);
-    if observed < generation {
-        return Verdict::Wait(format!(
-            "Deployment {name}: controller has observed generation {observed} of {generation}"
-        ));
     }
     let desired = desired_replicas(d);
     let updated = status.updated_replicas.unwrap_or(0);
@@ -262,8 +334,19 @@ pub fn deployment_rolled_out(d: &Deployment) -> Verdict {
             "Deployment {name}: old replicas pending termination ({counts})"
         ));
     }
-    if ready < desired || available < desired {
+    if available < updated {
         return Verdict::Wait(format!("Deployment {name}: {counts}"));
+    }
+    for type_ in ["Progressing", "Available"] {
+        if let Some(c) = find(type_).filter(|c| c.status == "False") {
+            let reason = c.reason.as_deref().unwrap_or("");
+            let msg = c.message.as_deref().unwrap_or("");
+            return Verdict::Wait(
+                format!("Deployment {name}: {type_}=False {reason} {msg}")
+                    .trim_end()
+                    .to_string(),
+            );
+        }
     }
     Verdict::Pass
 }
@@ -310,7 +393,13 @@ pub fn deployment_available(d: &Deployment) -> Verdict {
 }
 
 /// No pod is crash-looping, failing to pull its image, or restarting more than `restart_threshold` times.
+///
+/// A running pod whose container has just exited with an error (its current state terminated,
+/// the kubelet about to restart it) is not steady yet but not broken either: kstatus calls such
+/// a pod InProgress (`pkg/kstatus/status/core.go` podConditions, "PodRunningNotReady") until it
+/// is Ready again, turns CrashLoopBackOff, or passes the restart threshold.
 pub fn pods_steady(pods: &[Pod], restart_threshold: i32) -> Verdict {
+    let mut first_wait = None;
     for pod in pods {
         let pod_name = pod.metadata.name.as_deref().unwrap_or("<unnamed>");
         let status = match &pod.status {
@@ -326,7 +415,7 @@ pub fn pods_steady(pods: &[Pod], restart_threshold: i32) -> Verdict {
         for cs in all {
             let waiting = cs.state.as_ref().and_then(|s| s.waiting.as_ref());
             if let Some(reason) = waiting.and_then(|w| w.reason.as_deref()) {
-                if BROKEN_WAITING_REASONS.contains(&reason) {
+                if broken_waiting_reason(reason) {
                     let msg = waiting.and_then(|w| w.message.as_deref()).unwrap_or("");
                     let tail = if msg.is_empty() {
                         String::new()
@@ -346,8 +435,23 @@ pub fn pods_steady(pods: &[Pod], restart_threshold: i32) -> Verdict {
                 ));
             }
         }
+        if first_wait.is_none() && status.phase.as_deref() == Some("Running") {
+            let exited = status.container_statuses.iter().flatten().find_map(|cs| {
+                let t = cs.state.as_ref()?.terminated.as_ref()?;
+                (t.exit_code != 0).then_some((cs, t))
+            });
+            if let Some((cs, t)) = exited {
+                first_wait = Some(Verdict::Wait(format!(
+                    "pod {pod_name} container {} exited ({}, exit code {}, restarts {}), waiting for it to run again",
+                    cs.name,
+                    t.reason.as_deref().unwrap_or("terminated"),
+                    t.exit_code,
+                    cs.restart_count
+                )));
+            }
+        }
     }
-    Verdict::Pass
+    first_wait.unwrap_or(Verdict::Pass)
 }
 
 /// The first non-pass verdict, preferring a failure over a wait: what a gate over several
@@ -585,6 +689,109 @@ mod tests {
             matches!(pods_steady(&[pod("d", 4, None)], 3), Verdict::Fail(r) if r.contains("restarted 4 times"))
         );
         assert_eq!(pods_steady(&[], 0), Verdict::Pass);
+    }
+
+    #[test]
+    fn stale_progress_deadline_waits_for_the_new_generation() {
+        // The fix for a canary that hit its deadline is merged: generation 3 is not observed
+        // yet, and the condition still describes generation 2.
+        let stale = json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3,
+            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet web-1 has timed out progressing."}]});
+        assert!(
+            matches!(deployment_rolled_out(&deploy(3, 3, stale)), Verdict::Wait(r) if r.contains("waiting for the spec update to be observed")),
+        );
+    }
+
+    #[test]
+    fn rollout_counts_follow_kubectl() {
+        // kubectl's test4: readyReplicas unset, available = updated = desired: done.
+        let done = json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2});
+        assert_eq!(deployment_rolled_out(&deploy(1, 2, done)), Verdict::Pass);
+        // kstatus: an observed Available=False is still in progress.
+        let unavailable = json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+            "conditions": [{"type": "Available", "status": "False"}]});
+        assert!(
+            matches!(deployment_rolled_out(&deploy(1, 1, unavailable)), Verdict::Wait(r) if r.contains("Available=False"))
+        );
+    }
+
+    #[test]
+    fn paused_deployment_says_paused() {
+        let mut d = deploy(
+            2,
+            3,
+            json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 1, "readyReplicas": 3, "availableReplicas": 3}),
+        );
+        d.spec.as_mut().unwrap().paused = Some(true);
+        assert!(
+            matches!(deployment_rolled_out(&d), Verdict::Wait(r) if r.contains("is paused") && r.contains("rollout resume"))
+        );
+    }
+
+    #[test]
+    fn argo_out_of_sync_at_the_merged_revision_is_not_yet_degraded() {
+        // Argo CD compared the merged commit (sync.revision) but has not synced it: the
+        // Degraded beside it is the old objects' health.
+        assert!(matches!(
+            argo_synced(&app("OutOfSync", "abcdef1234", "Degraded"), "abcdef1234"),
+            Verdict::Wait(r) if r.contains("OutOfSync")
+        ));
+        // Once the sync operation for that revision finished, Degraded counts.
+        let synced_op = json!({"status": {"sync": {"status": "OutOfSync", "revision": "abcdef1234"}, "health": {"status": "Degraded", "message": "pod crash"},
+            "operationState": {"phase": "Succeeded", "syncResult": {"revision": "abcdef1234"}}}});
+        assert!(
+            matches!(argo_synced(&synced_op, "abcdef1234"), Verdict::Fail(r) if r.contains("Degraded"))
+        );
+        // A finished operation for another revision does not.
+        let old_op = json!({"status": {"sync": {"status": "OutOfSync", "revision": "abcdef1234"}, "health": {"status": "Degraded"},
+            "operationState": {"phase": "Succeeded", "syncResult": {"revision": "1111111111"}}}});
+        assert!(matches!(
+            argo_synced(&old_op, "abcdef1234"),
+            Verdict::Wait(_)
+        ));
+    }
+
+    #[test]
+    fn flux_stalled_fails_without_an_attempted_revision() {
+        let stalled = json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "conditions": [
+            {"type": "Ready", "status": "False", "reason": "InvalidCELExpression", "message": "failed to parse the CEL expression"},
+            {"type": "Stalled", "status": "True", "reason": "InvalidCELExpression", "message": "failed to parse the CEL expression"}]}});
+        assert!(
+            matches!(flux_ready(&stalled, "abcdef0123456789"), Verdict::Fail(r) if r.contains("Stalled=True InvalidCELExpression"))
+        );
+        // Any Ready=False reason at our attempted revision fails, as `flux reconcile` says.
+        let sha = "abcdef0123456789";
+        let full = format!("main@sha1:{sha}");
+        assert!(
+            matches!(flux_ready(&ks("False", "AccessDenied", "main@sha1:1111111111", &full), sha), Verdict::Fail(r) if r.contains("AccessDenied"))
+        );
+        // Reconciling=True (a retry is coming) is in progress, as kstatus says.
+        let mut retrying = ks("False", "ArtifactFailed", &full, &full);
+        retrying["status"]["conditions"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "Reconciling", "status": "True", "reason": "ProgressingWithRetry", "message": "Fetching manifests"}));
+        assert!(
+            matches!(flux_ready(&retrying, sha), Verdict::Wait(r) if r.contains("ProgressingWithRetry"))
+        );
+    }
+
+    #[test]
+    fn steady_uses_gitops_engines_waiting_reason_rule() {
+        for reason in [
+            "RunContainerError",
+            "ErrImageNeverPull",
+            "PreStartHookError",
+        ] {
+            assert!(
+                matches!(pods_steady(&[pod("e", 0, Some(reason))], 3), Verdict::Fail(r) if r.contains(reason)),
+                "{reason}"
+            );
+        }
+        assert_eq!(
+            pods_steady(&[pod("e", 0, Some("PodInitializing"))], 3),
+            Verdict::Pass
+        );
     }
 
     #[test]
