@@ -448,7 +448,7 @@ impl Rollout<'_> {
         };
         let merge = match &pr.state {
             PrState::Open => {
-                let reviews = forge.reviews(pr.number).await?;
+                let reviews = forge.reviews(&pr).await?;
                 let checks = forge.checks(&pr.head_sha).await?;
                 let mergeable = forge.mergeable(pr.number).await?;
                 decide_merge(gate, &pr, &reviews, &checks, mergeable)

@@ -9,12 +9,12 @@ mod fake_github;
 
 use std::time::Duration;
 
-use fake_github::{fake_sha, FakeGitHub, Fault};
+use fake_github::{fake_sha, FakeGitHub, Fault, PR_AUTHOR};
 use gitops_canary::exit::Classify;
 use gitops_canary::forge::github::{GitHub, GitHubConfig};
 use gitops_canary::forge::{
-    AnyForge, Checks, Forge, ForgeError, MergeMethod, MergeOutcome, Mergeable, NewPullRequest,
-    PrState, RetryPolicy, Reviews, StateFilter,
+    decide_merge, AnyForge, ApprovalGate, Checks, Forge, ForgeError, MergeDecision, MergeMethod,
+    MergeOutcome, Mergeable, NewPullRequest, PrState, RetryPolicy, Reviews, StateFilter,
 };
 use gitops_canary::secret::Token;
 
@@ -255,33 +255,179 @@ async fn body_labels_comments() {
     );
 }
 
+fn approvals(n: u32, changes_requested: bool) -> Reviews {
+    Reviews {
+        approvals: n,
+        changes_requested,
+    }
+}
+
+/// Requests to the collaborator permission endpoint so far.
+fn permission_lookups(fake: &FakeGitHub) -> Vec<String> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/permission"))
+        .map(|r| r.path)
+        .collect()
+}
+
 #[tokio::test]
 async fn reviews_count_each_reviewers_latest_decision() {
     let (fake, gh) = setup().await;
     fake.set_branch(BRANCH, &fake_sha("c1"));
     let pr = gh.create_pr(&new_pr(BRANCH, &[])).await.unwrap();
-    assert_eq!(gh.reviews(pr.number).await.unwrap(), Reviews::default());
+    assert_eq!(pr.author, PR_AUTHOR);
+    assert_eq!(gh.reviews(&pr).await.unwrap(), Reviews::default());
+    for who in ["alice", "bob", "carol"] {
+        fake.grant(who, "write");
+    }
     fake.add_review(pr.number, "alice", "APPROVED");
     fake.add_review(pr.number, "bob", "CHANGES_REQUESTED");
     fake.add_review(pr.number, "carol", "COMMENTED");
-    assert_eq!(
-        gh.reviews(pr.number).await.unwrap(),
-        Reviews {
-            approvals: 1,
-            changes_requested: true
-        }
-    );
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(1, true));
     fake.add_review(pr.number, "bob", "APPROVED");
     fake.add_review(pr.number, "alice", "COMMENTED");
-    assert_eq!(
-        gh.reviews(pr.number).await.unwrap(),
-        Reviews {
-            approvals: 2,
-            changes_requested: false
-        }
-    );
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(2, false));
     fake.add_review(pr.number, "alice", "DISMISSED");
-    assert_eq!(gh.reviews(pr.number).await.unwrap().approvals, 1);
+    assert_eq!(gh.reviews(&pr).await.unwrap().approvals, 1);
+}
+
+#[tokio::test]
+async fn approval_by_someone_who_cannot_write_is_ignored() {
+    let (fake, gh) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    let pr = gh.create_pr(&new_pr(BRANCH, &[])).await.unwrap();
+    // A stranger on a public repository; an organization member who only reads; a triager
+    // recorded as a collaborator; someone with write whose association GitHub says is none.
+    fake.add_review_with(pr.number, "stranger", "APPROVED", "NONE", None);
+    fake.add_review_with(
+        pr.number,
+        "first-timer",
+        "APPROVED",
+        "FIRST_TIME_CONTRIBUTOR",
+        None,
+    );
+    fake.add_review_with(pr.number, "org-reader", "APPROVED", "MEMBER", None);
+    fake.grant("triager", "triage");
+    fake.add_review_with(pr.number, "triager", "APPROVED", "COLLABORATOR", None);
+    fake.grant("odd", "write");
+    fake.add_review_with(pr.number, "odd", "APPROVED", "CONTRIBUTOR", None);
+    // Nor does a stranger's requested change block the stage.
+    fake.add_review_with(pr.number, "troll", "CHANGES_REQUESTED", "NONE", None);
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(0, false));
+    // Only the plausible writers were looked up, and each once.
+    let mut asked = permission_lookups(&fake);
+    asked.sort();
+    assert_eq!(
+        asked,
+        vec![
+            "/repos/acme/gitops/collaborators/org-reader/permission",
+            "/repos/acme/gitops/collaborators/triager/permission",
+        ]
+    );
+    // Made a maintainer (reported as `write`), the same approval counts.
+    fake.grant("triager", "maintain");
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(1, false));
+}
+
+#[tokio::test]
+async fn approval_on_an_older_head_is_ignored() {
+    let (fake, gh) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    let pr = gh.create_pr(&new_pr(BRANCH, &[])).await.unwrap();
+    fake.grant("alice", "write");
+    fake.add_review(pr.number, "alice", "APPROVED");
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(1, false));
+    // A push after the approval: the head the tool observes (and would merge) is new.
+    fake.push_to_pr(pr.number, &fake_sha("c2"));
+    let pr = gh.find_pr_by_branch(BRANCH).await.unwrap().unwrap();
+    assert_eq!(pr.head_sha, fake_sha("c2"));
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(0, false));
+    // A review given on an explicit older commit after the push does not count either.
+    let c1 = fake_sha("c1");
+    fake.add_review_with(pr.number, "alice", "APPROVED", "MEMBER", Some(&c1));
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(0, false));
+    fake.add_review(pr.number, "alice", "APPROVED");
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(1, false));
+}
+
+#[tokio::test]
+async fn the_authors_own_approval_is_ignored() {
+    let (fake, gh) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    let pr = gh.create_pr(&new_pr(BRANCH, &[])).await.unwrap();
+    // The token's user may write, and its review says APPROVED on the head.
+    fake.grant(PR_AUTHOR, "admin");
+    fake.add_review_with(pr.number, PR_AUTHOR, "APPROVED", "OWNER", None);
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(0, false));
+    assert!(permission_lookups(&fake).is_empty());
+    fake.grant("alice", "write");
+    fake.add_review(pr.number, "alice", "APPROVED");
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(1, false));
+}
+
+#[tokio::test]
+async fn a_later_change_request_cancels_the_same_reviewers_approval() {
+    let (fake, gh) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    let pr = gh.create_pr(&new_pr(BRANCH, &[])).await.unwrap();
+    let gate = ApprovalGate::Approved { min: 1 };
+    let decide = |r: &Reviews| decide_merge(gate, &pr, r, &Checks::Success, Mergeable::Yes);
+    fake.grant("alice", "write");
+    fake.add_review(pr.number, "alice", "APPROVED");
+    // A stranger's approval does not stand in for alice's once she withdraws it.
+    fake.add_review_with(pr.number, "stranger", "APPROVED", "NONE", None);
+    assert_eq!(
+        decide(&gh.reviews(&pr).await.unwrap()),
+        MergeDecision::Merge
+    );
+    fake.add_review(pr.number, "alice", "CHANGES_REQUESTED");
+    let r = gh.reviews(&pr).await.unwrap();
+    assert_eq!(r, approvals(0, true));
+    assert!(matches!(decide(&r), MergeDecision::Blocked(_)), "{r:?}");
+    // A comment afterwards changes nothing; a new approval on the head replaces the request.
+    fake.add_review(pr.number, "alice", "COMMENTED");
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(0, true));
+    fake.add_review(pr.number, "alice", "APPROVED");
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(1, false));
+}
+
+#[tokio::test]
+async fn a_writers_approval_on_the_head_counts_once() {
+    let (fake, gh) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    let pr = gh.create_pr(&new_pr(BRANCH, &[])).await.unwrap();
+    fake.grant("alice", "write");
+    fake.grant("Owner-Bob", "admin");
+    fake.add_review_with(pr.number, "alice", "APPROVED", "COLLABORATOR", None);
+    fake.add_review_with(pr.number, "alice", "APPROVED", "COLLABORATOR", None);
+    fake.add_review_with(pr.number, "Owner-Bob", "APPROVED", "OWNER", None);
+    assert_eq!(gh.reviews(&pr).await.unwrap(), approvals(2, false));
+    // Confirmed with the permission endpoint, once per reviewer per pass.
+    let mut asked = permission_lookups(&fake);
+    asked.sort();
+    assert_eq!(
+        asked,
+        vec![
+            "/repos/acme/gitops/collaborators/alice/permission",
+            "/repos/acme/gitops/collaborators/owner-bob/permission",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_token_that_cannot_read_permissions_fails_the_pass() {
+    let (fake, gh) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    let pr = gh.create_pr(&new_pr(BRANCH, &[])).await.unwrap();
+    fake.grant("alice", "write");
+    fake.add_review(pr.number, "alice", "APPROVED");
+    fake.fail_on("GET", "/permission", 1, Fault::Forbidden { accepted: None });
+    let err = gh.reviews(&pr).await.unwrap_err();
+    assert!(
+        matches!(&err, ForgeError::Permission { permission, .. } if permission == "metadata: read"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

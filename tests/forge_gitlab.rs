@@ -10,12 +10,13 @@ mod fake_gitlab;
 
 use std::time::Duration;
 
-use fake_gitlab::{fake_sha, FakeGitLab, Fault};
+use fake_gitlab::{fake_sha, FakeGitLab, Fault, DEVELOPER, GUEST, MAINTAINER, REPORTER};
 use gitops_canary::exit::Classify;
 use gitops_canary::forge::gitlab::{GitLab, GitLabAuth, GitLabConfig};
 use gitops_canary::forge::{
-    AnyForge, Checks, Forge, ForgeError, MergeMethod, MergeOutcome, Mergeable, NewPullRequest,
-    PrState, RetryPolicy, Reviews, StateFilter,
+    decide_merge, AnyForge, ApprovalGate, Checks, Forge, ForgeError, MergeDecision, MergeMethod,
+    MergeOutcome, Mergeable, NewPullRequest, PrState, PullRequest, RetryPolicy, Reviews,
+    StateFilter,
 };
 use gitops_canary::secret::Token;
 
@@ -215,23 +216,144 @@ async fn description_labels_notes() {
     );
 }
 
+/// The merge request as the tool observes it before deciding (its head, its author).
+async fn observed(gl: &GitLab) -> PullRequest {
+    gl.find_pr_by_branch(BRANCH).await.unwrap().unwrap()
+}
+
+fn approvals(n: u32) -> Reviews {
+    Reviews {
+        approvals: n,
+        changes_requested: false,
+    }
+}
+
 #[tokio::test]
 async fn approvals_and_requested_changes() {
     let (fake, gl) = setup().await;
     fake.set_branch(BRANCH, &fake_sha("c1"));
     let mr = gl.create_pr(&new_mr(BRANCH, &[])).await.unwrap();
-    assert_eq!(gl.reviews(mr.number).await.unwrap(), Reviews::default());
+    assert_eq!(mr.author, fake_gitlab::MR_AUTHOR);
+    assert_eq!(gl.reviews(&mr).await.unwrap(), Reviews::default());
+    fake.add_member("alice", DEVELOPER);
+    fake.add_member("bob", MAINTAINER);
     fake.approve(1, "alice");
     fake.approve(1, "bob");
+    assert_eq!(gl.reviews(&mr).await.unwrap(), approvals(2));
+    fake.request_changes(1, true);
+    assert!(gl.reviews(&mr).await.unwrap().changes_requested);
+}
+
+#[tokio::test]
+async fn approval_by_a_member_below_developer_or_a_non_member_is_ignored() {
+    let (fake, gl) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    let mr = gl.create_pr(&new_mr(BRANCH, &[])).await.unwrap();
+    fake.add_member("reporter", REPORTER);
+    fake.add_member("guest", GUEST);
+    fake.approve(1, "reporter");
+    fake.approve(1, "guest");
+    fake.approve(1, "stranger");
+    assert_eq!(gl.reviews(&mr).await.unwrap(), approvals(0));
+    // Each approver's access is looked up once per pass, inherited membership included.
+    let lookups = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/members/all/"))
+        .count();
+    assert_eq!(lookups, 3);
+    // Promoted to Developer, the same approval counts.
+    fake.add_member("reporter", DEVELOPER);
+    assert_eq!(gl.reviews(&mr).await.unwrap(), approvals(1));
+}
+
+#[tokio::test]
+async fn approval_given_before_the_last_push_is_ignored() {
+    let (fake, gl) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    gl.create_pr(&new_mr(BRANCH, &[])).await.unwrap();
+    fake.add_member("alice", DEVELOPER);
+    fake.approve(1, "alice");
     assert_eq!(
-        gl.reviews(1).await.unwrap(),
-        Reviews {
-            approvals: 2,
-            changes_requested: false
-        }
+        gl.reviews(&observed(&gl).await).await.unwrap(),
+        approvals(1)
+    );
+    // A push after the approval: GitLab (reset on push off) still lists alice as approver.
+    fake.push_to_mr(1, &fake_sha("c2"));
+    let mr = observed(&gl).await;
+    assert_eq!(mr.head_sha, fake_sha("c2"));
+    assert_eq!(fake.mr(1).unwrap().approved_by, vec!["alice"]);
+    assert_eq!(gl.reviews(&mr).await.unwrap(), approvals(0));
+    // A head observed before GitLab made its diff version cannot carry an approval either.
+    let mut ahead = mr.clone();
+    ahead.head_sha = fake_sha("c3");
+    // GitLab refuses a second approval by the same user: alice revokes and approves again.
+    fake.unapprove(1, "alice");
+    fake.approve(1, "alice");
+    assert_eq!(gl.reviews(&ahead).await.unwrap(), approvals(0));
+    // Approving again after the push counts.
+    assert_eq!(gl.reviews(&mr).await.unwrap(), approvals(1));
+}
+
+#[tokio::test]
+async fn the_authors_own_approval_is_ignored() {
+    let (fake, gl) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    let mr = gl.create_pr(&new_mr(BRANCH, &[])).await.unwrap();
+    // The token's bot opened it and is a Maintainer, and GitLab let it approve its own request.
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!(
+            "{}/api/v4/projects/42/merge_requests/1/approve",
+            fake.server_url()
+        ))
+        .header("PRIVATE-TOKEN", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(gl.reviews(&mr).await.unwrap(), approvals(0));
+    fake.add_member("alice", DEVELOPER);
+    fake.approve(1, "alice");
+    assert_eq!(gl.reviews(&mr).await.unwrap(), approvals(1));
+}
+
+#[tokio::test]
+async fn a_developers_approval_on_the_head_counts_and_requested_changes_block() {
+    let (fake, gl) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    fake.push_to_mr(1, &fake_sha("never")); // no such request yet: nothing happens
+    let mr = gl.create_pr(&new_mr(BRANCH, &[])).await.unwrap();
+    fake.add_member("dev", DEVELOPER);
+    fake.approve(1, "dev");
+    assert_eq!(gl.reviews(&mr).await.unwrap(), approvals(1));
+    let asked = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.path.clone())
+        .collect::<Vec<_>>();
+    assert!(
+        asked
+            .iter()
+            .any(|p| p.ends_with("/merge_requests/1/versions")),
+        "{asked:?}"
+    );
+    assert!(
+        asked.iter().any(|p| p.contains("/members/all/")),
+        "{asked:?}"
+    );
+    let gate = ApprovalGate::Approved { min: 1 };
+    let decide = |r: &Reviews| decide_merge(gate, &mr, r, &Checks::Success, Mergeable::Yes);
+    assert_eq!(
+        decide(&gl.reviews(&mr).await.unwrap()),
+        MergeDecision::Merge
     );
     fake.request_changes(1, true);
-    assert!(gl.reviews(1).await.unwrap().changes_requested);
+    assert!(matches!(
+        decide(&gl.reviews(&mr).await.unwrap()),
+        MergeDecision::Blocked(_)
+    ));
 }
 
 #[tokio::test]

@@ -223,7 +223,7 @@ async fn exercise() -> FakeGitHub {
     gh.update_pr_body(pr.number, "body").await.unwrap();
     gh.comment(pr.number, "hello").await.unwrap();
     fake.add_review(pr.number, "alice", "APPROVED");
-    gh.reviews(pr.number).await.unwrap();
+    gh.reviews(&pr).await.unwrap();
     fake.add_status(&sha, "ci/build", "success");
     fake.add_check_run(&sha, "lint", "completed", Some("success"));
     fake.add_check_run(&sha, "slow", "in_progress", None);

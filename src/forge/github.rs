@@ -6,6 +6,7 @@
 //! still read into octocrab's own models, so what the fake serves is what octocrab accepts.
 //! octocrab's own retry layer is switched off; [`super::send`] retries with bounded backoff.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use octocrab::models::{self, pulls};
@@ -14,6 +15,7 @@ use octocrab::Octocrab;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use super::approval::{self, GitHubReview, ReviewState};
 use super::{
     send, Checks, Ctx, Forge, ForgeError, MergeMethod, MergeOutcome, Mergeable, NewPullRequest,
     PrState, PullRequest, RawResponse, RetryPolicy, Reviews, StateFilter,
@@ -79,6 +81,7 @@ fn permission_for(op: &str) -> &'static str {
     match op {
         "merge" => "contents: write",
         "checks" => "checks: read` and `statuses: read",
+        "reviewer permission" => "metadata: read",
         "create pull request" | "update body" | "add labels" | "comment" | "close" => {
             "pull-requests: write"
         }
@@ -265,6 +268,76 @@ impl GitHub {
         Ok(out)
     }
 
+    /// A pull request's reviews in the order they were submitted, following pages up to a bound.
+    async fn list_reviews(&self, number: u64) -> Result<Vec<GitHubReview>, ForgeError> {
+        const PER_PAGE: usize = 100;
+        const MAX_PAGES: usize = 10;
+        let ctx = self.ctx("reviews", Some(number));
+        let mut all: Vec<pulls::Review> = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let path = self.path(&format!(
+                "/pulls/{number}/reviews?per_page={PER_PAGE}&page={page}"
+            ));
+            let raw = self.call(&ctx, http::Method::GET, &path, None).await?;
+            self.expect_ok(&ctx, &raw)?;
+            let batch: Vec<pulls::Review> = self.parse(&ctx, &raw)?;
+            let n = batch.len();
+            all.extend(batch);
+            if n < PER_PAGE {
+                break;
+            }
+        }
+        // GitHub lists them chronologically; sorting (stably) keeps that true across pages.
+        all.sort_by_key(|r| r.submitted_at);
+        Ok(all.into_iter().map(Self::convert_review).collect())
+    }
+
+    fn convert_review(r: pulls::Review) -> GitHubReview {
+        use models::AuthorAssociation as A;
+        let state = match r.state {
+            Some(pulls::ReviewState::Approved) => ReviewState::Approved,
+            Some(pulls::ReviewState::ChangesRequested) => ReviewState::ChangesRequested,
+            Some(pulls::ReviewState::Commented) => ReviewState::Commented,
+            Some(pulls::ReviewState::Dismissed) => ReviewState::Dismissed,
+            _ => ReviewState::Pending,
+        };
+        let association = match r.author_association {
+            Some(A::Owner) => "OWNER".to_string(),
+            Some(A::Member) => "MEMBER".to_string(),
+            Some(A::Collaborator) => "COLLABORATOR".to_string(),
+            Some(A::Other(s)) => s,
+            _ => "NONE".to_string(),
+        };
+        GitHubReview {
+            reviewer: r.user.map(|u| u.login).unwrap_or_default(),
+            state,
+            commit_id: r.commit_id,
+            association,
+        }
+    }
+
+    /// `permission` of `login` on the repository (`none` when GitHub does not know them).
+    async fn permission_of(&self, number: u64, login: &str) -> Result<String, ForgeError> {
+        #[derive(serde::Deserialize)]
+        struct Permission {
+            permission: String,
+        }
+        let ctx = self.ctx("reviewer permission", Some(number));
+        let path = self.path(&format!(
+            "/collaborators/{}/permission",
+            super::encode_segment(login)
+        ));
+        let raw = self.call(&ctx, http::Method::GET, &path, None).await?;
+        match raw.status {
+            404 => Ok("none".into()),
+            s if (200..300).contains(&s) => {
+                let p: Permission = self.parse(&ctx, &raw)?;
+                Ok(p.permission)
+            }
+            _ => Err(ctx.api(&raw)),
+        }
+    }
+
     fn convert(pr: pulls::PullRequest) -> PullRequest {
         let state = if pr.merged_at.is_some() || pr.merged == Some(true) {
             PrState::Merged {
@@ -281,6 +354,7 @@ impl GitHub {
             branch: pr.head.ref_field,
             base: pr.base.ref_field,
             head_sha: pr.head.sha,
+            author: pr.user.map(|u| u.login).unwrap_or_default(),
             title: pr.title.unwrap_or_default(),
             body: pr.body.unwrap_or_default(),
             labels: pr
@@ -404,13 +478,19 @@ impl Forge for GitHub {
         Ok(())
     }
 
-    async fn reviews(&self, number: u64) -> Result<Reviews, ForgeError> {
-        let ctx = self.ctx("reviews", Some(number));
-        let path = self.path(&format!("/pulls/{number}/reviews?per_page=100"));
-        let raw = self.call(&ctx, http::Method::GET, &path, None).await?;
-        self.expect_ok(&ctx, &raw)?;
-        let reviews: Vec<pulls::Review> = self.parse(&ctx, &raw)?;
-        Ok(summarize_reviews(&reviews))
+    async fn reviews(&self, pr: &PullRequest) -> Result<Reviews, ForgeError> {
+        let reviews = self.list_reviews(pr.number).await?;
+        let mut permissions = BTreeMap::new();
+        for login in approval::github_reviewers_to_check(&reviews, &pr.head_sha, &pr.author) {
+            let p = self.permission_of(pr.number, &login).await?;
+            permissions.insert(login, p);
+        }
+        Ok(approval::summarize_github(
+            &reviews,
+            &pr.head_sha,
+            &pr.author,
+            &permissions,
+        ))
     }
 
     async fn checks(&self, sha: &str) -> Result<Checks, ForgeError> {
@@ -551,33 +631,6 @@ pub(crate) fn combine_checks(items: impl Iterator<Item = (String, CheckState)>) 
     }
 }
 
-/// Each reviewer's latest deciding review counts; comments do not change a reviewer's state.
-fn summarize_reviews(reviews: &[pulls::Review]) -> Reviews {
-    use std::collections::BTreeMap;
-    let mut latest: BTreeMap<String, pulls::ReviewState> = BTreeMap::new();
-    for r in reviews {
-        let Some(state) = r.state else { continue };
-        let who = r.user.as_ref().map(|u| u.login.clone()).unwrap_or_default();
-        match state {
-            pulls::ReviewState::Approved
-            | pulls::ReviewState::ChangesRequested
-            | pulls::ReviewState::Dismissed => {
-                latest.insert(who, state);
-            }
-            _ => {}
-        }
-    }
-    Reviews {
-        approvals: latest
-            .values()
-            .filter(|s| **s == pulls::ReviewState::Approved)
-            .count() as u32,
-        changes_requested: latest
-            .values()
-            .any(|s| *s == pulls::ReviewState::ChangesRequested),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,6 +658,7 @@ mod tests {
             branch: "b".into(),
             base: "main".into(),
             head_sha: String::new(),
+            author: String::new(),
             title: String::new(),
             body: String::new(),
             labels: vec![],

@@ -1,11 +1,13 @@
 //! GitLab merge requests through the REST API v4 with reqwest.
 //!
 //! A merge request is addressed by its `iid` (the `!N` users see), which this module calls the
-//! request's number. Reviews come from `/approvals` plus `detailed_merge_status`
-//! (`requested_changes`), checks from the newest pipeline of the commit, and merging can be
+//! request's number. Reviews come from `/approvals` (each approver's access level from
+//! `members/all`, and `approved_at` against the newest diff version's time for the head) plus
+//! `detailed_merge_status` (`requested_changes`), checks from the newest pipeline of the commit, and merging can be
 //! deferred to GitLab with `auto_merge` (GitLab 17+) and its older name
 //! `merge_when_pipeline_succeeds`, sent together because GitLab ignores the one it does not know.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::approval::{self, GitLabApproval, HeadSince};
 use super::{
     encode_segment, send, Checks, Ctx, Forge, ForgeError, MergeMethod, MergeOutcome, Mergeable,
     NewPullRequest, PrState, PullRequest, RawResponse, RetryPolicy, Reviews, StateFilter,
@@ -117,12 +120,41 @@ struct Mr {
     detailed_merge_status: Option<String>,
     #[serde(default)]
     merge_status: Option<String>,
+    #[serde(default)]
+    author: Option<UserRef>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UserRef {
+    id: u64,
+    #[serde(default)]
+    username: String,
 }
 
 #[derive(Debug, Deserialize)]
 struct Approvals {
     #[serde(default)]
-    approved_by: Vec<serde_json::Value>,
+    approved_by: Vec<ApprovedBy>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApprovedBy {
+    user: UserRef,
+    /// GitLab reports it in newer versions only.
+    #[serde(default)]
+    approved_at: Option<String>,
+}
+
+/// One of `GET /merge_requests/:iid/versions` (newest first): each push makes one.
+#[derive(Debug, Deserialize)]
+struct DiffVersion {
+    head_commit_sha: String,
+    created_at: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Member {
+    access_level: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +179,7 @@ fn permission_for(op: &str, status: u16, raw: &RawResponse) -> String {
         "find merge request"
         | "list merge requests"
         | "reviews"
+        | "approver access"
         | "checks"
         | "get merge request" => "read_api scope and at least the Reporter role".into(),
         _ => "api scope and at least the Developer role".into(),
@@ -308,6 +341,44 @@ impl GitLab {
         self.expect_ok(&ctx, &raw)
     }
 
+    /// When `head_sha` became the request's head: the creation of the newest diff version, if
+    /// that version is of `head_sha`.
+    async fn head_since(&self, number: u64, head_sha: &str) -> Result<HeadSince, ForgeError> {
+        let ctx = self.ctx("reviews", Some(number));
+        let raw = self
+            .call(
+                &ctx,
+                reqwest::Method::GET,
+                &format!("/merge_requests/{number}/versions"),
+                None,
+            )
+            .await?;
+        self.expect_ok(&ctx, &raw)?;
+        let versions: Vec<DiffVersion> = self.parse(&ctx, &raw)?;
+        Ok(match versions.into_iter().next() {
+            Some(v) if v.head_commit_sha == head_sha => HeadSince::At(v.created_at),
+            _ => HeadSince::Unknown,
+        })
+    }
+
+    /// A user's access level on the project, inherited ones included (0 if not a member).
+    async fn access_level(&self, number: u64, user_id: u64) -> Result<u32, ForgeError> {
+        let ctx = self.ctx("approver access", Some(number));
+        let raw = self
+            .call(
+                &ctx,
+                reqwest::Method::GET,
+                &format!("/members/all/{user_id}"),
+                None,
+            )
+            .await?;
+        match raw.status {
+            404 => Ok(0),
+            s if (200..300).contains(&s) => Ok(self.parse::<Member>(&ctx, &raw)?.access_level),
+            _ => Err(ctx.api(&raw)),
+        }
+    }
+
     fn convert(mr: Mr) -> PullRequest {
         let state = match mr.state.as_str() {
             "merged" => PrState::Merged {
@@ -325,6 +396,7 @@ impl GitLab {
             branch: mr.source_branch,
             base: mr.target_branch,
             head_sha: mr.sha.unwrap_or_default(),
+            author: mr.author.map(|a| a.username).unwrap_or_default(),
             title: mr.title,
             body: mr.description.unwrap_or_default(),
             labels: mr.labels,
@@ -455,7 +527,8 @@ impl Forge for GitLab {
         self.expect_ok(&ctx, &raw)
     }
 
-    async fn reviews(&self, number: u64) -> Result<Reviews, ForgeError> {
+    async fn reviews(&self, pr: &PullRequest) -> Result<Reviews, ForgeError> {
+        let number = pr.number;
         let ctx = self.ctx("reviews", Some(number));
         let raw = self
             .call(
@@ -468,10 +541,33 @@ impl Forge for GitLab {
         self.expect_ok(&ctx, &raw)?;
         let approvals: Approvals = self.parse(&ctx, &raw)?;
         let mr = self.get_mr(number).await?;
-        Ok(Reviews {
-            approvals: approvals.approved_by.len() as u32,
-            changes_requested: mr.detailed_merge_status.as_deref() == Some("requested_changes"),
-        })
+        let changes_requested = mr.detailed_merge_status.as_deref() == Some("requested_changes");
+        let approvals: Vec<GitLabApproval> = approvals
+            .approved_by
+            .into_iter()
+            .map(|a| GitLabApproval {
+                user_id: a.user.id,
+                username: a.user.username,
+                approved_at: a.approved_at,
+            })
+            .collect();
+        let author_id = mr.author.as_ref().map(|a| a.id);
+        let head = if approvals.iter().any(|a| a.approved_at.is_some()) {
+            self.head_since(number, &pr.head_sha).await?
+        } else {
+            HeadSince::Unknown
+        };
+        let mut access = BTreeMap::new();
+        for id in approval::gitlab_approvers_to_check(&approvals, author_id, &head) {
+            access.insert(id, self.access_level(number, id).await?);
+        }
+        Ok(approval::summarize_gitlab(
+            &approvals,
+            author_id,
+            &head,
+            &access,
+            changes_requested,
+        ))
     }
 
     async fn checks(&self, sha: &str) -> Result<Checks, ForgeError> {

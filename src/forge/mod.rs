@@ -9,6 +9,7 @@
 //! [`decide_merge`] from plain values; the adapters only observe and act. Transient faults
 //! (5xx, 429, GitHub's secondary rate limit) are retried with bounded backoff in [`send`].
 
+pub mod approval;
 pub mod github;
 pub mod gitlab;
 
@@ -147,6 +148,9 @@ pub struct PullRequest {
     pub branch: String,
     pub base: String,
     pub head_sha: String,
+    /// Who opened it: GitHub's `user.login`, GitLab's `author.username`. Their own approval
+    /// never counts.
+    pub author: String,
     pub title: String,
     pub body: String,
     pub labels: Vec<String>,
@@ -163,7 +167,8 @@ pub struct NewPullRequest {
     pub labels: Vec<String>,
 }
 
-/// Review state summed up: approvals counted once per reviewer, latest review wins.
+/// Review state summed up by [`approval`]: approvals that may gate a merge (by someone who may
+/// write, on the current head, not the author's own), counted once per reviewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Reviews {
     pub approvals: u32,
@@ -336,7 +341,9 @@ pub trait Forge {
         number: u64,
         body: &str,
     ) -> impl Future<Output = Result<(), ForgeError>> + Send;
-    fn reviews(&self, number: u64) -> impl Future<Output = Result<Reviews, ForgeError>> + Send;
+    /// The approvals that count for `pr` as observed (its head and author), see [`approval`].
+    fn reviews(&self, pr: &PullRequest)
+        -> impl Future<Output = Result<Reviews, ForgeError>> + Send;
     fn checks(&self, sha: &str) -> impl Future<Output = Result<Checks, ForgeError>> + Send;
     fn mergeable(&self, number: u64) -> impl Future<Output = Result<Mergeable, ForgeError>> + Send;
     /// Merge only if the head is still `expected_head_sha`.
@@ -428,8 +435,8 @@ impl Forge for AnyForge {
     async fn comment(&self, number: u64, body: &str) -> Result<(), ForgeError> {
         dispatch!(self, comment, number, body)
     }
-    async fn reviews(&self, number: u64) -> Result<Reviews, ForgeError> {
-        dispatch!(self, reviews, number)
+    async fn reviews(&self, pr: &PullRequest) -> Result<Reviews, ForgeError> {
+        dispatch!(self, reviews, pr)
     }
     async fn checks(&self, sha: &str) -> Result<Checks, ForgeError> {
         dispatch!(self, checks, sha)
@@ -711,6 +718,7 @@ mod tests {
             branch: "canary/web-25".into(),
             base: "main".into(),
             head_sha: "abc".into(),
+            author: "bot".into(),
             title: "t".into(),
             body: "b".into(),
             labels: vec![],

@@ -574,11 +574,17 @@ impl World {
         number
     }
 
-    /// Approve a PR/MR as a reviewer.
+    /// Approve a PR/MR as a reviewer who may write (Developer on GitLab), on its current head.
     pub fn approve(&self, number: u64) {
         match &self.forge {
-            ForgeHandle::Github(gh) => gh.add_review(number, "reviewer", "APPROVED"),
-            ForgeHandle::Gitlab(gl) => gl.approve(number, "reviewer"),
+            ForgeHandle::Github(gh) => {
+                gh.grant("reviewer", "write");
+                gh.add_review(number, "reviewer", "APPROVED");
+            }
+            ForgeHandle::Gitlab(gl) => {
+                gl.add_member("reviewer", fake_gitlab::DEVELOPER);
+                gl.approve(number, "reviewer");
+            }
             ForgeHandle::None => panic!("this world has no forge"),
         }
     }
@@ -1468,13 +1474,13 @@ impl Agent {
                     };
                     let clean = self.merges_cleanly(&base, &head);
                     let mut s = gl.lock();
-                    if let Some(m) = s
+                    if let Some(i) = s
                         .mrs
-                        .iter_mut()
-                        .find(|m| m.iid == iid && m.state == "opened")
+                        .iter()
+                        .position(|m| m.iid == iid && m.state == "opened")
                     {
-                        m.sha = head;
-                        m.has_conflicts = !clean;
+                        s.set_mr_head(i, &head);
+                        s.mrs[i].has_conflicts = !clean;
                     }
                 }
             }

@@ -38,6 +38,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/repos/{owner}/{repo}/commits/{ref}/status"),
     ("get", "/repos/{owner}/{repo}/commits/{ref}/check-runs"),
     ("post", "/repos/{owner}/{repo}/statuses/{sha}"),
+    (
+        "get",
+        "/repos/{owner}/{repo}/collaborators/{username}/permission",
+    ),
 ];
 
 /// A fault to answer instead of the real response.
@@ -114,6 +118,8 @@ pub struct Pr {
     /// `None` while GitHub computes it.
     pub mergeable: Option<bool>,
     pub draft: bool,
+    /// `user.login`: who opened it.
+    pub author: String,
     pub created: u64,
     pub updated: u64,
 }
@@ -124,8 +130,13 @@ pub struct Review {
     pub login: String,
     pub state: String,
     pub commit_id: String,
+    /// `author_association`: OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE...
+    pub association: String,
     pub at: u64,
 }
+
+/// The login that opens pull requests through the API (the token's user).
+pub const PR_AUTHOR: &str = "gitops-canary[bot]";
 
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -152,6 +163,9 @@ pub struct State {
     pub statuses: BTreeMap<String, Vec<Status>>,
     pub check_runs: BTreeMap<String, Vec<CheckRun>>,
     pub label_ids: BTreeMap<String, u64>,
+    /// Repository roles by lower-cased login: admin, maintain, write, triage, read. Anyone
+    /// else reads (the repository is public).
+    pub roles: BTreeMap<String, String>,
     pub requests: Vec<Recorded>,
     faults: Vec<FaultRule>,
     merge_hook: Option<MergeHook>,
@@ -218,11 +232,11 @@ impl FakeGitHub {
     /// Serve `owner/repo` with a `main` branch, accepting `token`.
     pub async fn start(owner: &str, repo: &str, token: &str) -> Self {
         let state = Arc::new(Mutex::new(State::default()));
-        state
-            .lock()
-            .unwrap()
-            .branches
-            .insert("main".into(), fake_sha("main"));
+        {
+            let mut s = state.lock().unwrap();
+            s.branches.insert("main".into(), fake_sha("main"));
+            s.roles.insert(owner.to_ascii_lowercase(), "admin".into());
+        }
         let server = MockServer::builder().start().await;
         let responder = Responder {
             state: state.clone(),
@@ -293,11 +307,31 @@ impl FakeGitHub {
         self.lock().merge_hook = Some(Arc::new(hook));
     }
 
+    /// Give `login` a repository role (admin, maintain, write, triage, read).
+    pub fn grant(&self, login: &str, role: &str) {
+        self.lock()
+            .roles
+            .insert(login.to_ascii_lowercase(), role.into());
+    }
+
+    /// A review by a `MEMBER` on the PR's current head.
     pub fn add_review(&self, number: u64, login: &str, state: &str) {
+        self.add_review_with(number, login, state, "MEMBER", None);
+    }
+
+    /// A review with this `author_association`, on `commit_id` (default: the current head).
+    pub fn add_review_with(
+        &self,
+        number: u64,
+        login: &str,
+        state: &str,
+        association: &str,
+        commit_id: Option<&str>,
+    ) {
         let mut s = self.lock();
         let id = s.id();
         let at = s.tick();
-        let commit_id = s
+        let head = s
             .prs
             .iter()
             .find(|p| p.number == number)
@@ -307,7 +341,8 @@ impl FakeGitHub {
             id,
             login: login.into(),
             state: state.into(),
-            commit_id,
+            commit_id: commit_id.map(str::to_string).unwrap_or(head),
+            association: association.into(),
             at,
         });
     }
@@ -623,10 +658,31 @@ impl Responder {
                     login: "reviewer".into(),
                     state: state.into(),
                     commit_id,
+                    association: "MEMBER".into(),
                     at,
                 };
                 st.reviews.entry(n).or_default().push(r.clone());
                 reply(200, self.review_json(n, &r))
+            }
+            ("GET", ["collaborators", login, "permission"]) => {
+                let role = st
+                    .roles
+                    .get(&login.to_ascii_lowercase())
+                    .cloned()
+                    .unwrap_or_else(|| "read".into());
+                // `permission` is the legacy base role: maintain maps to write, triage to read.
+                let permission = match role.as_str() {
+                    "admin" => "admin",
+                    "maintain" | "write" => "write",
+                    "triage" | "read" => "read",
+                    _ => "none",
+                };
+                let mut user = self.user_json(login, 100 + login.len() as u64);
+                user["role_name"] = json!(role);
+                reply(
+                    200,
+                    json!({"permission": permission, "role_name": role, "user": user}),
+                )
             }
             ("POST", ["issues", n, "labels"]) => {
                 let Some(i) = num(n).and_then(|n| st.prs.iter().position(|p| p.number == n)) else {
@@ -933,6 +989,7 @@ impl Responder {
             merge_method: None,
             mergeable: Some(true),
             draft: body.get("draft").and_then(Value::as_bool).unwrap_or(false),
+            author: PR_AUTHOR.into(),
             created: t,
             updated: t,
         };
@@ -1156,7 +1213,7 @@ impl Responder {
             "comments_url": format!("{api}/issues/{}/comments", p.number),
             "statuses_url": format!("{api}/statuses/{}", p.head_sha),
             "number": p.number, "state": state, "locked": false, "title": p.title,
-            "user": self.user_json("gitops-canary[bot]", 7), "body": p.body,
+            "user": self.user_json(&p.author, 7), "body": p.body,
             "labels": p.labels.iter().map(|l| self.label_json(st, l)).collect::<Vec<_>>(),
             "milestone": null, "active_lock_reason": null,
             "created_at": timestamp(p.created), "updated_at": timestamp(p.updated),
@@ -1194,7 +1251,7 @@ impl Responder {
             "body": "", "state": r.state, "html_url": html,
             "pull_request_url": format!("{api}/pulls/{n}"),
             "_links": {"html": {"href": html}, "pull_request": {"href": format!("{api}/pulls/{n}")}},
-            "submitted_at": timestamp(r.at), "commit_id": r.commit_id, "author_association": "MEMBER"
+            "submitted_at": timestamp(r.at), "commit_id": r.commit_id, "author_association": r.association
         })
     }
 

@@ -27,8 +27,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/projects/:id/merge_requests/:iid/approvals"),
     ("POST", "/projects/:id/merge_requests/:iid/approve"),
     ("POST", "/projects/:id/merge_requests/:iid/notes"),
+    ("GET", "/projects/:id/merge_requests/:iid/versions"),
+    ("GET", "/projects/:id/members/all/:user_id"),
     ("GET", "/projects/:id/pipelines"),
 ];
+
+/// The user that opens merge requests through the API (a project access token's bot).
+pub const MR_AUTHOR: &str = "project_bot";
+
+/// GitLab's access levels.
+pub const GUEST: u32 = 10;
+pub const REPORTER: u32 = 20;
+pub const DEVELOPER: u32 = 30;
+pub const MAINTAINER: u32 = 40;
 
 #[derive(Debug, Clone)]
 pub enum Fault {
@@ -100,6 +111,12 @@ pub struct Mr {
     pub checking: bool,
     pub requested_changes: bool,
     pub approved_by: Vec<String>,
+    /// When each of `approved_by` approved (logical clock), same order.
+    pub approved_at: Vec<u64>,
+    /// `author.username`.
+    pub author: String,
+    /// Diff versions, oldest first: (id, head sha, created at). Each push adds one.
+    pub versions: Vec<(u64, String, u64)>,
     pub auto_merge: bool,
     pub remove_source_branch: bool,
     pub created: u64,
@@ -120,6 +137,8 @@ pub struct State {
     pub mrs: Vec<Mr>,
     pub notes: BTreeMap<u64, Vec<(u64, String)>>,
     pub pipelines: Vec<Pipeline>,
+    /// Access levels (including inherited ones) by username; others are not members.
+    pub members: BTreeMap<String, u32>,
     pub requests: Vec<Recorded>,
     faults: Vec<FaultRule>,
     merge_hook: Option<MergeHook>,
@@ -145,6 +164,19 @@ impl State {
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         500 + self.next_id
+    }
+
+    /// Move an open request's head, as a push to its source branch does: a new diff version.
+    /// Approvals stay (GitLab's "reset approvals on push" off, the Free tier's behaviour).
+    pub fn set_mr_head(&mut self, i: usize, sha: &str) {
+        if self.mrs[i].sha == sha {
+            return;
+        }
+        let (id, t) = (self.id(), self.tick());
+        let m = &mut self.mrs[i];
+        m.sha = sha.into();
+        m.updated = t;
+        m.versions.push((id, sha.into(), t));
     }
 
     /// Merge `i` now; the hook may supply the real merge sha.
@@ -215,11 +247,11 @@ pub struct FakeGitLab {
 impl FakeGitLab {
     pub async fn start(project_id: u64, project_path: &str, token: &str) -> Self {
         let state = Arc::new(Mutex::new(State::default()));
-        state
-            .lock()
-            .unwrap()
-            .branches
-            .insert("main".into(), fake_sha("main"));
+        {
+            let mut s = state.lock().unwrap();
+            s.branches.insert("main".into(), fake_sha("main"));
+            s.members.insert(MR_AUTHOR.into(), MAINTAINER);
+        }
         let server = MockServer::builder().start().await;
         let r = Responder {
             state: state.clone(),
@@ -281,11 +313,30 @@ impl FakeGitLab {
         self.lock().merge_hook = Some(Arc::new(hook));
     }
 
+    /// `username` approves now (on whatever the head is).
     pub fn approve(&self, iid: u64, username: &str) {
         let mut s = self.lock();
+        let t = s.tick();
         if let Some(m) = s.mrs.iter_mut().find(|m| m.iid == iid) {
             m.approved_by.push(username.into());
+            m.approved_at.push(t);
         }
+    }
+
+    /// `username` revokes their approval.
+    pub fn unapprove(&self, iid: u64, username: &str) {
+        let mut s = self.lock();
+        if let Some(m) = s.mrs.iter_mut().find(|m| m.iid == iid) {
+            if let Some(i) = m.approved_by.iter().position(|u| u == username) {
+                m.approved_by.remove(i);
+                m.approved_at.remove(i);
+            }
+        }
+    }
+
+    /// Make `username` a member with `access_level` (or change it).
+    pub fn add_member(&self, username: &str, access_level: u32) {
+        self.lock().members.insert(username.into(), access_level);
     }
 
     pub fn request_changes(&self, iid: u64, on: bool) {
@@ -347,11 +398,9 @@ impl FakeGitLab {
 
     pub fn push_to_mr(&self, iid: u64, sha: &str) {
         let mut s = self.lock();
-        let t = s.tick();
-        if let Some(m) = s.mrs.iter_mut().find(|m| m.iid == iid) {
-            m.sha = sha.into();
-            m.updated = t;
-            let b = m.source_branch.clone();
+        if let Some(i) = s.mrs.iter().position(|m| m.iid == iid) {
+            s.set_mr_head(i, sha);
+            let b = s.mrs[i].source_branch.clone();
             s.branches.insert(b, sha.into());
         }
     }
@@ -529,14 +578,54 @@ impl Responder {
             },
             ("POST", ["merge_requests", n, "approve"]) => match idx(st, n) {
                 Some(i) => {
-                    if st.mrs[i].approved_by.iter().any(|u| u == "project_bot") {
+                    if st.mrs[i].approved_by.iter().any(|u| u == MR_AUTHOR) {
                         return msg(401, json!("401 Unauthorized"));
                     }
-                    st.mrs[i].approved_by.push("project_bot".into());
+                    let t = st.tick();
+                    st.mrs[i].approved_by.push(MR_AUTHOR.into());
+                    st.mrs[i].approved_at.push(t);
                     (201, self.approvals_json(&st.mrs[i]), vec![])
                 }
                 None => msg(404, json!("404 Not found")),
             },
+            ("GET", ["merge_requests", n, "versions"]) => match idx(st, n) {
+                Some(i) => {
+                    let m = &st.mrs[i];
+                    let base = st.branch(&m.target_branch).unwrap_or_default();
+                    let list: Vec<Value> = m
+                        .versions
+                        .iter()
+                        .rev()
+                        .map(|(id, sha, at)| {
+                            json!({
+                                "id": id, "head_commit_sha": sha, "base_commit_sha": base,
+                                "start_commit_sha": base, "created_at": timestamp(*at),
+                                "merge_request_id": m.id, "state": "collected", "real_size": "1",
+                                "patch_id_sha": fake_sha(&format!("patch:{sha}"))
+                            })
+                        })
+                        .collect();
+                    (200, Value::Array(list), vec![])
+                }
+                None => msg(404, json!("404 Not found")),
+            },
+            ("GET", ["members", "all", user_id]) => {
+                let member = st.members.iter().find(|(u, _)| {
+                    user_id.parse::<u64>().ok()
+                        == Some(self.user_json(u)["id"].as_u64().unwrap_or(0))
+                });
+                match member {
+                    Some((username, level)) => {
+                        let mut v = self.user_json(username);
+                        v["access_level"] = json!(level);
+                        v["created_at"] = json!(timestamp(0));
+                        v["expires_at"] = Value::Null;
+                        v["membership_state"] = json!("active");
+                        (200, v, vec![])
+                    }
+                    None => msg(404, json!("404 Not found")),
+                }
+            }
             ("POST", ["merge_requests", n, "notes"]) => match idx(st, n) {
                 Some(i) => {
                     let Some(text) = body
@@ -710,7 +799,7 @@ impl Responder {
             description: s("description"),
             source_branch: source,
             target_branch: target,
-            sha,
+            sha: sha.clone(),
             labels,
             state: "opened".into(),
             merge_commit_sha: None,
@@ -723,6 +812,9 @@ impl Responder {
             checking: false,
             requested_changes: false,
             approved_by: vec![],
+            approved_at: vec![],
+            author: MR_AUTHOR.into(),
+            versions: vec![(id, sha.clone(), t)],
             auto_merge: false,
             remove_source_branch: body
                 .get("remove_source_branch")
@@ -905,7 +997,7 @@ impl Responder {
             "merged_at": m.merged_at, "closed_by": null, "closed_at": m.closed_at,
             "target_branch": m.target_branch, "source_branch": m.source_branch,
             "user_notes_count": st.notes.get(&m.iid).map(Vec::len).unwrap_or(0), "upvotes": 0, "downvotes": 0,
-            "author": self.user_json("project_bot"), "assignees": [], "assignee": null, "reviewers": [],
+            "author": self.user_json(&m.author), "assignees": [], "assignee": null, "reviewers": [],
             "source_project_id": self.project_id, "target_project_id": self.project_id, "labels": m.labels,
             "draft": m.draft, "work_in_progress": m.draft, "milestone": null,
             "merge_when_pipeline_succeeds": m.auto_merge, "merge_status": merge_status,
@@ -942,7 +1034,7 @@ impl Responder {
             "state": m.state, "created_at": timestamp(m.created), "updated_at": timestamp(m.updated),
             "merge_status": "can_be_merged", "approved": !m.approved_by.is_empty(),
             "approvals_required": 0, "approvals_left": 0, "require_password_to_approve": false,
-            "approved_by": m.approved_by.iter().map(|u| json!({"user": self.user_json(u)})).collect::<Vec<_>>(),
+            "approved_by": m.approved_by.iter().zip(&m.approved_at).map(|(u, at)| json!({"user": self.user_json(u), "approved_at": timestamp(*at)})).collect::<Vec<_>>(),
             "suggested_approvers": [], "approvers": [], "approver_groups": [],
             "user_has_approved": false, "user_can_approve": true, "approval_rules_left": [],
             "has_approval_rules": false, "merge_request_approvers_available": false,
