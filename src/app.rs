@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::config::{ForgeKind, RollbackPolicy};
 use crate::forge::{
     decide_merge, AnyForge, ApprovalGate, Forge, MergeDecision, MergeMethod, MergeOutcome,
-    NewPullRequest, PrState,
+    NewPullRequest, PrState, PullRequest,
 };
 use crate::gate::Verdict;
 use crate::git::{Author, ChangeRequest, Target, Workspace};
@@ -39,6 +39,8 @@ pub enum AppError {
     Promote { canary: String, reason: String },
     #[error("rollout {rollout}: {reason}")]
     Failed { rollout: String, reason: String },
+    #[error("rollout {rollout}: #{number} is not among the requests observed in this pass; not merging a head that was not judged")]
+    Unobserved { rollout: String, number: u64 },
     #[error("rollout {rollout}: still waiting after {waited:?}: {reason}")]
     TimedOut {
         rollout: String,
@@ -246,6 +248,10 @@ pub struct Rollout<'a> {
     pub dry_run: bool,
     /// Run the gates when the plan asks for them (`status` only reports that they are due).
     pub run_gates: bool,
+    /// Verdicts already reached in this process, by base revision: a stage's gates run once
+    /// per merged revision (a `run` pass that waits for the next stage's review must not bake
+    /// again).
+    pub passed: std::sync::Mutex<Vec<(String, GateReport)>>,
 }
 
 /// Crash-test seam: with `GITOPS_CANARY_FAILPOINT=N` the process aborts right after its N-th
@@ -488,10 +494,27 @@ impl Rollout<'_> {
             }
         }
         if let (Step::RunGates { stage, weight }, true) = (step.clone(), self.run_gates) {
-            let report = self.gates.run(&obs.gate_context).await?;
+            let known = self
+                .passed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find(|(rev, _)| *rev == obs.tip)
+                .map(|(_, r)| r.clone());
+            let fresh = known.is_none();
+            let report = match known {
+                Some(r) => r,
+                None => self.gates.run(&obs.gate_context).await?,
+            };
             obs.observed.gates = Some(report.verdict.clone());
-            if let (Some(forge), Some(pr), false) =
-                (self.forge(), obs.current_stage_pr, self.dry_run)
+            if report.verdict == Verdict::Pass && fresh {
+                self.passed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((obs.tip.clone(), report.clone()));
+            }
+            if let (Some(forge), Some(pr), false, true) =
+                (self.forge(), obs.current_stage_pr, self.dry_run, fresh)
             {
                 forge
                     .comment(
@@ -563,8 +586,16 @@ impl Rollout<'_> {
             | Step::MergePromote { pr }
             | Step::MergeFinish { pr }
             | Step::MergeRollback { pr } => {
-                let head = obs.pr(*pr).map(|p| p.head_sha.clone()).unwrap_or_default();
-                self.merge(*pr, &head, report).await?;
+                // The head that was judged, never "whatever is there now".
+                let (Some(view), Some((_, change))) = (obs.pr(*pr), step_pr(step, s)) else {
+                    return Err(AppError::Unobserved {
+                        rollout: s.rollout.clone(),
+                        number: *pr,
+                    }
+                    .into());
+                };
+                let branch = plan::branch(&s.rollout, change);
+                self.merge(*pr, &view.head_sha, &branch, report).await?;
             }
             Step::RunGates { .. } => report.action = "the gates of this stage are due".into(),
             Step::Rollback { reason } => {
@@ -590,7 +621,16 @@ impl Rollout<'_> {
                 report.action = format!("waiting for the rollback #{pr} to be merged")
             }
             Step::Done => report.action = "the rollout is complete".into(),
-            Step::Failed { reason, .. } => report.action = format!("failed: {reason}"),
+            Step::Failed {
+                reason,
+                rolled_back,
+            } => {
+                // A re-run after a crash between the rollback and the closing finishes it.
+                if *rolled_back {
+                    self.close_stale_stages(obs, reason).await?;
+                }
+                report.action = format!("failed: {reason}");
+            }
         }
         // A step about an existing request (waiting on it, merging it) reports that request.
         if report.pull_request.is_none() {
@@ -650,18 +690,56 @@ impl Rollout<'_> {
                 let number = pr.number;
                 let view = self.pr_view(forge, &pr.branch, ApprovalGate::Auto).await?;
                 if let Some(v) = view.filter(|v| v.merge == MergeDecision::Merge) {
-                    self.merge(number, &v.head_sha, report).await?;
+                    let branch = pr.branch.clone();
+                    self.merge(number, &v.head_sha, &branch, report).await?;
                     report.action = format!("rolled back (merged #{}): {reason}", v.number);
                     return Ok(());
                 }
             }
         }
+        self.close_stale_stages(obs, reason).await?;
         report.action = format!("{}; reason: {reason}", report.action);
         Ok(())
     }
 
-    /// Merge only the head that was judged: if someone pushed since, the forge refuses.
-    async fn merge(&self, number: u64, head: &str, report: &mut PassReport) -> anyhow::Result<()> {
+    /// After a rollback no stage may merge: close every open stage request, saying why, so
+    /// nobody merges a stale stage by hand. Idempotent: only open ones are touched.
+    async fn close_stale_stages(&self, obs: &Observation, reason: &str) -> anyhow::Result<()> {
+        let (Some(forge), false) = (self.forge(), self.dry_run) else {
+            return Ok(());
+        };
+        for pr in obs
+            .observed
+            .stage_prs
+            .iter()
+            .flatten()
+            .filter(|p| p.state == PrState::Open)
+        {
+            forge
+                .comment(
+                    pr.number,
+                    &format!(
+                        "Closed by gitops-canary: rollout `{}` was rolled back ({reason}), so this stage must not be merged.",
+                        self.settings.rollout
+                    ),
+                )
+                .await?;
+            forge.close(pr.number).await?;
+            failpoint("close a stale stage");
+        }
+        Ok(())
+    }
+
+    /// Merge only the head that was judged: if someone pushed since, the forge refuses. A merge
+    /// that took effect but was answered with an error (a 502 after the merge, then "not
+    /// mergeable" on the retry) is read back: merged at the expected head is success.
+    async fn merge(
+        &self,
+        number: u64,
+        head: &str,
+        branch: &str,
+        report: &mut PassReport,
+    ) -> anyhow::Result<()> {
         let Some(forge) = self.forge() else {
             return Ok(());
         };
@@ -669,9 +747,21 @@ impl Rollout<'_> {
             report.action = format!("would merge #{number}");
             return Ok(());
         }
-        let merged = forge
-            .merge(number, self.settings.merge_method, head)
-            .await?;
+        let merged = match forge.merge(number, self.settings.merge_method, head).await {
+            Ok(m) => m,
+            Err(e) => match forge.find_pr_by_branch(branch).await {
+                Ok(Some(PullRequest {
+                    number: n,
+                    head_sha,
+                    state: PrState::Merged { merge_sha },
+                    ..
+                })) if n == number && head_sha == head => {
+                    tracing::warn!(number, error = %e, "the merge was answered with an error but took effect");
+                    MergeOutcome::Merged { sha: merge_sha }
+                }
+                _ => return Err(e.into()),
+            },
+        };
         failpoint("merge");
         match merged {
             MergeOutcome::Merged { sha } => {

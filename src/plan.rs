@@ -245,8 +245,40 @@ pub fn next_step(o: &Observed) -> Step {
     let pos = position(o);
     let n = o.stages.len();
 
-    // Promotion has started: the stable runs the canary's version.
+    // Promotion has started: the stable runs the canary's version. Nothing goes on until the
+    // cluster shows it (the stable rolled out on the canary's images, steady): weight 0 before
+    // that would send users back to the old version; and the rollout is done only once the
+    // cluster shows weight 0. A failure here is not rolled back by weight (the stable itself
+    // runs the new version): it needs a person.
     if o.stable_promoted {
+        let what = if o.base_weight == 0 {
+            "the finish (weight 0)"
+        } else {
+            "the promotion"
+        };
+        match &o.gates {
+            None => {
+                return Step::RunGates {
+                    stage: n,
+                    weight: o.base_weight,
+                }
+            }
+            Some(Verdict::Fail(reason)) => {
+                return Step::Failed {
+                    reason: format!(
+                        "{what} is live but unhealthy: {reason}; the stable runs the canary's version, so revert the promotion commit by hand"
+                    ),
+                    rolled_back: false,
+                }
+            }
+            Some(Verdict::Wait(reason)) | Some(Verdict::Inconclusive(reason)) => {
+                return Step::WaitForGates {
+                    stage: n,
+                    reason: format!("{what}: {reason}"),
+                }
+            }
+            Some(Verdict::Pass) => {}
+        }
         if o.base_weight == 0 {
             return Step::Done;
         }
@@ -507,7 +539,26 @@ mod tests {
         o.promote_pr = pr(11, PrState::Open, MergeDecision::Merge);
         assert_eq!(next_step(&o), Step::MergePromote { pr: 11 });
         o.stable_promoted = true;
+        // The promotion must be live and healthy before the weight goes back to 0.
         o.gates = None;
+        assert_eq!(
+            next_step(&o),
+            Step::RunGates {
+                stage: 4,
+                weight: 100
+            }
+        );
+        o.gates = Some(Verdict::Wait("stable rolling out".into()));
+        assert!(matches!(next_step(&o), Step::WaitForGates { stage: 4, .. }));
+        o.gates = Some(Verdict::Fail("CrashLoopBackOff".into()));
+        assert!(matches!(
+            next_step(&o),
+            Step::Failed {
+                rolled_back: false,
+                ..
+            }
+        ));
+        o.gates = Some(Verdict::Pass);
         assert_eq!(next_step(&o), Step::Finish);
         o.finish_pr = pr(
             12,
@@ -515,7 +566,11 @@ mod tests {
             MergeDecision::Wait("checks pending".into()),
         );
         assert!(matches!(next_step(&o), Step::WaitForFinish { pr: 12, .. }));
+        // Weight 0 on the base: done only once the cluster shows it.
         o.base_weight = 0;
+        o.gates = None;
+        assert!(matches!(next_step(&o), Step::RunGates { weight: 0, .. }));
+        o.gates = Some(Verdict::Pass);
         assert_eq!(next_step(&o), Step::Done);
         let mut o = observed(100);
         o.gates = Some(Verdict::Pass);

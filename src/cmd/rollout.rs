@@ -513,6 +513,7 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
         gates: gates.as_ref(),
         dry_run: args.dry_run || mode == Mode::Status,
         run_gates: mode != Mode::Status,
+        passed: Default::default(),
     };
     let s = &resolved.settings;
     let started = Instant::now();
