@@ -57,8 +57,10 @@ cleanup() {
   rm -rf "$ctx"
 }
 trap cleanup EXIT
-cp "$bin" "$ctx/gitops-canary"
-cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
+# The layout of /rootfs in the Dockerfile's builder stage.
+install -D -m 0755 "$bin" "$ctx/rootfs/gitops-canary"
+install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$ctx/rootfs/etc/ssl/certs/ca-certificates.crt"
+install -d -m 1777 "$ctx/rootfs/tmp"
 bh bud --quiet --isolation chroot -f Dockerfile.local -t "$image" "$ctx" >/dev/null
 
 ctr=$(bh from "$image")
@@ -72,6 +74,10 @@ user=$(bh inspect --type image --format '{{.OCIv1.Config.User}}' "$image")
 [ "$user" = "65532:65532" ] || { echo "image user is '$user', want 65532:65532" >&2; exit 1; }
 
 root=$(bh mount "$ctr")
+# The binary keeps its private git workspace in the temp dir: the non-root user must be able
+# to create it there.
+tmp_mode=$(stat -c '%a %u:%g' "$root/tmp")
+[ "$tmp_mode" = "1777 0:0" ] || { echo "image /tmp is '$tmp_mode', want '1777 0:0'" >&2; exit 1; }
 size=$(du -sb --apparent-size "$root" | cut -f1)
 gz=$(tar -C "$root" -cf - . | gzip -9 | wc -c)
 echo "image size: $size bytes uncompressed, $gz bytes as a gzip layer (limit $max_image_bytes)"
