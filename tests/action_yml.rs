@@ -160,7 +160,11 @@ fn every_flag_is_an_input_with_its_env_variable() {
                 if input.description.trim().is_empty() {
                     problems.push(format!("input `{long}` has no description"));
                 }
-                if input.required == Some(true) || input.default.is_some() {
+                // The one exception: `token` defaults to the workflow token, as GitHub's own
+                // actions do (the CLI cannot read `github.token` itself).
+                let workflow_token =
+                    long == "token" && input.default.as_deref() == Some("${{ github.token }}");
+                if input.required == Some(true) || (input.default.is_some() && !workflow_token) {
                     // The CLI owns defaults; a required or defaulted input would override it.
                     problems.push(format!("input `{long}` must be optional without default"));
                 }
