@@ -442,6 +442,25 @@ fn open_user_repo(dir: &Path) -> Result<Repository, GitError> {
     })
 }
 
+/// The Git credentials for a forge token. On GitLab without a token of its own, the job's
+/// `CI_JOB_TOKEN` is used for Git only, as user `gitlab-ci-token` (the one user GitLab accepts
+/// it for; it can fetch, and push where the project allows job tokens to push); it cannot be
+/// used for the merge-request API, which needs a project or group access token.
+pub fn token_auth(token: Option<&Token>, gitlab: bool, job_token: Option<String>) -> Auth {
+    match (token, gitlab) {
+        (Some(t), true) => Auth::gitlab(t.clone()),
+        (Some(t), false) => Auth::github(t.clone()),
+        (None, true) => match job_token {
+            Some(job) if !job.is_empty() => Auth::Token {
+                user: "gitlab-ci-token".to_string(),
+                token: Token::new(job),
+            },
+            _ => Auth::None,
+        },
+        (None, false) => Auth::None,
+    }
+}
+
 /// `file` (relative to `dir`) as a path from the root of the Git repository that holds `dir`,
 /// which is how GitHub resolves an annotation's `file=`: `--repo gitops` may be a folder of
 /// the repository (the prefix stays) or the repository checked out at `gitops/` (it goes).
@@ -1545,6 +1564,24 @@ mod tests {
             a.email,
             "41898282+github-actions[bot]@users.noreply.github.com"
         );
+    }
+
+    #[test]
+    fn gitlab_job_token_is_for_git_as_gitlab_ci_token() {
+        let job = Some("job-token-value".to_string());
+        match token_auth(None, true, job.clone()) {
+            Auth::Token { user, token } => {
+                assert_eq!(user, "gitlab-ci-token");
+                assert_eq!(token.expose(), "job-token-value");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A token of its own wins, as oauth2; GitHub never uses a GitLab job token.
+        let own = Token::new("glpat-own");
+        assert!(
+            matches!(token_auth(Some(&own), true, job.clone()), Auth::Token { user, .. } if user == "oauth2")
+        );
+        assert!(matches!(token_auth(None, false, job), Auth::None));
     }
 
     #[test]

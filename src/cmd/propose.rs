@@ -14,7 +14,7 @@ use crate::config::ForgeKind;
 use crate::forge::github::GitHub;
 use crate::forge::gitlab::GitLab;
 use crate::forge::{AnyForge, Forge, NewPullRequest, PrState};
-use crate::git::{self, Auth, Author, ChangeRequest, Remote, Target, Workspace};
+use crate::git::{self, Author, ChangeRequest, Remote, Target, Workspace};
 use crate::plan::Approval;
 use crate::secret::Token;
 use crate::{exit, manifest};
@@ -70,11 +70,11 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
         Some(u) => u.clone(),
         None => git::origin_url(&dir)?,
     };
-    let auth = match (&token, forge_kind) {
-        (Some(t), ForgeKind::Gitlab) => Auth::gitlab(t.clone()),
-        (Some(t), _) => Auth::github(t.clone()),
-        (None, _) => Auth::None,
-    };
+    let auth = git::token_auth(
+        token.as_ref(),
+        forge_kind == ForgeKind::Gitlab,
+        std::env::var("CI_JOB_TOKEN").ok(),
+    );
     // Build the forge client before pushing so a missing setting fails before any side effect.
     let forge = match (forge_kind, args.gate) {
         (_, Approval::Direct) | (ForgeKind::None, _) => None,

@@ -156,7 +156,8 @@ fn env_token(forge: ForgeKind) -> Option<Token> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     match forge {
         ForgeKind::Github => var("GITHUB_TOKEN"),
-        ForgeKind::Gitlab => var("GITLAB_TOKEN").or_else(|| var("CI_JOB_TOKEN")),
+        // Not CI_JOB_TOKEN: a job token cannot read or open merge requests (see `git_auth`).
+        ForgeKind::Gitlab => var("GITLAB_TOKEN"),
         ForgeKind::None => None,
     }
     .map(Token::new)
@@ -251,11 +252,13 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         Some(u) => u.clone(),
         None => crate::git::origin_url(dir)?,
     };
-    let auth = match (&args.ssh_key, &token, forge_kind) {
-        (Some(key), _, _) => Auth::ssh_key(key),
-        (None, Some(t), ForgeKind::Gitlab) => Auth::gitlab(t.clone()),
-        (None, Some(t), _) => Auth::github(t.clone()),
-        (None, None, _) => Auth::None,
+    let auth = match &args.ssh_key {
+        Some(key) => Auth::ssh_key(key),
+        None => crate::git::token_auth(
+            token.as_ref(),
+            forge_kind == ForgeKind::Gitlab,
+            std::env::var("CI_JOB_TOKEN").ok(),
+        ),
     };
     let ws = Workspace::open(dir, Remote::new(url, auth))?;
     let forge = match forge_kind {

@@ -66,9 +66,13 @@ impl GitLabConfig {
             })?;
         let token = match token {
             Some(t) if !t.is_empty() => t,
-            _ => Token::new(var("GITLAB_TOKEN").ok_or(ForgeError::Config {
+            _ => Token::new(var("GITLAB_TOKEN").ok_or_else(|| ForgeError::Config {
                 setting: "GITLAB_TOKEN",
-                message: "no token given (flag --token or GITLAB_TOKEN)".into(),
+                message: if var("CI_JOB_TOKEN").is_some() {
+                    "only CI_JOB_TOKEN is set, and a CI job token cannot read or open merge requests: set GITOPS_CANARY_TOKEN or GITLAB_TOKEN to a project or group access token with the `api` scope (Developer role or higher), as a masked, protected CI/CD variable".into()
+                } else {
+                    "no token given (flag --token, GITOPS_CANARY_TOKEN or GITLAB_TOKEN): a project or group access token with the `api` scope".into()
+                },
             })?),
         };
         Ok(GitLabConfig {
