@@ -300,3 +300,31 @@ fn status_values_documented_are_the_ones_emitted() {
         .collect();
     assert_eq!(listed, emitted);
 }
+
+/// Each input says which commands use it, truthfully: its description ends with the list of
+/// subcommands that take the flag, in the CLI's order (`every command` for a global flag).
+#[test]
+fn every_input_names_the_commands_that_use_it() {
+    let action = action();
+    let mut problems = Vec::new();
+    for (long, flag) in cli_flags() {
+        let Some(input) = action.inputs.get(&long) else {
+            continue;
+        };
+        let commands: Vec<&str> = flag
+            .used_by
+            .iter()
+            .map(|p| p.rsplit(' ').next().unwrap_or(p))
+            .collect();
+        let scope = if flag.used_by.iter().any(|p| !p.contains(' ')) {
+            "every command".to_string()
+        } else {
+            commands.join(", ")
+        };
+        let want = format!("({scope})");
+        if !input.description.trim_end().ends_with(&want) {
+            problems.push(format!("{long}: {want} | {}", input.description));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
