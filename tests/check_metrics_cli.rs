@@ -51,6 +51,10 @@ async fn metrics_gate_passes_a_healthy_canary_and_fails_a_failing_one() {
         return;
     }
     let Some((code, text)) = check(Metrics::Healthy).await else {
+        assert!(
+            std::env::var_os("GITOPS_CANARY_REQUIRE_TOOLS").is_none(),
+            "prometheus not installed; GITOPS_CANARY_REQUIRE_TOOLS is set"
+        );
         eprintln!("SKIP: prometheus not installed");
         return;
     };

@@ -292,3 +292,35 @@ fn a_git_server_that_never_answers_times_out() {
     let shown = format!("{:#}", anyhow::Error::new(err));
     assert!(shown.contains(&addr.to_string()), "{shown}");
 }
+
+/// CI sets `GITOPS_CANARY_REQUIRE_TOOLS`: then a test whose tool is missing fails instead of
+/// skipping. Run one git test of this binary with git hidden and the switch on.
+#[test]
+fn a_missing_tool_fails_the_test_when_tools_are_required() {
+    let exe = std::env::current_exe().unwrap();
+    let run = |require: bool| {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args([
+            "--exact",
+            "shallow_clone_over_http_with_token",
+            "--nocapture",
+        ])
+        .env("GITOPS_CANARY_TEST_NO_GIT", "1")
+        .env_remove("GITOPS_CANARY_REQUIRE_TOOLS");
+        if require {
+            cmd.env("GITOPS_CANARY_REQUIRE_TOOLS", "1");
+        }
+        cmd.output().unwrap()
+    };
+    let strict = run(true);
+    let text = String::from_utf8_lossy(&strict.stdout).to_string()
+        + &String::from_utf8_lossy(&strict.stderr);
+    assert!(!strict.status.success(), "{text}");
+    assert!(
+        text.contains("GITOPS_CANARY_REQUIRE_TOOLS is set"),
+        "{text}"
+    );
+    let lax = run(false);
+    let text = String::from_utf8_lossy(&lax.stderr).to_string();
+    assert!(lax.status.success() && text.contains("SKIP"), "{text}");
+}

@@ -47,8 +47,14 @@ pub struct GitServer {
 
 /// Print a SKIP line straight to the stderr handle: the test harness captures `eprintln!`, and a
 /// skip must show in CI logs.
+///
+/// With `GITOPS_CANARY_REQUIRE_TOOLS` set (`.ci/test` sets it), a skip is a failure: CI never
+/// passes a test it did not run.
 pub fn skip(msg: &str) {
     use std::io::Write as _;
+    if std::env::var_os("GITOPS_CANARY_REQUIRE_TOOLS").is_some() {
+        panic!("{msg}; GITOPS_CANARY_REQUIRE_TOOLS is set, so a missing tool fails the test");
+    }
     let _ = writeln!(std::io::stderr(), "SKIP: {msg}");
 }
 

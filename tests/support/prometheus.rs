@@ -145,6 +145,10 @@ pub async fn start(openmetrics: &str) -> Option<Prometheus> {
         // Straight to the stderr handle: the test harness captures eprintln!, and a skip must
         // show in CI logs.
         use std::io::Write as _;
+        assert!(
+            std::env::var_os("GITOPS_CANARY_REQUIRE_TOOLS").is_none(),
+            "prometheus not installed (run .ci/install-prometheus.sh); GITOPS_CANARY_REQUIRE_TOOLS is set"
+        );
         let _ = writeln!(
             std::io::stderr(),
             "SKIP: prometheus not installed (run .ci/install-prometheus.sh)"

@@ -42,6 +42,10 @@ impl SshServer {
     pub fn start(authorized: &[&Path]) -> Option<SshServer> {
         let Some(sshd) = sshd_path() else {
             use std::io::Write as _;
+            assert!(
+                std::env::var_os("GITOPS_CANARY_REQUIRE_TOOLS").is_none(),
+                "sshd not found (run .ci/install-git.sh); GITOPS_CANARY_REQUIRE_TOOLS is set"
+            );
             let _ = writeln!(
                 std::io::stderr(),
                 "SKIP: sshd not found (run .ci/install-git.sh)"
