@@ -116,6 +116,9 @@ pub struct GateContext {
     pub stables: Vec<Route>,
     pub canary_workloads: Vec<workload::Workload>,
     pub stable_workloads: Vec<workload::Workload>,
+    /// What the gates watch: every canary route, every Deployment on each side, the metric
+    /// labels, resolved once from the manifests.
+    pub targets: crate::gate::target::Targets,
 }
 
 /// The result of the gates for one stage.
@@ -300,6 +303,7 @@ impl Rollout<'_> {
         let routes: Vec<Route> = repo.files.iter().flat_map(|f| router.routes(f)).collect();
         let mut canaries = Vec::new();
         let mut stables: Vec<Route> = Vec::new();
+        let mut pairs = Vec::new();
         for sel in &s.ingresses {
             let selector = Selector::parse(sel)?;
             let route = manifest::select_known(&repo, &routes, &selector)?.clone();
@@ -321,6 +325,15 @@ impl Rollout<'_> {
                     }
                 }
             }
+            pairs.push(crate::gate::target::RoutePair {
+                canary: route.clone(),
+                stables: discovery
+                    .pairs
+                    .iter()
+                    .find(|p| same_route(&p.canary, &route))
+                    .map(|p| p.stable.clone())
+                    .unwrap_or_default(),
+            });
             canaries.push(route);
         }
         let weights: Vec<u32> = canaries.iter().map(|c| c.weight.unwrap_or(0)).collect();
@@ -348,6 +361,7 @@ impl Rollout<'_> {
                 .cloned()
                 .collect()
         };
+        let targets = crate::gate::target::resolve(&pairs, &workloads, &services, "default");
         let canary_workloads = behind(&canaries);
         let stable_workloads = behind(&stables);
         let stable_promoted = !canary_workloads.is_empty()
@@ -437,6 +451,7 @@ impl Rollout<'_> {
                 stables,
                 canary_workloads,
                 stable_workloads,
+                targets,
             },
             observed,
             current_stage_pr,

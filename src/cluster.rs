@@ -693,44 +693,61 @@ pub async fn rolled_out(
     stable: &ObjectRef,
     timeout: Duration,
 ) -> Result<GateOutcome, ClusterError> {
-    let start = Instant::now();
-    let canary_api: Api<Deployment> = Api::namespaced(client.clone(), &canary.namespace);
-    let first = wait_for(
-        &canary_api,
-        &canary.name,
-        |d| match d {
-            Some(d) => gates::deployment_rolled_out(d),
-            None => Verdict::Wait("the canary Deployment does not exist yet".into()),
-        },
+    rolled_out_all(
+        client,
+        std::slice::from_ref(canary),
+        std::slice::from_ref(stable),
         timeout,
     )
-    .await?;
-    if !first.passed() {
-        return Ok(GateOutcome {
-            gate: "rolled-out".into(),
-            elapsed: start.elapsed(),
-            ..first
-        });
+    .await
+}
+
+/// [`rolled_out`] over every Deployment of a stage: each canary finished its rollout, then
+/// each stable serves and finished its own, all within `timeout`; the first that does not
+/// fails the gate.
+pub async fn rolled_out_all(
+    client: &Client,
+    canaries: &[ObjectRef],
+    stables: &[ObjectRef],
+    timeout: Duration,
+) -> Result<GateOutcome, ClusterError> {
+    let start = Instant::now();
+    let mut states = Vec::new();
+    let sides = canaries
+        .iter()
+        .map(|c| (c, true))
+        .chain(stables.iter().map(|s| (s, false)));
+    for (dep, is_canary) in sides {
+        let api: Api<Deployment> = Api::namespaced(client.clone(), &dep.namespace);
+        let outcome = wait_for(
+            &api,
+            &dep.name,
+            |d| match (d, is_canary) {
+                (Some(d), true) => gates::deployment_rolled_out(d),
+                (Some(d), false) => gates::combine([
+                    gates::stable_has_endpoints(d),
+                    gates::deployment_rolled_out(d),
+                ]),
+                (None, true) => Verdict::Wait("the canary Deployment does not exist yet".into()),
+                (None, false) => Verdict::Fail("the stable Deployment does not exist".into()),
+            },
+            timeout.saturating_sub(start.elapsed()),
+        )
+        .await?;
+        states.push(outcome.last_state);
+        if !outcome.verdict.eq(&Verdict::Pass) {
+            return Ok(GateOutcome {
+                gate: "rolled-out".into(),
+                verdict: outcome.verdict,
+                last_state: states.join("; "),
+                elapsed: start.elapsed(),
+            });
+        }
     }
-    let stable_api: Api<Deployment> = Api::namespaced(client.clone(), &stable.namespace);
-    let second = wait_for(
-        &stable_api,
-        &stable.name,
-        |d| match d {
-            Some(d) => gates::combine([
-                gates::stable_has_endpoints(d),
-                gates::deployment_rolled_out(d),
-            ]),
-            None => Verdict::Fail("the stable Deployment does not exist".into()),
-        },
-        timeout.saturating_sub(start.elapsed()),
-    )
-    .await?;
-    let last_state = format!("{}; {}", first.last_state, second.last_state);
     Ok(GateOutcome {
         gate: "rolled-out".into(),
-        verdict: second.verdict,
-        last_state,
+        verdict: Verdict::Pass,
+        last_state: states.join("; "),
         elapsed: start.elapsed(),
     })
 }
@@ -778,84 +795,133 @@ pub async fn steady(
     bake: Duration,
     restart_threshold: i32,
 ) -> Result<GateOutcome, ClusterError> {
+    steady_all(
+        client,
+        std::slice::from_ref(canary),
+        std::slice::from_ref(stable),
+        bake,
+        restart_threshold,
+    )
+    .await
+}
+
+/// Wait until any watch of the set saw a change. Cancel-safe like [`Watch::changed`].
+async fn any_changed<K>(watches: &mut [Watch<K>]) -> Result<(), ClusterError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    if watches.is_empty() {
+        return std::future::pending().await;
+    }
+    futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())))
+        .await
+        .0
+}
+
+/// [`steady`] over every Deployment of a stage: the pods of each canary, each canary and each
+/// stable watched together for one bake; the first that breaks fails the gate.
+pub async fn steady_all(
+    client: &Client,
+    canaries: &[ObjectRef],
+    stables: &[ObjectRef],
+    bake: Duration,
+    restart_threshold: i32,
+) -> Result<GateOutcome, ClusterError> {
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + bake;
-    let canary_api: Api<Deployment> = Api::namespaced(client.clone(), &canary.namespace);
-    let canary_dep = get_with_retry(&canary_api, &canary.name).await?;
-    let canary_target = Target::of::<Deployment>(&(), &canary.namespace, &canary.name);
-    let label_selector = canary_dep
-        .spec
-        .as_ref()
-        .map(|s| s.selector.clone())
-        .unwrap_or_default();
-    let selector = Selector::try_from(label_selector).map_err(|e| ClusterError::Invalid {
-        kind: canary_target.kind.clone(),
-        namespace: canary.namespace.clone(),
-        name: canary.name.clone(),
-        detail: format!("unusable pod selector: {e}"),
-    })?;
-    if selector.selects_all() {
-        return Err(ClusterError::Invalid {
+    let mut pods = Vec::new();
+    let mut canary_w = Vec::new();
+    for canary in canaries {
+        let canary_api: Api<Deployment> = Api::namespaced(client.clone(), &canary.namespace);
+        let canary_dep = get_with_retry(&canary_api, &canary.name).await?;
+        let canary_target = Target::of::<Deployment>(&(), &canary.namespace, &canary.name);
+        let label_selector = canary_dep
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
+        let selector = Selector::try_from(label_selector).map_err(|e| ClusterError::Invalid {
             kind: canary_target.kind.clone(),
             namespace: canary.namespace.clone(),
             name: canary.name.clone(),
-            detail: "empty pod selector: refusing to judge every pod in the namespace".into(),
-        });
+            detail: format!("unusable pod selector: {e}"),
+        })?;
+        if selector.selects_all() {
+            return Err(ClusterError::Invalid {
+                kind: canary_target.kind.clone(),
+                namespace: canary.namespace.clone(),
+                name: canary.name.clone(),
+                detail: "empty pod selector: refusing to judge every pod in the namespace".into(),
+            });
+        }
+        let pods_api: Api<Pod> = Api::namespaced(client.clone(), &canary.namespace);
+        let pods_target =
+            Target::of::<Pod>(&(), &canary.namespace, &format!("pods matching {selector}"));
+        pods.push(Watch::new(
+            pods_api,
+            watcher::Config::default().labels_from(&selector),
+            pods_target,
+        ));
+        canary_w.push(Watch::new(
+            canary_api,
+            watcher::Config::default().fields(&format!("metadata.name={}", canary.name)),
+            canary_target,
+        ));
     }
-
-    let pods_api: Api<Pod> = Api::namespaced(client.clone(), &canary.namespace);
-    let pods_target =
-        Target::of::<Pod>(&(), &canary.namespace, &format!("pods matching {selector}"));
-    let mut pods = Watch::new(
-        pods_api,
-        watcher::Config::default().labels_from(&selector),
-        pods_target,
-    );
-    let mut canary_w = Watch::new(
-        canary_api,
-        watcher::Config::default().fields(&format!("metadata.name={}", canary.name)),
-        canary_target.clone(),
-    );
-    let stable_api: Api<Deployment> = Api::namespaced(client.clone(), &stable.namespace);
-    let stable_target = Target::of::<Deployment>(&(), &stable.namespace, &stable.name);
-    let mut stable_w = Watch::new(
-        stable_api,
-        watcher::Config::default().fields(&format!("metadata.name={}", stable.name)),
-        stable_target.clone(),
-    );
+    let mut stable_w: Vec<Watch<Deployment>> = stables
+        .iter()
+        .map(|stable| {
+            let stable_api: Api<Deployment> = Api::namespaced(client.clone(), &stable.namespace);
+            Watch::new(
+                stable_api,
+                watcher::Config::default().fields(&format!("metadata.name={}", stable.name)),
+                Target::of::<Deployment>(&(), &stable.namespace, &stable.name),
+            )
+        })
+        .collect();
 
     let mut last: Option<(Verdict, String)> = None;
     loop {
         tokio::select! {
-            r = pods.changed() => r?,
-            r = canary_w.changed() => r?,
-            r = stable_w.changed() => r?,
+            r = any_changed(&mut pods) => r?,
+            r = any_changed(&mut canary_w) => r?,
+            r = any_changed(&mut stable_w) => r?,
             _ = tokio::time::sleep_until(deadline) => break,
         }
-        if !(pods.listed && canary_w.listed && stable_w.listed) {
+        if !(pods.iter().all(|w| w.listed)
+            && canary_w.iter().all(|w| w.listed)
+            && stable_w.iter().all(|w| w.listed))
+        {
             continue;
         }
-        let pod_list: Vec<Pod> = pods.objects.values().cloned().collect();
-        let canary_obj = canary_w.objects.get(&canary.name);
-        let stable_obj = stable_w.objects.get(&stable.name);
-        let verdicts = [
-            gates::pods_steady(&pod_list, restart_threshold),
-            canary_obj.map_or(
-                Verdict::Fail("the canary Deployment was deleted".into()),
+        let mut verdicts = Vec::new();
+        let mut states = Vec::new();
+        for (i, canary) in canaries.iter().enumerate() {
+            let pod_list: Vec<Pod> = pods[i].objects.values().cloned().collect();
+            let canary_obj = canary_w[i].objects.get(&canary.name);
+            let available = canary_obj.map_or(
+                Verdict::Fail(format!("the canary Deployment {canary} was deleted")),
                 gates::deployment_available,
-            ),
-            stable_obj.map_or(
-                Verdict::Fail("the stable Deployment was deleted".into()),
+            );
+            states.push(format!(
+                "{} pods ({}); {}",
+                pod_list.len(),
+                pod_summary(&pod_list),
+                state_line(&canary_w[i].target, canary_obj, &available),
+            ));
+            verdicts.push(gates::pods_steady(&pod_list, restart_threshold));
+            verdicts.push(available);
+        }
+        for (i, stable) in stables.iter().enumerate() {
+            let stable_obj = stable_w[i].objects.get(&stable.name);
+            let endpoints = stable_obj.map_or(
+                Verdict::Fail(format!("the stable Deployment {stable} was deleted")),
                 gates::stable_has_endpoints,
-            ),
-        ];
-        let state = format!(
-            "{} pods ({}); {}; {}",
-            pod_list.len(),
-            pod_summary(&pod_list),
-            state_line(&canary_target, canary_obj, &verdicts[1]),
-            state_line(&stable_target, stable_obj, &verdicts[2]),
-        );
+            );
+            states.push(state_line(&stable_w[i].target, stable_obj, &endpoints));
+            verdicts.push(endpoints);
+        }
+        let state = states.join("; ");
         let verdict = gates::combine(verdicts);
         if let Verdict::Fail(_) = verdict {
             return Ok(GateOutcome {
@@ -878,18 +944,18 @@ pub async fn steady(
         ),
         None => (
             Verdict::Fail("nothing observed during the bake time".into()),
-            [
-                pods.not_observed(),
-                canary_w.not_observed(),
-                stable_w.not_observed(),
-            ]
-            .join("; "),
+            pods.iter()
+                .map(Watch::not_observed)
+                .chain(canary_w.iter().map(Watch::not_observed))
+                .chain(stable_w.iter().map(Watch::not_observed))
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
     };
     Ok(GateOutcome {
         gate: "steady".into(),
         verdict,
-        last_state,
+        last_state: format!("{last_state}; bake {}", humantime::format_duration(bake)),
         elapsed: start.elapsed(),
     })
 }
@@ -914,14 +980,7 @@ fn pod_summary(pods: &[Pod]) -> String {
         .join(", ")
 }
 
-/// A cluster gate `run_gates` can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClusterGate {
-    Synced,
-    RolledOut,
-    Steady,
-}
+pub use crate::gate::Gate;
 
 /// Where `synced` looks, before the stage's revision or weight is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -934,7 +993,8 @@ pub enum SyncVia {
 /// How the gates run: which, in what order, against what, for how long.
 #[derive(Debug, Clone)]
 pub struct GateSettings {
-    pub gates: Vec<ClusterGate>,
+    /// The gates, in order; `run_gates` runs the cluster ones and skips `metrics`.
+    pub gates: Vec<Gate>,
     pub sync_via: SyncVia,
     pub sync_now: bool,
     /// Budget for `synced` and `rolled-out` together.
@@ -943,19 +1003,18 @@ pub struct GateSettings {
     pub restart_threshold: i32,
 }
 
-/// What one stage's gates judge.
+/// What one stage's gates judge: the objects resolved from the manifests, the weight the
+/// canaries carry and the merged commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
-    pub ingress: ObjectRef,
+    pub targets: crate::gate::target::Targets,
     pub weight: u32,
     /// The merged commit Argo CD / Flux must show (required for those sources).
     pub revision: Option<String>,
-    pub canary: Option<ObjectRef>,
-    pub stable: Option<ObjectRef>,
 }
 
-/// Run the gates in order, stopping at the first that does not pass. `each` sees every
-/// outcome as it is decided (for progress output). Errors are setup problems (RBAC, a
+/// Run the cluster gates in order, stopping at the first that does not pass. `each` sees
+/// every outcome as it is decided (for progress output). Errors are setup problems (RBAC, a
 /// missing CRD or Deployment name), not gate failures.
 pub async fn run_gates(
     client: &Client,
@@ -965,21 +1024,37 @@ pub async fn run_gates(
 ) -> Result<Vec<GateOutcome>, ClusterError> {
     let start = Instant::now();
     let mut outcomes = Vec::new();
-    for gate in &settings.gates {
+    for gate in settings.gates.iter().filter(|g| g.is_cluster()) {
         let remaining = settings.timeout.saturating_sub(start.elapsed());
+        let gate_start = Instant::now();
         let outcome = match gate {
-            ClusterGate::Synced => {
-                let source = sync_source(&settings.sync_via, subject)?;
-                synced(client, &source, settings.sync_now, remaining).await?
+            Gate::Synced => {
+                let mut seen = Vec::new();
+                let mut last = None;
+                for source in sync_sources(&settings.sync_via, subject)? {
+                    let left = remaining.saturating_sub(gate_start.elapsed());
+                    let o = synced(client, &source, settings.sync_now, left).await?;
+                    seen.push(o.last_state.clone());
+                    let passed = o.passed();
+                    last = Some(o);
+                    if !passed {
+                        break;
+                    }
+                }
+                let mut o = last.ok_or_else(|| missing(subject, "canary Ingress"))?;
+                o.last_state = seen.join("; ");
+                o.elapsed = gate_start.elapsed();
+                o
             }
-            ClusterGate::RolledOut => {
+            Gate::RolledOut => {
                 let (c, s) = deployments(subject)?;
-                rolled_out(client, c, s, remaining).await?
+                rolled_out_all(client, c, s, remaining).await?
             }
-            ClusterGate::Steady => {
+            Gate::Steady => {
                 let (c, s) = deployments(subject)?;
-                steady(client, c, s, settings.bake, settings.restart_threshold).await?
+                steady_all(client, c, s, settings.bake, settings.restart_threshold).await?
             }
+            Gate::Metrics => continue,
         };
         each(&outcome);
         let passed = outcome.passed();
@@ -991,7 +1066,22 @@ pub async fn run_gates(
     Ok(outcomes)
 }
 
-fn sync_source(via: &SyncVia, subject: &Subject) -> Result<SyncSource, ClusterError> {
+fn missing(subject: &Subject, what: &str) -> ClusterError {
+    let first = subject.targets.ingresses.first();
+    ClusterError::Invalid {
+        kind: "Ingress".into(),
+        namespace: first.map(|i| i.namespace.clone()).unwrap_or_default(),
+        name: first.map(|i| i.name.clone()).unwrap_or_default(),
+        detail: if subject.targets.notes.is_empty() {
+            format!("no {what} known (none found in the manifests)")
+        } else {
+            format!("no {what} known ({})", subject.targets.notes.join("; "))
+        },
+    }
+}
+
+/// Where `synced` looks: every canary Ingress, or the one Argo CD / Flux object.
+fn sync_sources(via: &SyncVia, subject: &Subject) -> Result<Vec<SyncSource>, ClusterError> {
     let revision = |kind: &str, obj: &ObjectRef| {
         subject
             .revision
@@ -1004,96 +1094,37 @@ fn sync_source(via: &SyncVia, subject: &Subject) -> Result<SyncSource, ClusterEr
             })
     };
     Ok(match via {
-        SyncVia::Ingress => SyncSource::Ingress {
-            ingress: subject.ingress.clone(),
-            weight: subject.weight,
-        },
-        SyncVia::ArgoCd(app) => SyncSource::ArgoCd {
+        SyncVia::Ingress => subject
+            .targets
+            .ingresses
+            .iter()
+            .map(|i| SyncSource::Ingress {
+                ingress: i.clone(),
+                weight: subject.weight,
+            })
+            .collect(),
+        SyncVia::ArgoCd(app) => vec![SyncSource::ArgoCd {
             app: app.clone(),
             revision: revision("Application", app)?,
-        },
-        SyncVia::Flux(ks) => SyncSource::Flux {
+        }],
+        SyncVia::Flux(ks) => vec![SyncSource::Flux {
             kustomization: ks.clone(),
             revision: revision("Kustomization", ks)?,
-        },
+        }],
     })
 }
 
-fn deployments(subject: &Subject) -> Result<(&ObjectRef, &ObjectRef), ClusterError> {
-    let missing = |which: &str| ClusterError::Invalid {
-        kind: "Ingress".into(),
-        namespace: subject.ingress.namespace.clone(),
-        name: subject.ingress.name.clone(),
-        detail: format!(
-            "no {which} Deployment known (none found behind its Services in the manifests)"
-        ),
-    };
-    match (&subject.canary, &subject.stable) {
-        (Some(c), Some(s)) => Ok((c, s)),
-        (None, _) => Err(missing("canary")),
-        (_, None) => Err(missing("stable")),
+fn deployments(subject: &Subject) -> Result<(&[ObjectRef], &[ObjectRef]), ClusterError> {
+    let t = &subject.targets;
+    if t.canary.is_empty() {
+        return Err(missing(subject, "canary Deployment"));
     }
+    if t.stable.is_empty() {
+        return Err(missing(subject, "stable Deployment"));
+    }
+    Ok((&t.canary, &t.stable))
 }
 
-/// The rollout loop's gates, watching a real cluster.
-pub struct ClusterGates {
-    pub client: Client,
-    pub settings: GateSettings,
-}
-
-impl ClusterGates {
-    /// What the gates judge for one stage: the first canary route and the one Deployment
-    /// behind each side (several would need one gate each; the loop's routes are one pair).
-    pub fn subject(ctx: &crate::app::GateContext) -> Result<Subject, ClusterError> {
-        let route = ctx.canaries.first().ok_or_else(|| ClusterError::Invalid {
-            kind: "Ingress".into(),
-            namespace: String::new(),
-            name: ctx.rollout.clone(),
-            detail: "no canary route to gate".into(),
-        })?;
-        let namespace = route.namespace.clone().unwrap_or_else(|| "default".into());
-        let deployment = |ws: &[crate::manifest::workload::Workload]| {
-            ws.first().map(|w| {
-                ObjectRef::new(
-                    w.namespace.clone().unwrap_or_else(|| namespace.clone()),
-                    w.name.clone(),
-                )
-            })
-        };
-        Ok(Subject {
-            ingress: ObjectRef::new(namespace.clone(), route.name.clone()),
-            weight: ctx.weight,
-            revision: Some(ctx.revision.clone()).filter(|r| !r.is_empty()),
-            canary: deployment(&ctx.canary_workloads),
-            stable: deployment(&ctx.stable_workloads),
-        })
-    }
-}
-
-impl crate::app::GateRunner for ClusterGates {
-    fn run<'a>(
-        &'a self,
-        ctx: &'a crate::app::GateContext,
-    ) -> futures::future::BoxFuture<'a, anyhow::Result<crate::app::GateReport>> {
-        Box::pin(async move {
-            let subject = Self::subject(ctx)?;
-            let outcomes = run_gates(&self.client, &self.settings, &subject, |_| {}).await?;
-            let verdict = gates::combine(outcomes.iter().map(|o| o.verdict.clone()));
-            let lines = outcomes
-                .into_iter()
-                .map(|o| crate::app::GateLine {
-                    gate: o.gate,
-                    verdict: o.verdict,
-                    detail: o.last_state,
-                })
-                .collect();
-            Ok(crate::app::GateReport {
-                verdict,
-                gates: lines,
-            })
-        })
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,9 +151,9 @@ pub struct Config {
     pub labels: Vec<String>,
     #[serde(default)]
     pub cluster: Option<ClusterMode>,
-    /// Gates to run after each merge: `synced`, `rolled-out`, `steady`, `metrics`.
+    /// Gates to run after each merge.
     #[serde(default)]
-    pub gates: Vec<String>,
+    pub gates: Vec<crate::gate::Gate>,
     /// Timeout for the gates of one stage, e.g. `10m`.
     #[serde(default)]
     pub timeout: Option<String>,
@@ -263,15 +263,20 @@ impl Config {
                 ));
             }
         }
-        for g in &self.gates {
-            if !GATES.contains(&g.as_str()) {
-                return Err(invalid(
-                    "gates",
-                    format!("unknown gate {g:?}; known: {}", GATES.join(", ")),
-                ));
-            }
-        }
         Ok(())
+    }
+
+    /// The bake time of each stage that sets its own (`None`: the rollout's), in stage order.
+    pub fn stage_bakes(&self) -> Vec<Option<Duration>> {
+        self.stages
+            .iter()
+            .map(|s| match s {
+                StageConfig::Detailed {
+                    bake_time: Some(b), ..
+                } => parse_duration(b).ok(),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The stages with their approval, defaults applied.
@@ -307,7 +312,6 @@ impl Config {
 }
 
 pub const DEFAULT_STAGES: [u32; 4] = [10, 25, 50, 100];
-pub const GATES: [&str; 4] = ["synced", "rolled-out", "steady", "metrics"];
 
 /// Stage weights rise strictly within 1..=100.
 pub fn check_stages(weights: &[u32]) -> Result<(), String> {
@@ -348,6 +352,29 @@ mod tests {
         assert_eq!(st[1].approval, Approval::Approved);
         assert_eq!(st[0].approval, Approval::PullRequest);
         assert_eq!(c.forge, Some(ForgeKind::Gitlab));
+        assert_eq!(
+            c.stage_bakes(),
+            [None, Some(Duration::from_secs(600)), None],
+            "a stage's own bakeTime is kept, not only validated"
+        );
+        assert_eq!(
+            c.gates,
+            [crate::gate::Gate::Synced, crate::gate::Gate::RolledOut]
+        );
+    }
+
+    #[test]
+    fn gates_are_one_vocabulary() {
+        let e = Config::parse(Path::new("c.yaml"), "gates: [synced, healthy]\n").unwrap_err();
+        assert!(e.to_string().contains("healthy"), "{e}");
+        let s = schema();
+        let text = s.to_string();
+        for g in crate::gate::Gate::ALL {
+            assert!(
+                text.contains(&format!("\"{g}\"")),
+                "schema lacks {g}: {text}"
+            );
+        }
     }
 
     #[test]

@@ -35,12 +35,16 @@ struct Run {
 }
 
 async fn check(fake: &FakeKube, extra: &[&str]) -> Run {
+    check_in(fake, &example_repo(), extra).await
+}
+
+async fn check_in(fake: &FakeKube, repo: &std::path::Path, extra: &[&str]) -> Run {
     let mut cmd = assert_cmd::Command::cargo_bin("gitops-canary").unwrap();
     cmd.env_clear()
         .env("KUBECONFIG", fake.kubeconfig())
         .env("HOME", fake.kubeconfig().parent().unwrap())
         .args(["check", "--repo"])
-        .arg(example_repo())
+        .arg(repo)
         .args(["--ingress", "shop/web-canary"])
         .args(extra);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
@@ -276,5 +280,74 @@ async fn sigterm_ends_a_waiting_check_with_status_cancelled() {
     assert!(
         written.lines().any(|l| l == "status=cancelled"),
         "{written}"
+    );
+}
+
+/// The example repository with the api canary at the shop canary's weight, so both Ingresses
+/// move together.
+fn two_canaries_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(example_repo().join("apps"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let api = dir.path().join("apps/api/canary/api.yaml");
+    let text = std::fs::read_to_string(&api)
+        .unwrap()
+        .replace("canary-weight: \"0\"", "canary-weight: \"10\"");
+    std::fs::write(&api, text).unwrap();
+    dir
+}
+
+fn api_synced(fake: &FakeKube) {
+    fake.upsert(objects::ingress("api-canary", "api", 10));
+    fake.upsert(objects::deployment("api-canary", "api", 1, "api", "canary"));
+    fake.upsert(objects::deployment("api", "api", 3, "api", "stable"));
+    fake.upsert(objects::pod("api-canary", "api-7c9d-a", "api", "canary"));
+}
+
+/// `check` gates every Ingress given and every Deployment behind them, as the rollout does:
+/// a fault on the second ingress's canary Deployment fails the gate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ingresses_are_checked_together() {
+    let repo = two_canaries_repo();
+    let fake = FakeKube::start().await;
+    synced_cluster(&fake);
+    api_synced(&fake);
+    let args = [
+        "--ingress",
+        "api-canary/api",
+        "--gates",
+        "synced,rolled-out",
+        "--timeout",
+        "5s",
+        "--output",
+        "json",
+    ];
+    let run = check_in(&fake, repo.path(), &args).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let seen = report["gates"][1]["last_state"].as_str().unwrap();
+    assert!(
+        seen.contains("Deployment shop/web-canary") && seen.contains("Deployment api-canary/api"),
+        "{seen}"
+    );
+
+    fake.modify("apps/v1", "Deployment", "api-canary", "api", |d| {
+        d["status"]["conditions"][1] = json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "stuck"});
+    });
+    let run = check_in(&fake, repo.path(), &args).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["failedGate"], "rolled-out", "{report}");
+    assert!(
+        report["gates"][1]["last_state"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment api-canary/api"),
+        "{report}"
     );
 }

@@ -320,7 +320,7 @@ async fn run_gates_timeout_reports_the_budget_given() {
     fake.upsert(objects::ingress(NS, "web-canary", 10));
     let client = fake.client().await;
     let settings = cluster::GateSettings {
-        gates: vec![cluster::ClusterGate::Synced],
+        gates: vec![cluster::Gate::Synced],
         sync_via: cluster::SyncVia::Ingress,
         sync_now: false,
         timeout: Duration::from_secs(2),
@@ -328,11 +328,12 @@ async fn run_gates_timeout_reports_the_budget_given() {
         restart_threshold: 3,
     };
     let subject = cluster::Subject {
-        ingress: ObjectRef::new(NS, "web-canary"),
+        targets: gitops_canary::gate::target::Targets {
+            ingresses: vec![ObjectRef::new(NS, "web-canary")],
+            ..Default::default()
+        },
         weight: 25,
         revision: None,
-        canary: None,
-        stable: None,
     };
     let outcomes = cluster::run_gates(&client, &settings, &subject, |_| {})
         .await

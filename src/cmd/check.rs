@@ -1,41 +1,40 @@
-//! `check`: run the cluster gates for one canary and say which one failed, with what the
+//! `check`: run the gates for one stage of canaries and say which one failed, with what the
 //! cluster showed last and why.
 //!
-//! What Git says (namespace, name, weight, the Deployments behind the Services) comes from the
-//! manifests; flags override it. The gates run in order (synced, rolled-out, steady,
-//! metrics) and stop at the first that does not pass.
+//! What Git says (namespaces, names, weight, every Deployment behind the Services) comes from
+//! the manifests, resolved as the rollout resolves it (`gate::target`); flags override it.
+//! The gates run through the rollout's own runner (`cmd::gates::Runner`): synced and
+//! rolled-out in order, then the bake (steady) and the metrics analysis side by side; the
+//! first that does not pass stops it.
 
 use crate::report::console;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::ValueEnum;
 use serde::Serialize;
 
-use super::gates::SyncSourceKind;
+use super::gates::{RunnerSettings, SyncSourceKind};
 use crate::cli::{Output, RepoArgs};
-use crate::cluster::{self, ClusterGate, GateOutcome, GateSettings, ObjectRef, Subject, SyncVia};
+use crate::cluster::{self, GateOutcome, ObjectRef, Subject, SyncVia};
 use crate::exit::{self, Usage};
-use crate::gate::Verdict;
+use crate::gate::target::{self, RoutePair, Targets};
+use crate::gate::{Gate, Verdict};
 use crate::manifest::{self, workload};
 use crate::router::Route;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Gate {
-    Synced,
-    RolledOut,
-    Steady,
-    Metrics,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
-    /// The canary Ingress: NAME or NAMESPACE/NAME, as in the manifests.
-    #[arg(long, env = "GITOPS_CANARY_INGRESS")]
-    pub ingress: String,
+    /// The canary Ingress(es), [NAMESPACE/]NAME as in the manifests, comma-separated; several
+    /// are gated together, as a rollout moves them.
+    #[arg(
+        long,
+        env = "GITOPS_CANARY_INGRESS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub ingress: Vec<String>,
     /// Gates to run, in order.
     #[arg(
         long,
@@ -82,89 +81,58 @@ pub struct CheckArgs {
     pub metrics: super::gates::MetricsArgs,
 }
 
-/// What the manifests say about the canary.
+/// What the manifests say about the canaries: what their gates watch, and their weight.
 struct Resolved {
-    ingress: ObjectRef,
+    targets: Targets,
     weight: u32,
-    /// The labels ingress-nginx puts on canary requests: the stable Ingress (namespace, name)
-    /// whose location the canary joins, and the canary's Service.
-    metrics_labels: (String, String, String),
-    canary_deployment: Option<ObjectRef>,
-    stable_deployment: Option<ObjectRef>,
-    notes: Vec<String>,
 }
 
 fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
     let repo = manifest::Repo::load_filtered(&args.repo.repo, &crate::app::needs_parse)?;
     let discovery = repo.discover();
-    let selector = manifest::Selector::parse(&args.ingress)?;
     let canaries: Vec<Route> = discovery.pairs.iter().map(|p| p.canary.clone()).collect();
-    let route = manifest::select(&canaries, &selector)?;
-    let pair = discovery
-        .pairs
-        .iter()
-        .find(|p| p.canary == *route)
-        .context("discovered canary without its pair")?;
-    let namespace = route
-        .namespace
-        .clone()
-        .or(selector.namespace.clone())
-        .unwrap_or_else(|| "default".into());
-    let weight = pair.weight.ok_or_else(|| {
-        Usage(format!(
-            "the canary-weight of {} in {} is not an integer",
-            route.name,
-            route.file.display()
+    let mut pairs = Vec::new();
+    let mut weights = Vec::new();
+    let mut default_namespace = None;
+    for sel in &args.ingress {
+        let selector = manifest::Selector::parse(sel)?;
+        let route = manifest::select(&canaries, &selector)?;
+        let pair = discovery
+            .pairs
+            .iter()
+            .find(|p| p.canary == *route)
+            .context("discovered canary without its pair")?;
+        let weight = pair.weight.ok_or_else(|| {
+            Usage(format!(
+                "the canary-weight of {} in {} is not an integer",
+                route.name,
+                route.file.display()
+            ))
+        })?;
+        weights.push((route.qualified_name(), weight));
+        default_namespace = default_namespace.or(selector.namespace.clone());
+        pairs.push(RoutePair {
+            canary: route.clone(),
+            stables: pair.stable.clone(),
+        });
+    }
+    if weights.windows(2).any(|w| w[0].1 != w[1].1) {
+        let list: Vec<String> = weights.iter().map(|(n, w)| format!("{n}={w}")).collect();
+        return Err(Usage(format!(
+            "the canaries disagree on the weight: {}",
+            list.join(", ")
         ))
-    })?;
-
-    let workloads = workload::workloads(&repo.files);
-    let services = workload::services(&repo.files);
-    let mut notes = Vec::new();
-    let mut behind = |which: &str, routes: &[&Route]| -> Option<ObjectRef> {
-        let mut found: Vec<ObjectRef> = workload::behind_routes(&workloads, &services, routes)
-            .into_iter()
-            .map(|w| {
-                ObjectRef::new(
-                    w.namespace.clone().unwrap_or_else(|| namespace.clone()),
-                    w.name.clone(),
-                )
-            })
-            .collect();
-        match found.len() {
-            1 => found.pop(),
-            0 => {
-                notes.push(format!(
-                    "no Deployment behind the {which} Services in the manifests"
-                ));
-                None
-            }
-            _ => {
-                let names: Vec<String> = found.iter().map(ToString::to_string).collect();
-                notes.push(format!("several {which} Deployments: {}", names.join(", ")));
-                None
-            }
-        }
-    };
-    let canary_deployment = behind("canary", &[route]);
-    let stable_routes: Vec<&Route> = pair.stable.iter().collect();
-    let stable_deployment = behind("stable", &stable_routes);
-    let stable_route = pair.stable.first().unwrap_or(route);
-    let metrics_labels = (
-        stable_route
-            .namespace
-            .clone()
-            .unwrap_or_else(|| namespace.clone()),
-        stable_route.name.clone(),
-        route.services().first().cloned().unwrap_or_default(),
+        .into());
+    }
+    let targets = target::resolve(
+        &pairs,
+        &workload::workloads(&repo.files),
+        &workload::services(&repo.files),
+        default_namespace.as_deref().unwrap_or("default"),
     );
     Ok(Resolved {
-        metrics_labels,
-        ingress: ObjectRef::new(namespace, route.name.clone()),
-        weight,
-        canary_deployment,
-        stable_deployment,
-        notes,
+        targets,
+        weight: weights.first().map_or(0, |w| w.1),
     })
 }
 
@@ -182,25 +150,32 @@ fn head_revision(repo: &std::path::Path) -> anyhow::Result<String> {
     Ok(commit.id().to_string())
 }
 
-fn deployment(
+/// A `--canary-deployment` / `--stable-deployment` replaces what the manifests say; with
+/// neither, the gates that need Deployments need the manifests to name at least one.
+fn deployments(
     flag: &Option<String>,
-    found: &Option<ObjectRef>,
+    found: &mut Vec<ObjectRef>,
     ns: &str,
     which: &str,
     notes: &[String],
-) -> anyhow::Result<ObjectRef> {
-    match (flag, found) {
-        (Some(f), _) => {
-            ObjectRef::parse(f, ns).map_err(|e| Usage(format!("--{which}-deployment: {e}")).into())
+) -> anyhow::Result<()> {
+    match flag {
+        Some(f) => {
+            *found =
+                vec![ObjectRef::parse(f, ns)
+                    .map_err(|e| Usage(format!("--{which}-deployment: {e}")))?];
+            Ok(())
         }
-        (None, Some(d)) => Ok(d.clone()),
-        (None, None) => {
-            Err(Usage(format!(
+        None if found.is_empty() => Err(Usage(format!(
             "cannot tell the {which} Deployment from the manifests ({}); pass --{which}-deployment",
-            if notes.is_empty() { "no match".to_string() } else { notes.join("; ") }
+            if notes.is_empty() {
+                "no match".to_string()
+            } else {
+                notes.join("; ")
+            }
         ))
-            .into())
-        }
+        .into()),
+        None => Ok(()),
     }
 }
 
@@ -217,43 +192,31 @@ struct Report<'a> {
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
-    let metrics = if args.gates.contains(&Gate::Metrics) {
-        Some(
-            super::gates::MetricsGate::new(&args.metrics, args.bake_time)?.ok_or_else(|| {
-                Usage(
-                    "the metrics gate needs --prometheus-url (GITOPS_CANARY_PROMETHEUS_URL)".into(),
-                )
-            })?,
-        )
-    } else {
-        None
-    };
-    let resolved = resolve(&args)?;
-    let ns = resolved.ingress.namespace.clone();
-    let needs_deployments = args
-        .gates
-        .iter()
-        .any(|g| matches!(g, Gate::RolledOut | Gate::Steady));
-    let (canary, stable) = if needs_deployments {
-        (
-            Some(deployment(
-                &args.canary_deployment,
-                &resolved.canary_deployment,
-                &ns,
-                "canary",
-                &resolved.notes,
-            )?),
-            Some(deployment(
-                &args.stable_deployment,
-                &resolved.stable_deployment,
-                &ns,
-                "stable",
-                &resolved.notes,
-            )?),
-        )
-    } else {
-        (None, None)
-    };
+    let Resolved {
+        mut targets,
+        weight,
+    } = resolve(&args)?;
+    let ns = targets
+        .ingresses
+        .first()
+        .map_or_else(|| "default".to_string(), |i| i.namespace.clone());
+    if args.gates.iter().any(|g| g.needs_deployments()) {
+        let notes = targets.notes.clone();
+        deployments(
+            &args.canary_deployment,
+            &mut targets.canary,
+            &ns,
+            "canary",
+            &notes,
+        )?;
+        deployments(
+            &args.stable_deployment,
+            &mut targets.stable,
+            &ns,
+            "stable",
+            &notes,
+        )?;
+    }
     let sync_via = super::gates::sync_via(
         args.sync_source,
         args.argocd_app.as_deref(),
@@ -264,72 +227,47 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
         (SyncVia::Ingress, None) => None,
         (_, None) => Some(head_revision(&args.repo.repo)?),
     };
-    let settings = GateSettings {
-        gates: args
-            .gates
-            .iter()
-            .filter_map(|g| match g {
-                Gate::Synced => Some(ClusterGate::Synced),
-                Gate::RolledOut => Some(ClusterGate::RolledOut),
-                Gate::Steady => Some(ClusterGate::Steady),
-                Gate::Metrics => None,
-            })
-            .collect(),
-        sync_via,
-        sync_now: args.sync_now,
-        timeout: args.timeout,
-        bake: args.bake_time,
-        restart_threshold: args.restart_threshold,
-    };
+    let runner = super::gates::runner(
+        RunnerSettings {
+            gates: args.gates.clone(),
+            context: args.context.clone(),
+            sync_via,
+            sync_now: args.sync_now,
+            timeout: args.timeout,
+            bake: args.bake_time,
+            stage_bakes: Vec::new(),
+            restart_threshold: args.restart_threshold,
+        },
+        &args.metrics,
+    )
+    .await?;
+    let ingress = targets
+        .ingresses
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let subject = Subject {
-        ingress: resolved.ingress.clone(),
-        weight: resolved.weight,
+        targets,
+        weight,
         revision,
-        canary,
-        stable,
     };
 
     let human = args.repo.output == Output::Human;
-    let mut outcomes = if settings.gates.is_empty() {
-        Vec::new()
-    } else {
-        let client = cluster::connect(args.context.as_deref()).await?;
-        cluster::run_gates(&client, &settings, &subject, |o| {
+    let outcomes = runner
+        .judge(&subject, args.bake_time, &mut |o| {
             if human {
                 print_outcome(o);
             }
         })
-        .await?
-    };
-    if let (Some(m), true) = (&metrics, outcomes.iter().all(GateOutcome::passed)) {
-        let started = std::time::Instant::now();
-        let (ns, ingress, service) = resolved.metrics_labels.clone();
-        let line = m
-            .analyse_vars(crate::gate::metrics::Vars::new(
-                ns,
-                ingress,
-                service,
-                args.metrics.metrics_interval,
-            ))
-            .await?;
-        let o = GateOutcome {
-            gate: line.gate,
-            verdict: line.verdict,
-            last_state: line.detail,
-            elapsed: started.elapsed(),
-        };
-        if human {
-            print_outcome(&o);
-        }
-        outcomes.push(o);
-    }
+        .await?;
     let failed = outcomes.iter().find(|o| !o.passed());
     if args.repo.output == Output::Json {
         let report = Report {
             schema_version: 1,
             passed: failed.is_none(),
-            ingress: resolved.ingress.to_string(),
-            weight: resolved.weight,
+            ingress,
+            weight,
             failed_gate: failed.map(|o| o.gate.as_str()),
             gates: &outcomes,
         };

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use futures::stream::{FuturesUnordered, StreamExt};
+
 use crate::app::{GateContext, GateLine, GateReport, GateRunner};
-use crate::cluster::{self, ClusterGate, ClusterGates, GateSettings, ObjectRef, SyncVia};
+use crate::cluster::{self, GateOutcome, GateSettings, ObjectRef, Subject, SyncVia};
 use crate::exit::Usage;
 use crate::gate::metrics::{builtin_checks, AnalysisConfig, Vars};
-use crate::gate::Verdict;
+use crate::gate::target::MetricsLabels;
+use crate::gate::{Gate, Verdict};
 use crate::metrics::{run_analysis, ManualClock, PrometheusClient, SystemClock};
 use crate::secret::Token;
 
@@ -100,52 +103,77 @@ pub struct MetricsArgs {
 pub struct MetricsGate {
     pub client: PrometheusClient,
     pub args: MetricsArgs,
-    pub bake_time: Duration,
 }
 
 impl MetricsGate {
-    pub fn new(args: &MetricsArgs, bake_time: Duration) -> anyhow::Result<Option<Self>> {
+    pub fn new(args: &MetricsArgs) -> anyhow::Result<Option<Self>> {
         let Some(url) = &args.prometheus_url else {
             return Ok(None);
         };
         Ok(Some(MetricsGate {
             client: PrometheusClient::new(url, args.prometheus_token.clone())?,
             args: args.clone(),
-            bake_time,
         }))
     }
 
-    /// The label values ingress-nginx's metrics carry for canary requests: the canary is merged
-    /// into its stable's location, so `ingress` is the stable Ingress and `canary!=""` marks the
-    /// canary's share; `service` is the canary's Service (for custom queries).
-    pub fn vars(&self, ctx: &GateContext) -> Option<Vars> {
-        let canary = ctx.canaries.first()?;
-        let stable = ctx.stables.first().unwrap_or(canary);
-        Some(Vars::new(
-            stable.namespace.clone().unwrap_or_else(|| "default".into()),
-            stable.name.clone(),
-            canary.services().first().cloned().unwrap_or_default(),
-            self.args.metrics_interval,
-        ))
-    }
-
-    pub async fn analyse(&self, ctx: &GateContext) -> anyhow::Result<GateLine> {
-        match self.vars(ctx) {
-            Some(vars) => self.analyse_vars(vars).await,
-            None => Ok(GateLine {
-                gate: "metrics".into(),
+    /// The analysis of every canary of the stage over one bake, side by side; the first
+    /// canary that fails fails the gate.
+    pub async fn analyse(
+        &self,
+        labels: &[MetricsLabels],
+        bake: Duration,
+    ) -> anyhow::Result<GateOutcome> {
+        let started = std::time::Instant::now();
+        if labels.is_empty() {
+            return Ok(GateOutcome {
+                gate: Gate::Metrics.as_str().into(),
                 verdict: Verdict::Fail("no canary route to analyse".into()),
-                detail: String::new(),
-            }),
+                last_state: String::new(),
+                elapsed: started.elapsed(),
+            });
         }
+        let mut runs: FuturesUnordered<_> = labels
+            .iter()
+            .map(|l| {
+                let vars = Vars::new(
+                    l.namespace.clone(),
+                    l.ingress.clone(),
+                    l.service.clone(),
+                    self.args.metrics_interval,
+                );
+                self.analyse_vars(vars, bake)
+            })
+            .collect();
+        let (mut verdicts, mut details) = (Vec::new(), Vec::new());
+        while let Some(line) = runs.next().await {
+            let (verdict, detail) = line?;
+            let failed = matches!(verdict, Verdict::Fail(_));
+            verdicts.push(verdict);
+            details.push(detail);
+            if failed {
+                break;
+            }
+        }
+        // A failure first, then whatever does not pass, so the verdict names its canary.
+        let verdict = crate::gate::k8s::combine(verdicts);
+        Ok(GateOutcome {
+            gate: Gate::Metrics.as_str().into(),
+            verdict,
+            last_state: details.join("; "),
+            elapsed: started.elapsed(),
+        })
     }
 
-    /// The analysis for explicit label values (namespace and name of the stable Ingress, the
-    /// canary's Service).
-    pub async fn analyse_vars(&self, vars: Vars) -> anyhow::Result<GateLine> {
+    /// The analysis for one canary's label values (namespace and name of the stable Ingress,
+    /// the canary's Service): its verdict and what it saw.
+    pub async fn analyse_vars(
+        &self,
+        vars: Vars,
+        bake: Duration,
+    ) -> anyhow::Result<(Verdict, String)> {
         let config = AnalysisConfig {
             interval: self.args.metrics_interval,
-            bake_time: self.bake_time.max(self.args.metrics_interval),
+            bake_time: bake.max(self.args.metrics_interval),
             failure_limit: self.args.failure_limit,
             min_requests: self.args.min_requests,
             min_passing_runs: 1,
@@ -161,174 +189,190 @@ impl MetricsGate {
             .ok()
             .and_then(|v| v.get("runs").and_then(|r| r.as_array()).map(|a| a.len()))
             .unwrap_or(0);
-        Ok(GateLine {
-            gate: "metrics".into(),
-            verdict: report.verdict().clone(),
-            detail: format!(
+        Ok((
+            report.verdict().clone(),
+            format!(
                 "{runs} run(s) over {} for {}/{} (service {})",
                 humantime::format_duration(config.bake_time),
                 vars.namespace,
                 vars.ingress,
                 vars.service
             ),
-        })
+        ))
     }
 }
 
-/// Cluster gates, then metrics; stops at the first gate that does not pass.
-pub struct Chain {
-    pub cluster: Option<ClusterGates>,
+/// The one gate runner `check` and the rollout loop share: the cluster gates before the bake
+/// (synced, rolled-out) in order, then the bake (steady) and the metrics analysis side by side
+/// over the same minutes. It stops at the first gate that fails.
+pub struct Runner {
+    /// The cluster, when a cluster gate is asked for.
+    pub client: Option<kube::Client>,
+    pub settings: GateSettings,
+    /// The bake of each stage (index 0 is stage 1) where it differs from `settings.bake`.
+    pub stage_bakes: Vec<Option<Duration>>,
     pub metrics: Option<MetricsGate>,
 }
 
-impl Chain {
-    /// The cluster gates split in two: those before the bake (synced, rolled-out) and the bake
-    /// itself (steady), so that the bake and the metrics analysis can share the same minutes.
-    fn split(&self) -> (Option<ClusterGates>, Option<ClusterGates>) {
-        let Some(c) = &self.cluster else {
-            return (None, None);
+impl Runner {
+    /// The bake of a stage (1-based): its own, else the rollout's.
+    pub fn bake(&self, stage: usize) -> Duration {
+        stage
+            .checked_sub(1)
+            .and_then(|i| self.stage_bakes.get(i).copied().flatten())
+            .unwrap_or(self.settings.bake)
+    }
+
+    fn cluster(&self) -> anyhow::Result<&kube::Client> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("cluster gates asked for without a cluster client"))
+    }
+
+    /// Run the gates for one subject with one bake. `each` sees every outcome as it is
+    /// decided (for progress output).
+    pub async fn judge(
+        &self,
+        subject: &Subject,
+        bake: Duration,
+        each: &mut (dyn FnMut(&GateOutcome) + Send),
+    ) -> anyhow::Result<Vec<GateOutcome>> {
+        let gates = &self.settings.gates;
+        let before: Vec<Gate> = gates
+            .iter()
+            .copied()
+            .filter(|g| matches!(g, Gate::Synced | Gate::RolledOut))
+            .collect();
+        let mut outcomes = Vec::new();
+        if !before.is_empty() {
+            let settings = GateSettings {
+                gates: before,
+                ..self.settings.clone()
+            };
+            let done = cluster::run_gates(self.cluster()?, &settings, subject, |o| each(o)).await?;
+            let passed = done.iter().all(GateOutcome::passed);
+            outcomes.extend(done);
+            if !passed {
+                return Ok(outcomes);
+            }
+        }
+        // The bake (steady) and the metrics analysis watch the same period side by side.
+        let steady = async {
+            if !gates.contains(&Gate::Steady) {
+                return Ok(None);
+            }
+            let settings = GateSettings {
+                gates: vec![Gate::Steady],
+                bake,
+                ..self.settings.clone()
+            };
+            let mut done = cluster::run_gates(self.cluster()?, &settings, subject, |_| {}).await?;
+            Ok::<_, anyhow::Error>(done.pop())
         };
-        let part = |keep: &dyn Fn(&ClusterGate) -> bool| {
-            let gates: Vec<ClusterGate> = c
-                .settings
-                .gates
-                .iter()
-                .copied()
-                .filter(|g| keep(g))
-                .collect();
-            (!gates.is_empty()).then(|| ClusterGates {
-                client: c.client.clone(),
-                settings: GateSettings {
-                    gates,
-                    ..c.settings.clone()
-                },
-            })
+        let metrics = async {
+            match (&self.metrics, gates.contains(&Gate::Metrics)) {
+                (Some(m), true) => m.analyse(&subject.targets.metrics, bake).await.map(Some),
+                _ => Ok(None),
+            }
         };
-        (
-            part(&|g| *g != ClusterGate::Steady),
-            part(&|g| *g == ClusterGate::Steady),
-        )
+        // A failure on either side ends the stage at once; otherwise both run to the end.
+        let failed = |o: &Option<GateOutcome>| {
+            o.as_ref()
+                .is_some_and(|o| matches!(o.verdict, Verdict::Fail(_)))
+        };
+        let (steady, metrics) = {
+            use futures::future::{select, Either};
+            let (steady, metrics) = (Box::pin(steady), Box::pin(metrics));
+            let mut seen = |o: Option<GateOutcome>| {
+                if let Some(o) = &o {
+                    each(o);
+                }
+                o
+            };
+            match select(steady, metrics).await {
+                Either::Left((s, rest)) => {
+                    let s = seen(s?);
+                    let m = if failed(&s) { None } else { seen(rest.await?) };
+                    (s, m)
+                }
+                Either::Right((m, rest)) => {
+                    let m = seen(m?);
+                    let s = if failed(&m) { None } else { seen(rest.await?) };
+                    (s, m)
+                }
+            }
+        };
+        outcomes.extend(steady);
+        outcomes.extend(metrics);
+        Ok(outcomes)
     }
 }
 
-impl GateRunner for Chain {
+impl GateRunner for Runner {
     fn run<'a>(&'a self, ctx: &'a GateContext) -> BoxFuture<'a, anyhow::Result<GateReport>> {
         Box::pin(async move {
-            let (before, bake) = self.split();
-            let mut lines = Vec::new();
-            if let Some(c) = &before {
-                let r = c.run(ctx).await?;
-                lines.extend(r.gates);
-                if r.verdict != Verdict::Pass {
-                    return Ok(GateReport {
-                        verdict: r.verdict,
-                        gates: lines,
-                    });
-                }
-            }
-            // The bake (steady) and the metrics analysis watch the same period side by side.
-            let steady = async {
-                match &bake {
-                    Some(c) => c.run(ctx).await.map(Some),
-                    None => Ok(None),
-                }
+            let subject = Subject {
+                targets: ctx.targets.clone(),
+                weight: ctx.weight,
+                revision: Some(ctx.revision.clone()).filter(|r| !r.is_empty()),
             };
-            let metrics = async {
-                match &self.metrics {
-                    Some(m) => m.analyse(ctx).await.map(Some),
-                    None => Ok(None),
-                }
-            };
-            // A failure on either side ends the stage at once; otherwise both run to the end.
-            let failed = |v: &Verdict| matches!(v, Verdict::Fail(_));
-            let (steady, metrics) = {
-                use futures::future::{select, Either};
-                let (steady, metrics) = (Box::pin(steady), Box::pin(metrics));
-                match select(steady, metrics).await {
-                    Either::Left((s, rest)) => {
-                        let s = s?;
-                        if s.as_ref().is_some_and(|r| failed(&r.verdict)) {
-                            (Some(s), None)
-                        } else {
-                            (Some(s), Some(rest.await?))
-                        }
-                    }
-                    Either::Right((m, rest)) => {
-                        let m = m?;
-                        if m.as_ref().is_some_and(|l| failed(&l.verdict)) {
-                            (None, Some(m))
-                        } else {
-                            (Some(rest.await?), Some(m))
-                        }
-                    }
-                }
-            };
-            let mut verdicts = Vec::new();
-            if let Some(r) = steady.flatten() {
-                verdicts.push(r.verdict);
-                lines.extend(r.gates);
-            }
-            if let Some(line) = metrics.flatten() {
-                verdicts.push(line.verdict.clone());
-                lines.push(line);
-            }
+            let outcomes = self
+                .judge(&subject, self.bake(ctx.stage), &mut |_| {})
+                .await?;
             Ok(GateReport {
-                verdict: crate::gate::k8s::combine(verdicts),
-                gates: lines,
+                verdict: crate::gate::k8s::combine(outcomes.iter().map(|o| o.verdict.clone())),
+                gates: outcomes
+                    .into_iter()
+                    .map(|o| GateLine {
+                        gate: o.gate,
+                        verdict: o.verdict,
+                        detail: o.last_state,
+                    })
+                    .collect(),
             })
         })
     }
 }
 
-/// The cluster gate list from names; `metrics` is handled by `MetricsGate`.
-pub fn cluster_gates(names: &[String]) -> Vec<ClusterGate> {
-    names
-        .iter()
-        .filter_map(|g| match g.as_str() {
-            "synced" => Some(ClusterGate::Synced),
-            "rolled-out" => Some(ClusterGate::RolledOut),
-            "steady" => Some(ClusterGate::Steady),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Everything the chain needs, resolved.
+/// Everything the runner needs, resolved from flags and the config file.
 #[derive(Debug, Clone)]
-pub struct ChainSettings {
-    pub gates: Vec<String>,
+pub struct RunnerSettings {
+    pub gates: Vec<Gate>,
     pub context: Option<String>,
     pub sync_via: SyncVia,
     pub sync_now: bool,
     pub timeout: Duration,
     pub bake: Duration,
+    /// Per-stage bakes from the config file (index 0 is stage 1).
+    pub stage_bakes: Vec<Option<Duration>>,
     pub restart_threshold: i32,
 }
 
-/// Connect and build the chain.
-pub async fn chain(s: ChainSettings, metrics: &MetricsArgs) -> anyhow::Result<Chain> {
-    let wanted = cluster_gates(&s.gates);
-    let cluster = if wanted.is_empty() {
-        None
+/// Connect (when a cluster gate is asked for) and build the runner.
+pub async fn runner(s: RunnerSettings, metrics: &MetricsArgs) -> anyhow::Result<Runner> {
+    let client = if s.gates.iter().any(|g| g.is_cluster()) {
+        Some(cluster::connect(s.context.as_deref()).await?)
     } else {
-        Some(ClusterGates {
-            client: cluster::connect(s.context.as_deref()).await?,
-            settings: GateSettings {
-                gates: wanted,
-                sync_via: s.sync_via,
-                sync_now: s.sync_now,
-                timeout: s.timeout,
-                bake: s.bake,
-                restart_threshold: s.restart_threshold,
-            },
-        })
+        None
     };
-    let metrics = if s.gates.iter().any(|g| g == "metrics") {
-        Some(MetricsGate::new(metrics, s.bake)?.ok_or_else(|| {
+    let metrics = if s.gates.contains(&Gate::Metrics) {
+        Some(MetricsGate::new(metrics)?.ok_or_else(|| {
             Usage("the metrics gate needs --prometheus-url (GITOPS_CANARY_PROMETHEUS_URL)".into())
         })?)
     } else {
         None
     };
-    Ok(Chain { cluster, metrics })
+    Ok(Runner {
+        client,
+        settings: GateSettings {
+            gates: s.gates,
+            sync_via: s.sync_via,
+            sync_now: s.sync_now,
+            timeout: s.timeout,
+            bake: s.bake,
+            restart_threshold: s.restart_threshold,
+        },
+        stage_bakes: s.stage_bakes,
+        metrics,
+    })
 }

@@ -7,12 +7,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::gates::{self, ChainSettings, MetricsArgs, SyncSourceKind};
+use super::gates::{self, MetricsArgs, RunnerSettings, SyncSourceKind};
 use crate::app::{self, GateRunner, NoGates, PassReport, PrOperation, Rollout, Settings};
 use crate::cli::{Output, RepoArgs};
 use crate::config::{self, ClusterMode, Config, ForgeKind, RollbackPolicy};
 use crate::exit::{self, Usage};
 use crate::forge::{AnyForge, GitHub, GitLab, MergeMethod};
+use crate::gate::Gate;
 use crate::git::{Auth, Author, Remote, Workspace};
 use crate::plan::{self, Approval, Step};
 use crate::report::{self, console, OutputKey, Report, RunStatus, Table};
@@ -66,9 +67,9 @@ pub struct RolloutArgs {
     /// Cluster gates: `kube` (KUBECONFIG / in-cluster) or `none` (explicitly off).
     #[arg(long, env = "GITOPS_CANARY_CLUSTER", value_enum)]
     pub cluster: Option<ClusterMode>,
-    /// Gates after each merge, comma-separated: synced, rolled-out, steady, metrics.
-    #[arg(long, env = "GITOPS_CANARY_GATES", value_delimiter = ',')]
-    pub gates: Vec<String>,
+    /// Gates after each merge, comma-separated (default synced,rolled-out).
+    #[arg(long, env = "GITOPS_CANARY_GATES", value_enum, value_delimiter = ',')]
+    pub gates: Vec<Gate>,
     /// How long `synced` and `rolled-out` may take together after a merge (default 10m).
     #[arg(long, env = "GITOPS_CANARY_TIMEOUT", value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
@@ -148,7 +149,7 @@ struct Resolved {
     forge: Option<AnyForge>,
     token: Option<Token>,
     cluster: ClusterMode,
-    chain: ChainSettings,
+    runner: RunnerSettings,
     metrics: MetricsArgs,
 }
 
@@ -219,24 +220,16 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         Approval::PullRequest
     });
     let cluster = args.cluster.or(cfg.cluster).unwrap_or_default();
-    let gate_names = if cluster == ClusterMode::None {
+    let gate_list = if cluster == ClusterMode::None {
         Vec::new()
     } else if !args.gates.is_empty() {
         args.gates.clone()
     } else if !cfg.gates.is_empty() {
         cfg.gates.clone()
     } else {
-        vec!["synced".into(), "rolled-out".into()]
+        vec![Gate::Synced, Gate::RolledOut]
     };
-    for g in &gate_names {
-        if !config::GATES.contains(&g.as_str()) {
-            return Err(Usage(format!(
-                "--gates: unknown gate {g:?}; known: {}",
-                config::GATES.join(", ")
-            ))
-            .into());
-        }
-    }
+    let gate_names = gate_list.iter().map(|g| g.as_str().to_string()).collect();
     let merge_method = match (args.merge_method, cfg.merge_method.as_deref()) {
         (Some(m), _) => m,
         (None, Some("squash")) => MergeMethod::Squash,
@@ -319,13 +312,16 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         .flux_kustomization
         .clone()
         .or(cfg.flux_kustomization.clone());
-    let chain = ChainSettings {
-        gates: settings.gate_names.clone(),
+    // A stage's own bakeTime wins, as its own approval does; then the flag, then the file.
+    let stage_bakes = cfg.stage_bakes();
+    let runner = RunnerSettings {
+        gates: gate_list,
         context: args.context.clone(),
         sync_via: gates::sync_via(sync_source, argocd_app.as_deref(), flux.as_deref())?,
         sync_now: args.sync_now,
         timeout: duration(args.timeout, &cfg.timeout, "10m")?,
         bake: duration(args.bake_time, &cfg.bake_time, "5m")?,
+        stage_bakes,
         restart_threshold: args.restart_threshold,
     };
     let mut metrics = args.metrics.clone();
@@ -338,7 +334,7 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         forge,
         token,
         cluster,
-        chain,
+        runner,
         metrics,
     })
 }
@@ -347,8 +343,8 @@ async fn gate_runner(r: Resolved) -> anyhow::Result<(Box<dyn GateRunner>, Resolv
     match r.cluster {
         ClusterMode::None => Ok((Box::new(NoGates), r)),
         ClusterMode::Kube => {
-            let chain = gates::chain(r.chain.clone(), &r.metrics).await?;
-            Ok((Box::new(chain), r))
+            let runner = gates::runner(r.runner.clone(), &r.metrics).await?;
+            Ok((Box::new(runner), r))
         }
     }
 }
