@@ -75,6 +75,8 @@ pub struct Settings {
     pub max_wait: Duration,
     /// The gates that run after each merge (for PR bodies and reports).
     pub gate_names: Vec<String>,
+    /// How long `synced` and `rolled-out` may take after a stage reaches the base.
+    pub gate_timeout: Duration,
 }
 
 impl Settings {
@@ -119,6 +121,8 @@ pub struct GateContext {
     /// What the gates watch: every canary route, every Deployment on each side, the metric
     /// labels, resolved once from the manifests.
     pub targets: crate::gate::target::Targets,
+    /// This pass's budget for `synced` and `rolled-out` (else the runner's own timeout).
+    pub timeout: Option<Duration>,
 }
 
 /// The result of the gates for one stage.
@@ -134,6 +138,9 @@ pub struct GateLine {
     pub gate: String,
     pub verdict: Verdict,
     pub detail: String,
+    /// The verdict is the budget running out, not a state that failed.
+    #[serde(skip)]
+    pub timed_out: bool,
 }
 
 /// The cluster gates, behind a trait so the loop does not care whether they watch a real
@@ -153,6 +160,7 @@ impl GateRunner for NoGates {
                 gates: vec![GateLine {
                     gate: "none".into(),
                     verdict: Verdict::Pass,
+                    timed_out: false,
                     detail: "cluster gates are off (--cluster none)".into(),
                 }],
             })
@@ -164,6 +172,9 @@ impl GateRunner for NoGates {
 #[derive(Debug, Clone)]
 pub struct Observation {
     pub tip: String,
+    /// When the base's tip was committed (seconds since the epoch): a stage's timeout counts
+    /// from when it reached the base, not from when this process started.
+    pub tip_time: i64,
     pub observed: Observed,
     pub gate_context: GateContext,
     /// The PR of the stage the base is at (to comment gate results on).
@@ -251,6 +262,10 @@ pub struct Rollout<'a> {
     pub dry_run: bool,
     /// Run the gates when the plan asks for them (`status` only reports that they are due).
     pub run_gates: bool,
+    /// `reconcile`: wait at most this long for `synced`/`rolled-out` in one pass, and report
+    /// waiting (exit 0) while the stage's timeout window is still open. `None` (`run`): wait
+    /// the whole budget in the process.
+    pub wait_slice: Option<Duration>,
     /// Verdicts already reached in this process, by base revision: a stage's gates run once
     /// per merged revision (a `run` pass that waits for the next stage's review must not bake
     /// again).
@@ -452,7 +467,9 @@ impl Rollout<'_> {
                 canary_workloads,
                 stable_workloads,
                 targets,
+                timeout: None,
             },
+            tip_time: self.ws.commit_time(tip)?,
             observed,
             current_stage_pr,
         })
@@ -519,7 +536,20 @@ impl Rollout<'_> {
             let fresh = known.is_none();
             let report = match known {
                 Some(r) => r,
-                None => self.gates.run(&obs.gate_context).await?,
+                None => {
+                    let budget = plan::gate_budget(
+                        obs.tip_time,
+                        unix_now(),
+                        self.settings.gate_timeout,
+                        self.wait_slice,
+                    );
+                    let mut ctx = obs.gate_context.clone();
+                    ctx.timeout = Some(budget.wait);
+                    let mut r = self.gates.run(&ctx).await?;
+                    let timed_out = r.gates.iter().any(|g| g.timed_out);
+                    r.verdict = plan::judge_timeout(r.verdict, timed_out, &budget);
+                    r
+                }
             };
             obs.observed.gates = Some(report.verdict.clone());
             if report.verdict == Verdict::Pass && fresh {
@@ -988,6 +1018,12 @@ impl Rollout<'_> {
             }
         }
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The request a step is about, and which change it carries.

@@ -151,6 +151,10 @@ pub struct GateOutcome {
     pub last_state: String,
     #[serde(rename = "elapsed_ms", serialize_with = "ser_millis")]
     pub elapsed: Duration,
+    /// The verdict is a timeout (the budget ran out before the state decided), not a state
+    /// that failed: `reconcile` waits again while the stage's window is open.
+    #[serde(skip)]
+    pub timed_out: bool,
 }
 
 fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -498,6 +502,7 @@ where
                     )),
                     last_state: state,
                     elapsed: start.elapsed(),
+                    timed_out: true,
                 });
             }
         }
@@ -513,6 +518,7 @@ where
                 verdict,
                 last_state: state,
                 elapsed: start.elapsed(),
+                timed_out: false,
             });
         }
         last = Some((verdict, state));
@@ -741,6 +747,7 @@ pub async fn rolled_out_all(
                 verdict: outcome.verdict,
                 last_state: states.join("; "),
                 elapsed: start.elapsed(),
+                timed_out: false,
             });
         }
     }
@@ -749,6 +756,7 @@ pub async fn rolled_out_all(
         verdict: Verdict::Pass,
         last_state: states.join("; "),
         elapsed: start.elapsed(),
+        timed_out: false,
     })
 }
 
@@ -929,6 +937,7 @@ pub async fn steady_all(
                 verdict,
                 last_state: state,
                 elapsed: start.elapsed(),
+                timed_out: false,
             });
         }
         last = Some((verdict, state));
@@ -957,6 +966,7 @@ pub async fn steady_all(
         verdict,
         last_state: format!("{last_state}; bake {}", humantime::format_duration(bake)),
         elapsed: start.elapsed(),
+        timed_out: false,
     })
 }
 

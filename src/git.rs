@@ -741,6 +741,14 @@ impl Workspace {
         Ok(None)
     }
 
+    /// When commit `oid` was committed, in seconds since the epoch.
+    pub fn commit_time(&self, oid: Oid) -> Result<i64, GitError> {
+        self.repo
+            .find_commit(oid)
+            .map(|c| c.committer().when().seconds())
+            .map_err(|e| self.local_err("read commit", oid.to_string(), &e))
+    }
+
     /// The trailers of commit `oid`'s message (see `parse_trailers`).
     pub fn commit_trailers(&self, oid: Oid) -> Result<Vec<(String, String)>, GitError> {
         let commit = self

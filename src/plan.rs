@@ -8,6 +8,8 @@
 //! same step, and never opens a second PR for a stage. This module does no I/O: `next_step`
 //! is a function from `Observed` to `Step`, tested with plain values.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::forge::{ApprovalGate, MergeDecision, PrState};
@@ -177,6 +179,49 @@ impl Step {
 
     pub fn is_terminal(&self) -> bool {
         matches!(self, Step::Done | Step::Failed { .. })
+    }
+}
+
+/// How long one pass may wait for `synced`/`rolled-out`, and what a timeout then means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateBudget {
+    pub wait: Duration,
+    /// The stage's window (its timeout, counted from when it reached the base) outlasts this
+    /// pass: a timeout now only means "not yet".
+    pub window_open: bool,
+    /// What is left of the window.
+    pub left: Duration,
+}
+
+/// The gate budget of one pass. `run` (`slice: None`) waits the whole timeout in the process.
+/// `reconcile` waits at most `slice`, and while the window (`since` + `timeout`) is open a
+/// timeout is a wait, not a failure; past the window it fails.
+pub fn gate_budget(since: i64, now: i64, timeout: Duration, slice: Option<Duration>) -> GateBudget {
+    let Some(slice) = slice else {
+        return GateBudget {
+            wait: timeout,
+            window_open: false,
+            left: timeout,
+        };
+    };
+    let end = since.saturating_add(timeout.as_secs() as i64);
+    let left = Duration::from_secs(end.saturating_sub(now).max(0) as u64);
+    let wait = slice.min(left).max(Duration::from_secs(1));
+    GateBudget {
+        wait,
+        window_open: left > wait,
+        left,
+    }
+}
+
+/// A gate verdict in the light of the budget: a timeout inside an open window is a wait.
+pub fn judge_timeout(verdict: Verdict, timed_out: bool, budget: &GateBudget) -> Verdict {
+    match verdict {
+        Verdict::Fail(reason) if timed_out && budget.window_open => Verdict::Wait(format!(
+            "{reason}; the stage may take {} more",
+            humantime::format_duration(budget.left)
+        )),
+        v => v,
     }
 }
 
@@ -772,5 +817,37 @@ mod text_tests {
         let t = stage_table(&stages, 1, Some(2));
         assert!(t.contains("| 1 | 10% | merged when checks pass | done |"));
         assert!(t.contains("| 2 | 100% | merge by a person | **this change** |"));
+    }
+
+    #[test]
+    fn a_stage_timeout_counts_from_when_it_reached_the_base() {
+        let ten_min = Duration::from_secs(600);
+        let slice = Some(Duration::from_secs(30));
+        // `run`: the whole budget, a timeout is final.
+        let b = gate_budget(1_000, 1_000, ten_min, None);
+        assert_eq!((b.wait, b.window_open), (ten_min, false));
+        // `reconcile` two minutes after the merge: wait a slice; a timeout is a wait.
+        let b = gate_budget(1_000, 1_120, ten_min, slice);
+        assert_eq!((b.wait, b.window_open), (Duration::from_secs(30), true));
+        let v = judge_timeout(
+            Verdict::Fail("timed out after 30s: OutOfSync".into()),
+            true,
+            &b,
+        );
+        assert!(
+            matches!(v, Verdict::Wait(ref r) if r.contains("8m")),
+            "{v:?}"
+        );
+        // A state that failed is a failure inside the window too.
+        let v = judge_timeout(Verdict::Fail("Degraded".into()), false, &b);
+        assert!(matches!(v, Verdict::Fail(_)));
+        // The window ends within this pass: its timeout is final.
+        let b = gate_budget(1_000, 1_590, ten_min, slice);
+        assert_eq!((b.wait, b.window_open), (Duration::from_secs(10), false));
+        // Past the window: one short look, and a timeout fails.
+        let b = gate_budget(1_000, 5_000, ten_min, slice);
+        assert!(!b.window_open);
+        let v = judge_timeout(Verdict::Fail("timed out after 1s".into()), true, &b);
+        assert!(matches!(v, Verdict::Fail(_)));
     }
 }

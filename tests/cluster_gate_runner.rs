@@ -73,6 +73,7 @@ fn context_of(names: &[&str], weight: u32) -> GateContext {
         targets: target::resolve(&route_pairs, &workloads, &services, "default"),
         canaries,
         stables,
+        timeout: None,
     }
 }
 

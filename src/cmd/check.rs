@@ -255,11 +255,16 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
 
     let human = args.repo.output == Output::Human;
     let outcomes = runner
-        .judge(&subject, args.bake_time, &mut |o| {
-            if human {
-                print_outcome(o);
-            }
-        })
+        .judge(
+            &subject,
+            args.bake_time,
+            runner.settings.timeout,
+            &mut |o| {
+                if human {
+                    print_outcome(o);
+                }
+            },
+        )
         .await?;
     let failed = outcomes.iter().find(|o| !o.passed());
     if args.repo.output == Output::Json {

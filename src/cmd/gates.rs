@@ -130,6 +130,7 @@ impl MetricsGate {
                 verdict: Verdict::Fail("no canary route to analyse".into()),
                 last_state: String::new(),
                 elapsed: started.elapsed(),
+                timed_out: false,
             });
         }
         let mut runs: FuturesUnordered<_> = labels
@@ -161,6 +162,7 @@ impl MetricsGate {
             verdict,
             last_state: details.join("; "),
             elapsed: started.elapsed(),
+            timed_out: false,
         })
     }
 
@@ -235,6 +237,7 @@ impl Runner {
         &self,
         subject: &Subject,
         bake: Duration,
+        timeout: Duration,
         each: &mut (dyn FnMut(&GateOutcome) + Send),
     ) -> anyhow::Result<Vec<GateOutcome>> {
         let gates = &self.settings.gates;
@@ -247,6 +250,7 @@ impl Runner {
         if !before.is_empty() {
             let settings = GateSettings {
                 gates: before,
+                timeout,
                 ..self.settings.clone()
             };
             let done = cluster::run_gates(self.cluster()?, &settings, subject, |o| each(o)).await?;
@@ -317,7 +321,12 @@ impl GateRunner for Runner {
                 revision: Some(ctx.revision.clone()).filter(|r| !r.is_empty()),
             };
             let outcomes = self
-                .judge(&subject, self.bake(ctx.stage), &mut |_| {})
+                .judge(
+                    &subject,
+                    self.bake(ctx.stage),
+                    ctx.timeout.unwrap_or(self.settings.timeout),
+                    &mut |_| {},
+                )
                 .await?;
             Ok(GateReport {
                 verdict: crate::gate::k8s::combine(outcomes.iter().map(|o| o.verdict.clone())),
@@ -327,6 +336,7 @@ impl GateRunner for Runner {
                         gate: o.gate,
                         verdict: o.verdict,
                         detail: o.last_state,
+                        timed_out: o.timed_out,
                     })
                     .collect(),
             })

@@ -102,6 +102,10 @@ pub struct RolloutArgs {
     /// Promote the canary to stable after the last stage.
     #[arg(long, env = "GITOPS_CANARY_PROMOTE")]
     pub promote: Option<bool>,
+    /// `reconcile`: how long one pass waits for a sync before it reports waiting (exit 0); a
+    /// stage's `--timeout` counts from when it reached the base, across passes.
+    #[arg(long, env = "GITOPS_CANARY_RECONCILE_WAIT", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub reconcile_wait: Duration,
     /// `run`: how often to look again while waiting.
     #[arg(long, env = "GITOPS_CANARY_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "15s")]
     pub poll_interval: Duration,
@@ -295,6 +299,7 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         poll: args.poll_interval,
         max_wait: args.max_wait,
         gate_names,
+        gate_timeout: Duration::ZERO,
     };
     let duration = |flag: Option<Duration>,
                     file: &Option<String>,
@@ -314,12 +319,15 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         .or(cfg.flux_kustomization.clone());
     // A stage's own bakeTime wins, as its own approval does; then the flag, then the file.
     let stage_bakes = cfg.stage_bakes();
+    let gate_timeout = duration(args.timeout, &cfg.timeout, "10m")?;
+    let mut settings = settings;
+    settings.gate_timeout = gate_timeout;
     let runner = RunnerSettings {
         gates: gate_list,
         context: args.context.clone(),
         sync_via: gates::sync_via(sync_source, argocd_app.as_deref(), flux.as_deref())?,
         sync_now: args.sync_now,
-        timeout: duration(args.timeout, &cfg.timeout, "10m")?,
+        timeout: gate_timeout,
         bake: duration(args.bake_time, &cfg.bake_time, "5m")?,
         stage_bakes,
         restart_threshold: args.restart_threshold,
@@ -513,6 +521,7 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
         dry_run: args.dry_run || mode == Mode::Status,
         run_gates: mode != Mode::Status,
         passed: Default::default(),
+        wait_slice: (mode != Mode::Run).then_some(args.reconcile_wait),
     };
     let s = &resolved.settings;
     let started = Instant::now();
