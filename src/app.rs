@@ -492,6 +492,8 @@ impl Rollout<'_> {
         Ok(Some(PrView {
             number: pr.number,
             url: pr.url,
+            branch: pr.branch,
+            labels: pr.labels,
             head_sha: pr.head_sha,
             state: pr.state,
             merge,
@@ -586,6 +588,7 @@ impl Rollout<'_> {
         report: &mut PassReport,
     ) -> anyhow::Result<()> {
         let s = &self.settings;
+        self.relabel(step, obs).await?;
         match step {
             Step::Propose { stage, weight } => {
                 let change = ChangeKind::Stage {
@@ -652,6 +655,27 @@ impl Rollout<'_> {
                     });
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A request found again gets the labels it lacks (a crash between opening and labelling).
+    async fn relabel(&self, step: &Step, obs: &Observation) -> anyhow::Result<()> {
+        let (Some(forge), Some((number, _)), false) =
+            (self.forge(), step_pr(step, &self.settings), self.dry_run)
+        else {
+            return Ok(());
+        };
+        let Some(pr) = obs.pr(number).filter(|p| p.state == PrState::Open) else {
+            return Ok(());
+        };
+        let Some(change) = plan::parse_branch(&self.settings.rollout, &pr.branch) else {
+            return Ok(());
+        };
+        let missing =
+            plan::missing_labels(&plan::labels(&self.settings.labels, change), &pr.labels);
+        if !missing.is_empty() {
+            forge.add_labels(number, &missing).await?;
         }
         Ok(())
     }

@@ -62,6 +62,10 @@ pub struct Stage {
 pub struct PrView {
     pub number: u64,
     pub url: String,
+    /// Its head branch (which says the change, see [`parse_branch`]).
+    pub branch: String,
+    /// The labels it carries now.
+    pub labels: Vec<String>,
     pub head_sha: String,
     pub state: PrState,
     pub merge: MergeDecision,
@@ -400,6 +404,8 @@ mod tests {
         Some(PrView {
             number,
             url: format!("https://example/pr/{number}"),
+            branch: String::new(),
+            labels: Vec::new(),
             head_sha: "h".into(),
             state,
             merge,
@@ -770,6 +776,15 @@ pub fn labels(configured: &[String], change: ChangeKind) -> Vec<String> {
         l.push(own);
     }
     l
+}
+
+/// The labels of `wanted` a request lacks (to add to a request found again).
+pub fn missing_labels(wanted: &[String], have: &[String]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|l| !have.contains(l))
+        .cloned()
+        .collect()
 }
 
 /// The hidden marker that finds a stage's gate-results comment again, so a re-run edits it
