@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::config::{ForgeKind, RollbackPolicy};
 use crate::forge::{
     decide_merge, AnyForge, ApprovalGate, Forge, MergeDecision, MergeMethod, MergeOutcome,
-    NewPullRequest, PrState, PullRequest,
+    NewPullRequest, PrState, PullRequest, StateFilter,
 };
 use crate::gate::Verdict;
 use crate::git::{Author, ChangeRequest, Target, Workspace};
@@ -191,6 +191,7 @@ impl Observation {
             .chain(&o.rollback_pr)
             .chain(&o.promote_pr)
             .chain(&o.finish_pr)
+            .chain(&o.manual_pr)
             .find(|p| p.number == number)
     }
 }
@@ -387,13 +388,23 @@ impl Rollout<'_> {
                     .all(|c| workload::image_edits(st, c).is_empty())
             });
 
-        let rolled_back_on_base = self
+        // The state record in the base's tree says it; without one (a repository from before
+        // records), a rollback commit's trailers within the history this checkout has.
+        let record = self
             .ws
-            .find_commit_with_trailers(tip, 200, &|t| {
-                let has = |k: &str, v: &str| t.iter().any(|(a, b)| a == k && b == v);
-                has("Gitops-Canary-Rollout", &s.rollout) && has("Gitops-Canary-Action", "rollback")
-            })?
-            .is_some();
+            .read_file_at(tip, Path::new(&plan::state_path(&s.rollout)))?
+            .and_then(|b| plan::StateRecord::parse(&String::from_utf8_lossy(&b)));
+        let rolled_back_on_base = match &record {
+            Some(r) => r.status == plan::RecordStatus::RolledBack,
+            None => self
+                .ws
+                .find_commit_with_trailers(tip, 200, &|t| {
+                    let has = |k: &str, v: &str| t.iter().any(|(a, b)| a == k && b == v);
+                    has("Gitops-Canary-Rollout", &s.rollout)
+                        && has("Gitops-Canary-Action", "rollback")
+                })?
+                .is_some(),
+        };
 
         let mut observed = Observed {
             stages: s.stages.clone(),
@@ -406,6 +417,7 @@ impl Rollout<'_> {
             promote_pr: None,
             finish_pr: None,
             promote: s.promote,
+            manual_pr: None,
         };
         let pos = plan::position(&observed);
         let mut current_stage_pr = None;
@@ -433,6 +445,9 @@ impl Rollout<'_> {
                             st.approval.gate(s.min_approvals),
                         )
                         .await?;
+                    if observed.stage_prs[i].is_none() {
+                        observed.manual_pr = self.manual_pr(forge).await?;
+                    }
                 }
             } else if s.promote && !s.direct(s.final_approval()) {
                 let gate = s.final_approval().gate(s.min_approvals);
@@ -475,6 +490,25 @@ impl Rollout<'_> {
         })
     }
 
+    /// An open request of this rollout for a weight that is no stage (`propose --weight N`).
+    async fn manual_pr(&self, forge: &AnyForge) -> anyhow::Result<Option<PrView>> {
+        let label = format!(
+            "gitops-canary:{}",
+            ChangeKind::Weight { weight: 0 }.action()
+        );
+        let open = forge.list_prs_by_label(&label, StateFilter::Open).await?;
+        let Some(pr) = open.into_iter().find(|p| {
+            matches!(
+                plan::parse_branch(&self.settings.rollout, &p.branch),
+                Some(ChangeKind::Weight { .. })
+            )
+        }) else {
+            return Ok(None);
+        };
+        self.pr_view(forge, &pr.branch, ApprovalGate::PullRequest)
+            .await
+    }
+
     async fn pr_view(
         &self,
         forge: &AnyForge,
@@ -496,6 +530,8 @@ impl Rollout<'_> {
         Ok(Some(PrView {
             number: pr.number,
             url: pr.url,
+            branch: pr.branch,
+            labels: pr.labels,
             head_sha: pr.head_sha,
             state: pr.state,
             merge,
@@ -561,12 +597,14 @@ impl Rollout<'_> {
             if let (Some(forge), Some(pr), false, true) =
                 (self.forge(), obs.current_stage_pr, self.dry_run, fresh)
             {
-                forge
-                    .comment(
-                        pr,
-                        &gate_comment(&self.settings.rollout, stage, weight, &report),
-                    )
-                    .await?;
+                // Found again by its marker: a re-run edits it, never posts a second one.
+                crate::forge::upsert_comment(
+                    forge,
+                    pr,
+                    &plan::gate_comment_marker(&self.settings.rollout, stage),
+                    &gate_comment(&self.settings.rollout, stage, weight, &report),
+                )
+                .await?;
                 failpoint("comment");
             }
             gates = Some(report);
@@ -618,6 +656,7 @@ impl Rollout<'_> {
         report: &mut PassReport,
     ) -> anyhow::Result<()> {
         let s = &self.settings;
+        self.relabel(step, obs).await?;
         match step {
             Step::Propose { stage, weight } => {
                 let change = ChangeKind::Stage {
@@ -701,6 +740,27 @@ impl Rollout<'_> {
                     });
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A request found again gets the labels it lacks (a crash between opening and labelling).
+    async fn relabel(&self, step: &Step, obs: &Observation) -> anyhow::Result<()> {
+        let (Some(forge), Some((number, _)), false) =
+            (self.forge(), step_pr(step, &self.settings), self.dry_run)
+        else {
+            return Ok(());
+        };
+        let Some(pr) = obs.pr(number).filter(|p| p.state == PrState::Open) else {
+            return Ok(());
+        };
+        let Some(change) = plan::parse_branch(&self.settings.rollout, &pr.branch) else {
+            return Ok(());
+        };
+        let missing =
+            plan::missing_labels(&plan::labels(&self.settings.labels, change), &pr.labels);
+        if !missing.is_empty() {
+            forge.add_labels(number, &missing).await?;
         }
         Ok(())
     }
@@ -839,6 +899,13 @@ impl Rollout<'_> {
         let ingresses = s.ingresses.clone();
         let dry_run = self.dry_run;
         let gate_ctx = obs.gate_context.clone();
+        let rollout_id = s.rollout.clone();
+        let record = plan::StateRecord::for_change(
+            &s.rollout,
+            change,
+            Some(plan::position(&obs.observed).applied),
+            obs.observed.base_weight,
+        );
         let mut edit = |dir: &Path| -> anyhow::Result<Vec<PathBuf>> {
             diff.clear();
             let mut changed = Vec::new();
@@ -883,6 +950,10 @@ impl Rollout<'_> {
                         changed.extend(out.changed_files());
                     }
                 }
+            }
+            // The state record goes in the same commit as the change it describes.
+            if !changed.is_empty() && !dry_run {
+                changed.push(write_record(dir, &rollout_id, &record)?);
             }
             Ok(changed)
         };
@@ -938,8 +1009,11 @@ impl Rollout<'_> {
         } else {
             PrOperation::Updated
         };
+        let labels = plan::labels(&s.labels, change);
         let pr = match existing {
             Some(pr) => {
+                // A request found again gets the labels a crash may have kept from it.
+                let pr = crate::forge::ensure_labels(forge, pr, &labels).await?;
                 if pr.body != body {
                     forge.update_pr_body(pr.number, &body).await?;
                     failpoint("update the PR body");
@@ -948,8 +1022,6 @@ impl Rollout<'_> {
                 pr
             }
             None => {
-                let mut labels = s.labels.clone();
-                labels.push(format!("gitops-canary:{}", change.action()));
                 let pr = forge
                     .create_pr(&NewPullRequest {
                         title: plan::title(&s.rollout, change, total),
@@ -1026,6 +1098,21 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Write the state record under `dir`; returns its path (for the commit).
+pub fn write_record(
+    dir: &Path,
+    rollout: &str,
+    record: &plan::StateRecord,
+) -> anyhow::Result<PathBuf> {
+    let rel = PathBuf::from(plan::state_path(rollout));
+    let path = dir.join(&rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&path, record.render())?;
+    Ok(rel)
+}
+
 /// The request a step is about, and which change it carries.
 fn step_pr(step: &Step, s: &Settings) -> Option<(u64, ChangeKind)> {
     let stage = |stage: usize| ChangeKind::Stage {
@@ -1073,6 +1160,11 @@ pub fn pr_body(s: &Settings, change: ChangeKind, obs: &Observation, diff: &str) 
         ),
         ChangeKind::Promote => "Promotion: the stable Deployments get the canary's images (the canary keeps its weight until this is live).".into(),
         ChangeKind::Finish => "Finish: the stable runs the canary's version; canary weight back to 0%.".into(),
+        ChangeKind::Weight { weight } => format!(
+            "Canary weight **{}% → {weight}%** for {} (no configured stage).",
+            obs.observed.base_weight,
+            s.ingresses.join(", ")
+        ),
     };
     let checks = if s.gate_names.is_empty() {
         "nothing (cluster gates are off)".to_string()
@@ -1104,6 +1196,9 @@ pub fn gate_comment(rollout: &str, stage: usize, weight: u32, r: &GateReport) ->
             g.detail.replace('|', "\\|")
         ));
     }
+    c.push('\n');
+    c.push_str(&plan::gate_comment_marker(rollout, stage));
+    c.push('\n');
     c
 }
 

@@ -1267,49 +1267,6 @@ fn validate_branch(name: &str) -> Result<(), GitError> {
 // ---------------------------------------------------------------------------------------------
 // Pure helpers
 
-/// The branch for one stage: `gitops-canary/<ns>-<ingress>/weight-<w>` (`<ingress>` alone
-/// without a namespace), each part reduced to characters that are always valid in a ref.
-pub fn branch_name(namespace: Option<&str>, ingress: &str, weight: u32) -> String {
-    let target = match namespace {
-        Some(ns) if !ns.is_empty() => format!("{}-{}", ref_part(ns), ref_part(ingress)),
-        _ => ref_part(ingress),
-    };
-    format!("gitops-canary/{target}/weight-{weight}")
-}
-
-/// One path component of a ref name: `[A-Za-z0-9._-]`, no `..`, no leading `.`/`-`, no
-/// trailing `.` or `.lock`, never empty.
-fn ref_part(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let c = if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-            c
-        } else {
-            '-'
-        };
-        if c == '.' && out.ends_with('.') {
-            continue;
-        }
-        out.push(c);
-    }
-    let mut out = out.trim_start_matches(['.', '-']).to_string();
-    loop {
-        let before = out.len();
-        if let Some(stripped) = out.strip_suffix(".lock") {
-            out = stripped.to_string();
-        }
-        out = out.trim_end_matches('.').to_string();
-        if out.len() == before {
-            break;
-        }
-    }
-    if out.is_empty() {
-        "_".to_string()
-    } else {
-        out
-    }
-}
-
 /// The trailers of a commit message: the last paragraph, when the message has more than one and
 /// every line of it is `Key: value` (key `[A-Za-z0-9-]+`) or an indented continuation of the
 /// previous value. Stricter than git's 25% rule, which is what a tool reading its own trailers
@@ -1414,53 +1371,6 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn branch_name_with_and_without_namespace() {
-        assert_eq!(
-            branch_name(Some("shop"), "web-canary", 25),
-            "gitops-canary/shop-web-canary/weight-25"
-        );
-        assert_eq!(
-            branch_name(None, "web-canary", 0),
-            "gitops-canary/web-canary/weight-0"
-        );
-        assert_eq!(
-            branch_name(Some(""), "web", 100),
-            "gitops-canary/web/weight-100"
-        );
-    }
-
-    #[test]
-    fn branch_name_is_sanitized_to_a_valid_ref() {
-        let cases = [
-            (Some("a b"), "x~y^z:w?*[", 10),
-            (Some(".."), "..lock", 5),
-            (None, "web.lock", 5),
-            (None, "@{-1}", 5),
-            (None, "", 5),
-            (Some("ns/x"), "-.name.", 50),
-            (None, "ünïcode", 1),
-        ];
-        for (ns, name, w) in cases {
-            let b = branch_name(ns, name, w);
-            assert!(
-                git2::Reference::is_valid_name(&format!("refs/heads/{b}")),
-                "{b:?} from {ns:?}/{name:?} is not a valid ref"
-            );
-            assert!(b.starts_with("gitops-canary/"));
-            assert!(b.ends_with(&format!("/weight-{w}")));
-            assert_eq!(b.matches('/').count(), 2, "{b:?}");
-        }
-        assert_eq!(
-            branch_name(None, "web.lock", 5),
-            "gitops-canary/web/weight-5"
-        );
-        assert_eq!(
-            branch_name(Some("a b"), "c:d", 5),
-            "gitops-canary/a-b-c-d/weight-5"
-        );
-    }
 
     #[test]
     fn trailers_from_last_paragraph() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::forge::{ApprovalGate, MergeDecision, PrState};
+use crate::forge::{ApprovalGate, Comment, MergeDecision, PrState};
 use crate::gate::Verdict;
 
 /// How a stage's change is approved.
@@ -64,6 +64,10 @@ pub struct Stage {
 pub struct PrView {
     pub number: u64,
     pub url: String,
+    /// Its head branch (which says the change, see [`parse_branch`]).
+    pub branch: String,
+    /// The labels it carries now.
+    pub labels: Vec<String>,
     pub head_sha: String,
     pub state: PrState,
     pub merge: MergeDecision,
@@ -91,6 +95,9 @@ pub struct Observed {
     pub finish_pr: Option<PrView>,
     /// Promote after the last stage (else the rollout is done when the last stage is healthy).
     pub promote: bool,
+    /// An open request for a weight that is no configured stage (`propose --weight N`,
+    /// branch `.../weight-N`): the rollout proposes nothing while it is open.
+    pub manual_pr: Option<PrView>,
 }
 
 /// What to do next. Every variant names the stage (1-based) where one applies.
@@ -391,9 +398,19 @@ pub fn next_step(o: &Observed) -> Step {
     let next = pos.applied; // 0-based index of the next stage
     let weight = o.stages[next].weight;
     match o.stage_prs.get(next).and_then(|p| p.as_ref()) {
-        None => Step::Propose {
-            stage: next + 1,
-            weight,
+        None => match o.manual_pr.as_ref().filter(|p| p.state == PrState::Open) {
+            Some(pr) => Step::WaitForApproval {
+                stage: next + 1,
+                pr: pr.number,
+                reason: format!(
+                    "#{} proposes a weight that is no stage; merge or close it first",
+                    pr.number
+                ),
+            },
+            None => Step::Propose {
+                stage: next + 1,
+                weight,
+            },
         },
         Some(pr) => pr_step(
             pr,
@@ -456,6 +473,7 @@ mod tests {
             promote_pr: None,
             finish_pr: None,
             promote: true,
+            manual_pr: None,
         }
     }
 
@@ -463,6 +481,8 @@ mod tests {
         Some(PrView {
             number,
             url: format!("https://example/pr/{number}"),
+            branch: String::new(),
+            labels: Vec::new(),
             head_sha: "h".into(),
             state,
             merge,
@@ -648,6 +668,29 @@ mod tests {
     }
 
     #[test]
+    fn an_open_off_stage_proposal_holds_the_next_stage_back() {
+        let mut o = observed(10);
+        o.gates = Some(Verdict::Pass);
+        o.manual_pr = pr(5, PrState::Open, MergeDecision::Merge);
+        assert!(matches!(
+            next_step(&o),
+            Step::WaitForApproval {
+                stage: 2,
+                pr: 5,
+                ..
+            }
+        ));
+        o.manual_pr = pr(5, PrState::Closed, MergeDecision::Merge);
+        assert_eq!(
+            next_step(&o),
+            Step::Propose {
+                stage: 2,
+                weight: 25
+            }
+        );
+    }
+
+    #[test]
     fn position_counts_stages_the_base_carries() {
         assert_eq!(position(&observed(0)).applied, 0);
         assert_eq!(position(&observed(10)).applied, 1);
@@ -660,10 +703,17 @@ mod tests {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
-    Stage { stage: usize, weight: u32 },
+    Stage {
+        stage: usize,
+        weight: u32,
+    },
     Rollback,
     Promote,
     Finish,
+    /// A weight that is no configured stage, proposed by hand (`propose --weight N`).
+    Weight {
+        weight: u32,
+    },
 }
 
 impl ChangeKind {
@@ -674,58 +724,317 @@ impl ChangeKind {
             ChangeKind::Rollback => "rollback",
             ChangeKind::Promote => "promote",
             ChangeKind::Finish => "finish",
+            ChangeKind::Weight { .. } => "weight",
         }
     }
+}
+
+/// The rollout id when none is configured: the first Ingress, `NS/NAME` as `ns-name`.
+pub fn default_rollout_id(ingress: &str) -> String {
+    sanitize(&ingress.replace('/', "-"))
+}
+
+/// What proposing `weight` for a rollout with `stages` is: the stage with that weight, so that
+/// `propose` and the rollout share one branch, title and trailers (and `reconcile` finds the
+/// request `propose` opened); weight 0 is the rollback; any other weight is a change of its
+/// own (`.../weight-N`), which `reconcile` recognises by its branch and waits for.
+pub fn change_for_weight(stages: &[Stage], weight: u32) -> ChangeKind {
+    if weight == 0 {
+        return ChangeKind::Rollback;
+    }
+    match stages.iter().position(|s| s.weight == weight) {
+        Some(i) => ChangeKind::Stage {
+            stage: i + 1,
+            weight,
+        },
+        None => ChangeKind::Weight { weight },
+    }
+}
+
+/// The branch prefix every change of rollout `rollout` lives under.
+pub fn branch_prefix(rollout: &str) -> String {
+    format!("gitops-canary/{}/", sanitize(rollout))
 }
 
 /// A branch name that says what it does and is the same on every run (how PRs are found again).
 pub fn branch(rollout: &str, change: ChangeKind) -> String {
-    let id = sanitize(rollout);
+    let prefix = branch_prefix(rollout);
     match change {
-        ChangeKind::Stage { stage, weight } => {
-            format!("gitops-canary/{id}/stage-{stage}-weight-{weight}")
-        }
-        ChangeKind::Rollback => format!("gitops-canary/{id}/rollback"),
-        ChangeKind::Promote => format!("gitops-canary/{id}/promote"),
-        ChangeKind::Finish => format!("gitops-canary/{id}/finish"),
+        ChangeKind::Stage { stage, weight } => format!("{prefix}stage-{stage}-weight-{weight}"),
+        ChangeKind::Rollback => format!("{prefix}rollback"),
+        ChangeKind::Promote => format!("{prefix}promote"),
+        ChangeKind::Finish => format!("{prefix}finish"),
+        ChangeKind::Weight { weight } => format!("{prefix}weight-{weight}"),
     }
 }
 
-/// A ref-safe rollout id: lower-case letters, digits, `-`, `.`, `_`.
-pub fn sanitize(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
+/// The change a branch of rollout `rollout` carries (the inverse of [`branch`]).
+pub fn parse_branch(rollout: &str, branch: &str) -> Option<ChangeKind> {
+    let rest = branch.strip_prefix(&branch_prefix(rollout))?;
+    let num = |s: &str| -> Option<u32> {
+        (!s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (s == "0" || !s.starts_with('0')))
+        .then(|| s.parse().ok())
+        .flatten()
+    };
+    match rest {
+        "rollback" => Some(ChangeKind::Rollback),
+        "promote" => Some(ChangeKind::Promote),
+        "finish" => Some(ChangeKind::Finish),
+        _ => {
+            if let Some(w) = rest.strip_prefix("weight-") {
+                return num(w).map(|weight| ChangeKind::Weight { weight });
             }
-        })
-        .collect();
-    while out.contains("--") {
-        out = out.replace("--", "-");
+            let (stage, weight) = rest.strip_prefix("stage-")?.split_once("-weight-")?;
+            Some(ChangeKind::Stage {
+                stage: num(stage)? as usize,
+                weight: num(weight)?,
+            })
+        }
     }
-    out.trim_matches(['-', '.']).to_string()
+}
+
+/// A rollout id as one component of a ref name and a file name: lower-case ASCII letters,
+/// digits, `-`, `_` and `.` (anything else becomes `-`, runs of `-` one), no `..`, no leading
+/// or trailing `.`/`-`, no `.lock` suffix (git refuses all of these), never empty (`_`).
+pub fn sanitize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        };
+        if (c == '-' || c == '.') && out.ends_with(c) {
+            continue;
+        }
+        out.push(c);
+    }
+    loop {
+        let before = out.len();
+        out = out.trim_matches(['-', '.']).to_string();
+        if let Some(stripped) = out.strip_suffix(".lock") {
+            out = stripped.to_string();
+        }
+        if out.len() == before {
+            break;
+        }
+    }
+    if out.is_empty() {
+        "_".to_string()
+    } else {
+        out
+    }
 }
 
 /// Commit trailers that make a commit findable and self-describing.
 pub fn trailers(rollout: &str, change: ChangeKind) -> Vec<(String, String)> {
     let mut t = vec![
-        ("Gitops-Canary-Rollout".to_string(), rollout.to_string()),
+        ("Gitops-Canary-Rollout".to_string(), one_line(rollout)),
         (
             "Gitops-Canary-Action".to_string(),
             change.action().to_string(),
         ),
     ];
-    if let ChangeKind::Stage { stage, weight } = change {
+    if let ChangeKind::Stage { stage, .. } = change {
         t.push(("Gitops-Canary-Stage".into(), stage.to_string()));
-        t.push(("Gitops-Canary-Weight".into(), weight.to_string()));
     }
-    if matches!(change, ChangeKind::Rollback | ChangeKind::Finish) {
-        t.push(("Gitops-Canary-Weight".into(), "0".into()));
+    if let Some(w) = change_weight(change) {
+        t.push(("Gitops-Canary-Weight".into(), w.to_string()));
     }
     t
+}
+
+/// The canary weight a change sets, if it sets one (promotion changes images only).
+pub fn change_weight(change: ChangeKind) -> Option<u32> {
+    match change {
+        ChangeKind::Stage { weight, .. } | ChangeKind::Weight { weight } => Some(weight),
+        ChangeKind::Rollback | ChangeKind::Finish => Some(0),
+        ChangeKind::Promote => None,
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// The labels of a change's pull request: the configured ones (`gitops-canary` when none)
+/// plus `gitops-canary:<action>`.
+pub fn labels(configured: &[String], change: ChangeKind) -> Vec<String> {
+    let mut l: Vec<String> = if configured.is_empty() {
+        vec!["gitops-canary".into()]
+    } else {
+        configured.to_vec()
+    };
+    let own = format!("gitops-canary:{}", change.action());
+    if !l.contains(&own) {
+        l.push(own);
+    }
+    l
+}
+
+/// The labels of `wanted` a request lacks (to add to a request found again).
+pub fn missing_labels(wanted: &[String], have: &[String]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|l| !have.contains(l))
+        .cloned()
+        .collect()
+}
+
+/// The hidden marker that finds a stage's gate-results comment again, so a re-run edits it
+/// instead of posting another.
+pub fn gate_comment_marker(rollout: &str, stage: usize) -> String {
+    format!(
+        "<!-- gitops-canary:gates rollout={} stage={stage} -->",
+        sanitize(rollout)
+    )
+}
+
+/// Which of `comments` (id, body) carries `marker`: the first one, as the one to edit.
+pub fn find_marked(comments: &[Comment], marker: &str) -> Option<u64> {
+    comments
+        .iter()
+        .find(|c| c.body.contains(marker))
+        .map(|c| c.id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The state record
+
+/// Where the state records live in the repository. Deliberately not `*.yaml`: Argo CD directory
+/// applications and Flux's generated kustomization take every `*.yaml` for a manifest.
+pub const STATE_DIR: &str = ".gitops-canary/state";
+
+/// The state record of rollout `rollout`, relative to the repository root.
+pub fn state_path(rollout: &str) -> String {
+    format!("{STATE_DIR}/{}.state", sanitize(rollout))
+}
+
+/// Where a rollout stands, as its last change left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordStatus {
+    Progressing,
+    RolledBack,
+    Promoting,
+    Promoted,
+}
+
+impl RecordStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::Progressing => "progressing",
+            RecordStatus::RolledBack => "rolled-back",
+            RecordStatus::Promoting => "promoting",
+            RecordStatus::Promoted => "promoted",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            RecordStatus::Progressing,
+            RecordStatus::RolledBack,
+            RecordStatus::Promoting,
+            RecordStatus::Promoted,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// The small file the tool writes in the same commit as each change it makes, so that where
+/// a rollout stands is readable from the base branch's tree alone (a shallow checkout, a
+/// squash merge that drops trailers, a rollback hundreds of commits back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateRecord {
+    pub rollout: String,
+    pub action: String,
+    pub status: RecordStatus,
+    /// The stage the change applies (a stage), or the stage the rollout had reached.
+    pub stage: Option<usize>,
+    /// The canary weight after the change.
+    pub weight: u32,
+}
+
+impl StateRecord {
+    /// The record a change leaves: `stage` is the stage reached before it (for changes that
+    /// are no stage), `weight` the canary weight after it.
+    pub fn for_change(
+        rollout: &str,
+        change: ChangeKind,
+        stage: Option<usize>,
+        weight: u32,
+    ) -> Self {
+        let (status, stage) = match change {
+            ChangeKind::Stage { stage, .. } => (RecordStatus::Progressing, Some(stage)),
+            ChangeKind::Weight { .. } => (RecordStatus::Progressing, stage),
+            ChangeKind::Rollback => (RecordStatus::RolledBack, stage),
+            ChangeKind::Promote => (RecordStatus::Promoting, stage),
+            ChangeKind::Finish => (RecordStatus::Promoted, stage),
+        };
+        StateRecord {
+            rollout: one_line(rollout),
+            action: change.action().to_string(),
+            status,
+            stage,
+            weight: change_weight(change).unwrap_or(weight),
+        }
+    }
+
+    /// The file's bytes: a comment, then one `key: value` per line, always in this order (so
+    /// the same state is the same bytes and a diff shows only what changed).
+    pub fn render(&self) -> String {
+        let mut s = String::from(
+            "# gitops-canary rollout state, written by gitops-canary in the same commit as each\n\
+             # change it makes to this rollout and read back by every run. Not a manifest.\n",
+        );
+        s.push_str(&format!("rollout: {}\n", self.rollout));
+        s.push_str(&format!("action: {}\n", self.action));
+        s.push_str(&format!("status: {}\n", self.status.as_str()));
+        if let Some(stage) = self.stage {
+            s.push_str(&format!("stage: {stage}\n"));
+        }
+        s.push_str(&format!("weight: {}\n", self.weight));
+        s
+    }
+
+    /// Read a record back; `None` when it is not one (then the trailers decide).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut rollout = None;
+        let mut action = None;
+        let mut status = None;
+        let mut stage = None;
+        let mut weight = None;
+        for line in text.lines() {
+            let line = line.trim_end_matches('\r');
+            if line.trim_start().starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let (k, v) = line.split_once(':')?;
+            let v = v.trim();
+            match k.trim() {
+                "rollout" => rollout = Some(v.to_string()),
+                "action" => action = Some(v.to_string()),
+                "status" => status = Some(RecordStatus::parse(v)?),
+                "stage" => stage = Some(v.parse().ok()?),
+                "weight" => weight = Some(v.parse().ok()?),
+                _ => {}
+            }
+        }
+        Some(StateRecord {
+            rollout: rollout?,
+            action: action?,
+            status: status?,
+            stage,
+            weight: weight?,
+        })
+    }
 }
 
 /// The title of a change's commit and pull request.
@@ -737,6 +1046,9 @@ pub fn title(rollout: &str, change: ChangeKind, total: usize) -> String {
         ChangeKind::Rollback => format!("canary {rollout}: roll back to weight 0"),
         ChangeKind::Promote => format!("canary {rollout}: promote the canary to stable"),
         ChangeKind::Finish => format!("canary {rollout}: finish, canary weight back to 0"),
+        ChangeKind::Weight { weight } => {
+            format!("canary {rollout}: weight {weight}% (no configured stage)")
+        }
     }
 }
 
@@ -800,6 +1112,149 @@ mod text_tests {
             m,
             "canary shop-web: stage 2/4, weight 25%\n\nGitops-Canary-Rollout: shop-web\nGitops-Canary-Action: stage\nGitops-Canary-Stage: 2\nGitops-Canary-Weight: 25\n"
         );
+    }
+
+    #[test]
+    fn sanitize_gives_a_valid_ref_component_for_any_id() {
+        let cases = [
+            ("shop-web", "shop-web"),
+            ("Shop/Web Canary", "shop-web-canary"),
+            ("web.lock", "web"),
+            ("web.lock.lock", "web"),
+            ("web.lock.", "web"),
+            ("a..b", "a.b"),
+            ("a...b", "a.b"),
+            ("", "_"),
+            ("...", "_"),
+            ("/", "_"),
+            ("-.x.-", "x"),
+            (".hidden", "hidden"),
+            ("trailing/", "trailing"),
+            ("ünïcode", "n-code"),
+            ("日本", "_"),
+            ("@{-1}", "1"),
+            ("x~y^z:w?*[", "x-y-z-w"),
+            ("a b\tc\n", "a-b-c"),
+            ("web_1.2", "web_1.2"),
+        ];
+        for (id, want) in cases {
+            let got = sanitize(id);
+            assert_eq!(got, want, "sanitize({id:?})");
+            for change in [
+                ChangeKind::Stage {
+                    stage: 1,
+                    weight: 10,
+                },
+                ChangeKind::Rollback,
+                ChangeKind::Weight { weight: 30 },
+            ] {
+                let b = branch(id, change);
+                assert!(
+                    git2::Reference::is_valid_name(&format!("refs/heads/{b}")),
+                    "{b:?} from {id:?} is not a valid ref"
+                );
+                assert_eq!(b.matches('/').count(), 2, "{b:?}");
+                assert_eq!(parse_branch(id, &b), Some(change), "{b:?}");
+            }
+            assert!(!state_path(id).contains(".."), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn a_proposed_weight_is_the_stage_with_that_weight() {
+        let stages: Vec<Stage> = [10, 25, 50, 100]
+            .iter()
+            .map(|w| Stage {
+                weight: *w,
+                approval: Approval::PullRequest,
+            })
+            .collect();
+        let stage2 = ChangeKind::Stage {
+            stage: 2,
+            weight: 25,
+        };
+        assert_eq!(change_for_weight(&stages, 25), stage2);
+        assert_eq!(
+            branch(&default_rollout_id("shop/web-canary"), stage2),
+            "gitops-canary/shop-web-canary/stage-2-weight-25"
+        );
+        assert_eq!(change_for_weight(&stages, 0), ChangeKind::Rollback);
+        let off = change_for_weight(&stages, 30);
+        assert_eq!(off, ChangeKind::Weight { weight: 30 });
+        assert_eq!(branch("shop-web", off), "gitops-canary/shop-web/weight-30");
+        assert_eq!(
+            trailers("shop-web", off),
+            vec![
+                ("Gitops-Canary-Rollout".to_string(), "shop-web".to_string()),
+                ("Gitops-Canary-Action".to_string(), "weight".to_string()),
+                ("Gitops-Canary-Weight".to_string(), "30".to_string()),
+            ]
+        );
+        assert_eq!(
+            parse_branch("shop-web", "gitops-canary/other/weight-30"),
+            None
+        );
+        assert_eq!(
+            parse_branch("shop-web", "gitops-canary/shop-web/weight-030"),
+            None
+        );
+        assert_eq!(
+            labels(&[], off),
+            vec![
+                "gitops-canary".to_string(),
+                "gitops-canary:weight".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn the_state_record_is_byte_stable_and_reads_back() {
+        let r = StateRecord::for_change("shop-web", ChangeKind::Rollback, Some(2), 50);
+        assert_eq!(
+            r.render(),
+            "# gitops-canary rollout state, written by gitops-canary in the same commit as each\n\
+             # change it makes to this rollout and read back by every run. Not a manifest.\n\
+             rollout: shop-web\naction: rollback\nstatus: rolled-back\nstage: 2\nweight: 0\n"
+        );
+        assert_eq!(StateRecord::parse(&r.render()), Some(r.clone()));
+        assert_eq!(
+            StateRecord::parse(&r.render().replace('\n', "\r\n")),
+            Some(r)
+        );
+        let s = StateRecord::for_change(
+            "shop-web",
+            ChangeKind::Stage {
+                stage: 1,
+                weight: 10,
+            },
+            None,
+            0,
+        );
+        assert_eq!(s.status, RecordStatus::Progressing);
+        assert_eq!((s.stage, s.weight), (Some(1), 10));
+        assert_eq!(
+            state_path("Shop/Web"),
+            ".gitops-canary/state/shop-web.state"
+        );
+        assert_eq!(StateRecord::parse("status: nonsense\n"), None);
+        assert_eq!(StateRecord::parse("not a record"), None);
+    }
+
+    #[test]
+    fn gate_comments_are_found_by_their_marker() {
+        let m = gate_comment_marker("shop-web", 2);
+        assert_eq!(m, "<!-- gitops-canary:gates rollout=shop-web stage=2 -->");
+        let c = |id, body: String| Comment { id, body };
+        let comments = vec![
+            c(1, "hello".to_string()),
+            c(
+                2,
+                format!("stage 1\n{}", gate_comment_marker("shop-web", 1)),
+            ),
+            c(3, format!("stage 2\n{m}")),
+        ];
+        assert_eq!(find_marked(&comments, &m), Some(3));
+        assert_eq!(find_marked(&comments[..2], &m), None);
     }
 
     #[test]

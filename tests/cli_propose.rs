@@ -22,7 +22,9 @@ use git_server::{
 use serde_json::Value;
 
 const TOKEN: &str = "ghp_PROPOSEsecretTOKEN000000000000";
-const BRANCH: &str = "gitops-canary/shop-web-canary/weight-25";
+/// 25% is stage 2 of the default stages, and the rollout id comes from the Ingress: the
+/// branch the rollout itself would use for that stage.
+const BRANCH: &str = "gitops-canary/shop-web-canary/stage-2-weight-25";
 
 /// A checkout of the server's `gitops` repository (cloned from the bare path, pushed to over HTTP).
 fn checkout(bare: &Path) -> tempfile::TempDir {
@@ -108,7 +110,25 @@ async fn github_branch_and_pull_request_once() {
         ),
         (BRANCH, "main", head.as_str())
     );
-    assert_eq!(pr.labels, vec!["gitops-canary"]);
+    assert_eq!(pr.labels, vec!["gitops-canary", "gitops-canary:stage"]);
+    assert_eq!(pr.title, "canary shop-web-canary: stage 2/4, weight 25%");
+    assert_eq!(
+        show(
+            &bare,
+            &format!("{BRANCH}:.gitops-canary/state/shop-web-canary.state")
+        )
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>(),
+        [
+            "rollout: shop-web-canary",
+            "action: stage",
+            "status: progressing",
+            "stage: 2",
+            "weight: 25"
+        ],
+        "the state record rides in the same commit"
+    );
 
     // A re-run (same flags, token by flag this time) finds the same branch and request.
     let envs2 = [

@@ -13,8 +13,9 @@ use fake_github::{fake_sha, FakeGitHub, Fault, PR_AUTHOR};
 use gitops_canary::exit::Classify;
 use gitops_canary::forge::github::{GitHub, GitHubConfig};
 use gitops_canary::forge::{
-    decide_merge, AnyForge, ApprovalGate, Checks, Forge, ForgeError, MergeDecision, MergeMethod,
-    MergeOutcome, Mergeable, NewPullRequest, PrState, RetryPolicy, Reviews, StateFilter,
+    decide_merge, upsert_comment, AnyForge, ApprovalGate, Checks, Forge, ForgeError, MergeDecision,
+    MergeMethod, MergeOutcome, Mergeable, NewPullRequest, PrState, RetryPolicy, Reviews,
+    StateFilter,
 };
 use gitops_canary::secret::Token;
 
@@ -222,6 +223,40 @@ async fn list_follows_pages() {
         .requests()
         .iter()
         .any(|r| r.path.ends_with("/pulls") && r.query.contains("page=2")));
+}
+
+/// A comment found again by its marker is edited in place, across pages; a re-run posts
+/// nothing twice.
+#[tokio::test]
+async fn comments_are_listed_across_pages_and_edited_by_marker() {
+    let (fake, gh) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    let pr = gh.create_pr(&new_pr(BRANCH, &[])).await.unwrap();
+    for i in 0..105 {
+        gh.comment(pr.number, &format!("chatter {i}"))
+            .await
+            .unwrap();
+    }
+    let marker = "<!-- gitops-canary:gates rollout=web stage=1 -->";
+    let body = format!("stage 1: wait\n{marker}\n");
+    assert!(upsert_comment(&gh, pr.number, marker, &body).await.unwrap());
+    let all = gh.list_comments(pr.number).await.unwrap();
+    assert_eq!(all.len(), 106, "every page is read");
+    assert_eq!(all[0].body, "chatter 0", "oldest first");
+    // The same body again: nothing changes; a new verdict edits the same comment.
+    assert!(!upsert_comment(&gh, pr.number, marker, &body).await.unwrap());
+    let passed = format!("stage 1: pass\n{marker}\n");
+    assert!(upsert_comment(&gh, pr.number, marker, &passed)
+        .await
+        .unwrap());
+    let comments = fake.comments(pr.number);
+    assert_eq!(comments.len(), 106, "edited, not posted again");
+    assert_eq!(comments.last().unwrap(), &passed);
+    let err = gh
+        .update_comment(pr.number, 999_999, "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ForgeError::NotFound { .. }), "{err:?}");
 }
 
 #[tokio::test]

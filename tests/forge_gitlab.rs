@@ -14,9 +14,9 @@ use fake_gitlab::{fake_sha, FakeGitLab, Fault, DEVELOPER, GUEST, MAINTAINER, REP
 use gitops_canary::exit::Classify;
 use gitops_canary::forge::gitlab::{GitLab, GitLabAuth, GitLabConfig};
 use gitops_canary::forge::{
-    decide_merge, AnyForge, ApprovalGate, Checks, Forge, ForgeError, MergeDecision, MergeMethod,
-    MergeOutcome, Mergeable, NewPullRequest, PrState, PullRequest, RetryPolicy, Reviews,
-    StateFilter,
+    decide_merge, upsert_comment, AnyForge, ApprovalGate, Checks, Forge, ForgeError, MergeDecision,
+    MergeMethod, MergeOutcome, Mergeable, NewPullRequest, PrState, PullRequest, RetryPolicy,
+    Reviews, StateFilter,
 };
 use gitops_canary::secret::Token;
 
@@ -214,6 +214,38 @@ async fn description_labels_notes() {
         matches!(err, ForgeError::NotFound { number: 9, .. }),
         "{err:?}"
     );
+}
+
+/// A note found again by its marker is edited in place (system notes are not comments).
+#[tokio::test]
+async fn notes_are_listed_and_edited_by_marker() {
+    let (fake, gl) = setup().await;
+    fake.set_branch(BRANCH, &fake_sha("c1"));
+    let mr = gl.create_pr(&new_mr(BRANCH, &[])).await.unwrap();
+    for i in 0..25 {
+        gl.comment(mr.number, &format!("chatter {i}"))
+            .await
+            .unwrap();
+    }
+    let marker = "<!-- gitops-canary:gates rollout=web stage=1 -->";
+    let body = format!("stage 1: wait\n{marker}\n");
+    assert!(upsert_comment(&gl, mr.number, marker, &body).await.unwrap());
+    let all = gl.list_comments(mr.number).await.unwrap();
+    assert_eq!(all.len(), 26, "every page is read");
+    assert_eq!(all[0].body, "chatter 0", "oldest first");
+    assert!(!upsert_comment(&gl, mr.number, marker, &body).await.unwrap());
+    let passed = format!("stage 1: pass\n{marker}\n");
+    assert!(upsert_comment(&gl, mr.number, marker, &passed)
+        .await
+        .unwrap());
+    let notes = fake.notes(mr.number);
+    assert_eq!(notes.len(), 26, "edited, not posted again");
+    assert_eq!(notes.last().unwrap(), &passed);
+    let err = gl
+        .update_comment(mr.number, 999_999, "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ForgeError::NotFound { .. }), "{err:?}");
 }
 
 /// The merge request as the tool observes it before deciding (its head, its author).

@@ -224,6 +224,10 @@ async fn exercise() -> FakeGitHub {
         .unwrap();
     gh.update_pr_body(pr.number, "body").await.unwrap();
     gh.comment(pr.number, "hello").await.unwrap();
+    let comments = gh.list_comments(pr.number).await.unwrap();
+    gh.update_comment(pr.number, comments[0].id, "hello again")
+        .await
+        .unwrap();
     fake.add_review(pr.number, "alice", "APPROVED");
     gh.reviews(&pr).await.unwrap();
     fake.add_status(&sha, "ci/build", "success");

@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use git_server::*;
 use gitops_canary::exit::Classify;
-use gitops_canary::git::{
-    branch_name, Auth, Author, ChangeRequest, GitError, Remote, Retry, Target, Workspace,
-};
+use gitops_canary::git::{Auth, Author, ChangeRequest, GitError, Remote, Retry, Target, Workspace};
 use gitops_canary::secret::Token;
 
 const USER: &str = "oauth2";
@@ -48,7 +46,13 @@ fn request(target: Target) -> ChangeRequest {
 }
 
 fn branch() -> String {
-    branch_name(Some("shop"), "web-canary", 25)
+    gitops_canary::plan::branch(
+        "shop-web-canary",
+        gitops_canary::plan::ChangeKind::Stage {
+            stage: 2,
+            weight: 25,
+        },
+    )
 }
 
 fn counter() -> Arc<AtomicU32> {
@@ -72,7 +76,7 @@ fn publish_branch_over_http_with_author_and_trailers() {
             &mut weight_edit(25, calls.clone()),
         )
         .expect("publish");
-    assert_eq!(p.branch, "gitops-canary/shop-web-canary/weight-25");
+    assert_eq!(p.branch, "gitops-canary/shop-web-canary/stage-2-weight-25");
     assert_eq!(p.base.to_string(), main);
     assert!(!p.reused);
     assert_eq!(p.attempts, 1);

@@ -14,9 +14,7 @@ use std::sync::Arc;
 
 use git_server::*;
 use gitops_canary::exit::Classify;
-use gitops_canary::git::{
-    branch_name, Auth, Author, ChangeRequest, GitError, Remote, Target, Workspace,
-};
+use gitops_canary::git::{Auth, Author, ChangeRequest, GitError, Remote, Target, Workspace};
 use gitops_canary::secret::Token;
 use ssh_server::*;
 
@@ -65,7 +63,13 @@ fn ssh_key_auth_host_keys_and_publish() {
     assert!(git2::Repository::open(ws.dir()).unwrap().is_shallow());
     let req = ChangeRequest {
         base: "main".into(),
-        target: Target::Branch(branch_name(Some("shop"), "web-canary", 25)),
+        target: Target::Branch(gitops_canary::plan::branch(
+            "shop-web-canary",
+            gitops_canary::plan::ChangeKind::Stage {
+                stage: 2,
+                weight: 25,
+            },
+        )),
         message: "canary 25\n\nGitops-Canary-Weight: 25\n".into(),
         author: Author::new("Canary Bot", "bot@example.com"),
     };

@@ -421,6 +421,11 @@ async fn crash_at_every_step_boundary_converges_without_duplicates() {
         titles.sort();
         assert_eq!(titles, clean_prs, "n={n}: PRs differ from a clean run");
         assert!(w.duplicate_prs().is_empty(), "n={n}: duplicate PRs");
+        let dups = duplicate_gate_comments(&w);
+        assert!(
+            dups.is_empty(),
+            "n={n}: gate comments posted twice: {dups:?}"
+        );
         assert_eq!(
             w.commits_on_base().len(),
             clean_commits,
@@ -431,4 +436,237 @@ async fn crash_at_every_step_boundary_converges_without_duplicates() {
         assert!(stable_image_is_canary(&w), "n={n}");
     }
     assert!(crashed >= 8, "only {crashed} crash points were exercised");
+}
+
+/// Gate-result comments (by their stage line, marker or not) that appear more than once on
+/// one PR.
+fn duplicate_gate_comments(w: &World) -> Vec<String> {
+    let mut dups = Vec::new();
+    for pr in w.prs() {
+        let bodies = match w.options().forge {
+            Forge::Github => w.github().comments(pr.number),
+            Forge::Gitlab => w.gitlab().notes(pr.number),
+            Forge::None => continue,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for b in bodies {
+            // "gitops-canary `shop-web` stage 2 (50%): **pass**"
+            let first = b.lines().next().unwrap_or_default();
+            let Some((marker, _)) = first
+                .strip_prefix("gitops-canary `")
+                .and_then(|rest| rest.split_once("): "))
+            else {
+                continue;
+            };
+            let marker = marker.to_string();
+            if !seen.insert(marker.clone()) {
+                dups.push(format!("#{} {marker}", pr.number));
+            }
+        }
+    }
+    dups
+}
+
+/// `run` and repeated `reconcile`s run a stage's gates more than once; the stage's PR still
+/// carries one gate-results comment (found by its marker and edited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_comments_are_edited_not_posted_again() {
+    if !e2e::available() {
+        return;
+    }
+    for forge in [Forge::Github, Forge::Gitlab] {
+        let config = "ingresses: [shop/web-canary]\nid: shop-web\nstages: [10, 50, 100]\napproval: auto\npromote: false\n";
+        let w = World::start(WorldOptions {
+            forge,
+            extra_files: vec![(".gitops-canary.yaml".into(), config.into())],
+            ..WorldOptions::default()
+        })
+        .await;
+        let args: Vec<String> = vec!["--cluster".into(), "none".into()];
+        let dir = w.checkout();
+        for _ in 0..5 {
+            let out = tool(&w, &dir, "reconcile", &args, &[]).await;
+            assert!(
+                out.status.success(),
+                "{forge:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            w.prs()
+                .iter()
+                .any(|p| p.state == "merged" && p.title.contains("stage 2/3")),
+            "{forge:?}: {:?}",
+            w.prs()
+        );
+        let dups = duplicate_gate_comments(&w);
+        assert!(
+            dups.is_empty(),
+            "{forge:?}: gate comments posted twice: {dups:?}"
+        );
+    }
+}
+
+/// A crash between opening a PR and labelling it: the re-run finds the PR and adds the
+/// labels it lacks (and only those).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_found_pull_request_gets_its_missing_labels() {
+    if !e2e::available() {
+        return;
+    }
+    let config = "ingresses: [shop/web-canary]\nid: shop-web\nstages: [10, 100]\nlabels: [canary, team-shop]\n";
+    let w = World::start(WorldOptions {
+        extra_files: vec![(".gitops-canary.yaml".into(), config.into())],
+        ..WorldOptions::default()
+    })
+    .await;
+    w.github().fail_on(
+        "POST",
+        "/labels",
+        1,
+        e2e::fake_github::Fault::Forbidden { accepted: None },
+    );
+    let args: Vec<String> = vec!["--cluster".into(), "none".into()];
+    let first = tool(&w, &w.checkout(), "reconcile", &args, &[]).await;
+    assert!(!first.status.success(), "the labels call failed");
+    assert_eq!(w.prs().len(), 1);
+    assert!(w.prs()[0].labels.is_empty(), "{:?}", w.prs());
+    let again = tool(&w, &w.checkout(), "reconcile", &args, &[]).await;
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(w.prs().len(), 1, "no second PR");
+    let mut labels = w.prs()[0].labels.clone();
+    labels.sort();
+    assert_eq!(labels, ["canary", "gitops-canary:stage", "team-shop"]);
+}
+
+/// `propose` speaks the rollout's scheme: a weight that is a configured stage opens that
+/// stage's PR (which `reconcile` takes over instead of opening another), and any other weight
+/// opens `.../weight-N`, which `reconcile` waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_sees_the_pull_requests_propose_opened() {
+    if !e2e::available() {
+        return;
+    }
+    let config = "ingresses: [shop/web-canary]\nid: shop-web\nstages: [10, 50, 100]\n";
+    let w = World::start(WorldOptions {
+        extra_files: vec![(".gitops-canary.yaml".into(), config.into())],
+        ..WorldOptions::default()
+    })
+    .await;
+    let dir = w.checkout();
+    let propose = |weight: u32| {
+        let args: Vec<String> = [
+            "--ingress",
+            "shop/web-canary",
+            "--weight",
+            &weight.to_string(),
+            "--forge",
+            "github",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let w = &w;
+        let dir = dir.clone();
+        async move {
+            let out = tool(w, &dir, "propose", &args, &[]).await;
+            assert!(
+                out.status.success(),
+                "propose {weight}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            v
+        }
+    };
+    let args: Vec<String> = vec!["--cluster".into(), "none".into()];
+
+    // A weight that is no stage.
+    let off = propose(30).await;
+    assert_eq!(off["branch"], "gitops-canary/shop-web/weight-30");
+    let out = tool(&w, &dir, "reconcile", &args, &[]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("no stage"), "{stdout}");
+    assert_eq!(w.prs().len(), 1, "reconcile opened nothing beside it");
+    w.close_pr(off["number"].as_u64().unwrap());
+
+    // Stage 2's weight (the example is at stage 1): the stage's branch, title, trailers.
+    let stage = propose(50).await;
+    let branch = "gitops-canary/shop-web/stage-2-weight-50";
+    assert_eq!(stage["branch"], branch);
+    let number = stage["number"].as_u64().unwrap();
+    let pr = w.prs().into_iter().find(|p| p.number == number).unwrap();
+    assert_eq!(pr.title, "canary shop-web: stage 2/3, weight 50%");
+    let mut labels = pr.labels.clone();
+    labels.sort();
+    assert_eq!(labels, ["gitops-canary", "gitops-canary:stage"]);
+    let msg = w.message(branch);
+    for t in [
+        "Gitops-Canary-Rollout: shop-web",
+        "Gitops-Canary-Action: stage",
+        "Gitops-Canary-Stage: 2",
+        "Gitops-Canary-Weight: 50",
+    ] {
+        assert!(msg.contains(t), "{msg}");
+    }
+    let out = tool(&w, &dir, "reconcile", &args, &[]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(&format!("#{number}")), "{stdout}");
+    assert_eq!(w.prs().len(), 2, "reconcile took over the proposed PR");
+    assert!(w.duplicate_prs().is_empty());
+}
+
+/// Direct mode, `fetch-depth: 1`, and a commit by someone else on top of the rollback: the
+/// state record in the base's tree still says the rollout was rolled back, so it is not
+/// started again from stage 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shallow_checkout_still_sees_the_rollback() {
+    if !e2e::available() {
+        return;
+    }
+    let config =
+        "ingresses: [shop/web-canary]\nid: shop-web\nstages: [10, 50, 100]\napproval: direct\n";
+    let w = World::start(WorldOptions {
+        extra_files: vec![(".gitops-canary.yaml".into(), config.into())],
+        ..WorldOptions::default()
+    })
+    .await;
+    let args: Vec<String> = vec!["--cluster".into(), "none".into()];
+    let out = tool(&w, &w.checkout(), "reconcile", &args, &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The example starts at stage 1 (10%); its gates pass, stage 2 is committed.
+    assert_eq!(w.base_weight(CANARY_FILE), 50);
+    let out = tool(&w, &w.checkout(), "rollback", &args, &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(w.base_weight(CANARY_FILE), 0);
+    let record = e2e::git_server::show(w.bare(), "main:.gitops-canary/state/shop-web.state");
+    assert!(record.contains("status: rolled-back"), "{record}");
+    w.commit_to_base("docs: unrelated", |dir| {
+        std::fs::write(dir.join("NOTES.md"), "unrelated\n").unwrap();
+    });
+    let commits = w.commits_on_base().len();
+
+    let shallow = w.checkout_shallow();
+    let out = tool(&w, &shallow, "status", &args, &[]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("rolled back"), "{stdout}");
+    let out = tool(&w, &w.checkout_shallow(), "reconcile", &args, &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(w.base_weight(CANARY_FILE), 0, "not started again");
+    assert_eq!(w.commits_on_base().len(), commits, "nothing committed");
 }

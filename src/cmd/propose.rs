@@ -1,6 +1,14 @@
 //! `propose`: publish one weight change as a branch and open (or find) its PR/MR.
 //!
-//! Idempotent by construction: the branch name comes from the Ingress and the weight, `publish`
+//! It speaks the rollout's scheme (`plan::change_for_weight`): a weight that is a configured
+//! stage of the Ingress's rollout is that stage's change (same branch, title, trailers, labels
+//! and state record as `run`/`reconcile` would make, so `reconcile` takes over the request);
+//! weight 0 is the rollback; any other weight is `gitops-canary/<id>/weight-N`, which
+//! `reconcile` recognises and waits for. The rollout is the one in the config file when it
+//! lists the Ingress (then all its Ingresses move together), else one of its own, with the id
+//! the rollout would derive from the Ingress.
+//!
+//! Idempotent by construction: the branch name comes from the rollout and the weight, `publish`
 //! reuses a remote branch that already carries the same tree, and the forge is asked for the
 //! request of that branch before one is created (and `create_pr` itself returns the existing
 //! one on "already exists"). So a re-run after any failure prints the same request.
@@ -10,12 +18,13 @@ use crate::report::{self, console, OutputKey};
 use std::path::PathBuf;
 
 use crate::cli::{Output, RepoArgs};
-use crate::config::ForgeKind;
+use crate::config::{self, Config, ForgeKind};
+use crate::exit::Usage;
 use crate::forge::github::GitHub;
 use crate::forge::gitlab::GitLab;
 use crate::forge::{AnyForge, Forge, NewPullRequest, PrState};
 use crate::git::{self, Author, ChangeRequest, Remote, Target, Workspace};
-use crate::plan::Approval;
+use crate::plan::{self, Approval, ChangeKind};
 use crate::secret::Token;
 use crate::{exit, manifest};
 
@@ -35,9 +44,20 @@ pub struct ProposeArgs {
     /// Who merges: a human (pull-request), the tool after approvals or checks, or no request.
     #[arg(long, env = "GITOPS_CANARY_GATE", value_enum, default_value_t = Approval::PullRequest)]
     pub gate: Approval,
-    /// The branch the change goes into.
-    #[arg(long, env = "GITOPS_CANARY_BASE", default_value = "main")]
-    pub base: String,
+    /// The branch the change goes into (default: the config file's `base`, else main).
+    #[arg(long, env = "GITOPS_CANARY_BASE")]
+    pub base: Option<String>,
+    /// The rollout configuration file, relative to --repo (its id, stages and labels apply
+    /// when it lists the Ingress, or lists none).
+    #[arg(long, env = "GITOPS_CANARY_CONFIG", default_value = config::DEFAULT_FILE)]
+    pub config: PathBuf,
+    /// Rollout id for the branch name and commit trailers (default: the config file's, else
+    /// derived from the Ingress as the rollout does).
+    #[arg(long, env = "GITOPS_CANARY_ROLLOUT_ID")]
+    pub rollout_id: Option<String>,
+    /// Stage weights, comma-separated (default: the config file's, else 10,25,50,100).
+    #[arg(long, env = "GITOPS_CANARY_STAGES", value_delimiter = ',')]
+    pub stages: Vec<u32>,
     /// The Git remote to push to; the checkout's `origin` when absent.
     #[arg(long, env = "GITOPS_CANARY_REMOTE")]
     pub remote: Option<String>,
@@ -53,8 +73,65 @@ fn env_token(var: &str) -> Option<Token> {
         .map(Token::new)
 }
 
+/// The rollout a proposal belongs to: its id, its Ingresses, its stages and labels.
+struct Scheme {
+    rollout: String,
+    ingresses: Vec<String>,
+    change: ChangeKind,
+    total: usize,
+    labels: Vec<String>,
+    base: String,
+}
+
+fn scheme(args: &ProposeArgs) -> anyhow::Result<Scheme> {
+    let cfg = Config::load(&args.repo.repo.join(&args.config))?;
+    let same = |a: &str, b: &str| a.trim() == b.trim();
+    let applies = cfg.ingresses.is_empty() || cfg.ingresses.iter().any(|i| same(i, &args.ingress));
+    let cfg = if applies { cfg } else { Config::empty() };
+    let mut weights: Vec<u32> = cfg
+        .stages(Approval::PullRequest)
+        .iter()
+        .map(|s| s.weight)
+        .collect();
+    if !args.stages.is_empty() {
+        config::check_stages(&args.stages).map_err(|m| Usage(format!("--stages: {m}")))?;
+        weights = args.stages.clone();
+    }
+    let stages: Vec<plan::Stage> = weights
+        .iter()
+        .map(|w| plan::Stage {
+            weight: *w,
+            approval: args.gate,
+        })
+        .collect();
+    let ingresses = if cfg.ingresses.is_empty() {
+        vec![args.ingress.clone()]
+    } else {
+        cfg.ingresses.clone()
+    };
+    let rollout = args
+        .rollout_id
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or(cfg.id.clone())
+        .unwrap_or_else(|| plan::default_rollout_id(&ingresses[0]));
+    Ok(Scheme {
+        rollout,
+        change: plan::change_for_weight(&stages, args.weight),
+        total: stages.len(),
+        ingresses,
+        labels: cfg.labels.clone(),
+        base: args
+            .base
+            .clone()
+            .or(cfg.base.clone())
+            .unwrap_or_else(|| "main".into()),
+    })
+}
+
 pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
-    let selector = manifest::Selector::parse(&args.ingress)?;
+    manifest::Selector::parse(&args.ingress)?;
+    let sc = scheme(&args)?;
     // Without a flag: the CI's forge, else no forge (a direct commit).
     let forge_kind = args
         .forge
@@ -82,32 +159,42 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
         (ForgeKind::Gitlab, _) => Some(AnyForge::GitLab(GitLab::from_env(token.clone())?)),
     };
 
-    let branch = git::branch_name(selector.namespace.as_deref(), &selector.name, args.weight);
+    let branch = plan::branch(&sc.rollout, sc.change);
     let target = if args.gate == Approval::Direct {
         Target::Direct
     } else {
         Target::Branch(branch.clone())
     };
-    let title = format!("canary: {} to {}%", args.ingress, args.weight);
-    let message = format!(
-        "{title}\n\nSet the canary weight of {} to {}.\n\nGitops-Canary-Ingress: {}\nGitops-Canary-Weight: {}\n",
-        args.ingress, args.weight, args.ingress, args.weight
+    let title = plan::title(&sc.rollout, sc.change, sc.total);
+    let body = format!(
+        "Set the canary weight of {} to {}%.",
+        sc.ingresses.join(", "),
+        args.weight
     );
+    let message = plan::commit_message(&sc.rollout, sc.change, sc.total, &body);
     let author = match forge_kind {
         ForgeKind::Github => Author::github_actions_bot(),
         _ => Author::new("gitops-canary", "gitops-canary@users.noreply.gitlab.com"),
     };
     let req = ChangeRequest {
-        base: args.base.clone(),
+        base: sc.base.clone(),
         target,
         message,
         author,
     };
     let ws = Workspace::open(&dir, Remote::new(url, auth))?;
-    let (ingress, weight) = (args.ingress.clone(), args.weight);
+    let weight = args.weight;
+    let record = plan::StateRecord::for_change(&sc.rollout, sc.change, None, weight);
     let published = ws.publish(&req, &mut |d| {
-        let outcome = manifest::set_weight(d, &ingress, weight, false)?;
-        Ok(outcome.changed_files())
+        let mut changed = Vec::new();
+        for ingress in &sc.ingresses {
+            changed.extend(manifest::set_weight(d, ingress, weight, false)?.changed_files());
+        }
+        // The rollout's state record goes in the same commit, as the rollout's own changes do.
+        if !changed.is_empty() {
+            changed.push(crate::app::write_record(d, &sc.rollout, &record)?);
+        }
+        Ok(changed)
     })?;
     let head_sha = published.commit.map(|c| c.to_string());
 
@@ -118,8 +205,12 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
     let pr = match &forge {
         Some(f) if head_sha.is_some() => {
             let found = f.find_pr_by_branch(&published.branch).await?;
+            let labels = plan::labels(&sc.labels, sc.change);
             match found {
-                Some(p) if p.state == PrState::Open => Some(p),
+                // Found again: only the labels a crash may have kept from it are added.
+                Some(p) if p.state == PrState::Open => {
+                    Some(crate::forge::ensure_labels(f, p, &labels).await?)
+                }
                 _ => Some({
                     operation = PrOperation::Created;
                     f.create_pr(&NewPullRequest {
@@ -129,8 +220,8 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
                             args.ingress, args.weight
                         ),
                         head: published.branch.clone(),
-                        base: args.base.clone(),
-                        labels: vec!["gitops-canary".into()],
+                        base: sc.base.clone(),
+                        labels,
                     })
                     .await?
                 }),
@@ -173,7 +264,8 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
             let doc = serde_json::json!({
                 "schemaVersion": 1,
                 "branch": published.branch,
-                "base": args.base,
+                "base": sc.base,
+                "rollout": sc.rollout,
                 "head_sha": head_sha.clone().or_else(|| pr.as_ref().map(|p| p.head_sha.clone())),
                 "changed": head_sha.is_some(),
                 "reused": published.reused,
@@ -187,7 +279,7 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
             (None, Some(sha)) => console::out(&format!("{} {sha}", published.branch)),
             (None, None) => console::err(&format!(
                 "{} is already at weight {} on {}; nothing to propose",
-                args.ingress, args.weight, args.base
+                args.ingress, args.weight, sc.base
             )),
         },
     }

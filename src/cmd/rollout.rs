@@ -267,7 +267,7 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         .rollout_id
         .clone()
         .or(cfg.id.clone())
-        .unwrap_or_else(|| plan::sanitize(&ingresses[0].replace('/', "-")));
+        .unwrap_or_else(|| plan::default_rollout_id(&ingresses[0]));
     let mut labels = if args.labels.is_empty() {
         cfg.labels.clone()
     } else {

@@ -17,8 +17,8 @@ use serde_json::json;
 
 use super::approval::{self, GitHubReview, ReviewState};
 use super::{
-    send, Checks, Ctx, Forge, ForgeError, MergeMethod, MergeOutcome, Mergeable, NewPullRequest,
-    PrState, PullRequest, RawResponse, RetryPolicy, Reviews, StateFilter,
+    send, Checks, Comment, Ctx, Forge, ForgeError, MergeMethod, MergeOutcome, Mergeable,
+    NewPullRequest, PrState, PullRequest, RawResponse, RetryPolicy, Reviews, StateFilter,
 };
 use crate::secret::Token;
 
@@ -82,9 +82,12 @@ fn permission_for(op: &str) -> &'static str {
         "merge" => "contents: write",
         "checks" => "checks: read` and `statuses: read",
         "reviewer permission" => "metadata: read",
-        "create pull request" | "update body" | "add labels" | "comment" | "close" => {
-            "pull-requests: write"
-        }
+        "create pull request"
+        | "update body"
+        | "add labels"
+        | "comment"
+        | "update comment"
+        | "close" => "pull-requests: write",
         _ => "pull-requests: read",
     }
 }
@@ -472,6 +475,46 @@ impl Forge for GitHub {
         let path = self.path(&format!("/issues/{number}/comments"));
         let raw = self
             .call(&ctx, http::Method::POST, &path, Some(json!({"body": body})))
+            .await?;
+        self.expect_ok(&ctx, &raw)?;
+        let _: models::issues::Comment = self.parse(&ctx, &raw)?;
+        Ok(())
+    }
+
+    async fn list_comments(&self, number: u64) -> Result<Vec<Comment>, ForgeError> {
+        const PER_PAGE: usize = 100;
+        const MAX_PAGES: usize = 10;
+        let ctx = self.ctx("list comments", Some(number));
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let path = self.path(&format!(
+                "/issues/{number}/comments?per_page={PER_PAGE}&page={page}"
+            ));
+            let raw = self.call(&ctx, http::Method::GET, &path, None).await?;
+            self.expect_ok(&ctx, &raw)?;
+            let batch: Vec<models::issues::Comment> = self.parse(&ctx, &raw)?;
+            let n = batch.len();
+            out.extend(batch.into_iter().map(|c| Comment {
+                id: c.id.0,
+                body: c.body.unwrap_or_default(),
+            }));
+            if n < PER_PAGE {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn update_comment(&self, number: u64, id: u64, body: &str) -> Result<(), ForgeError> {
+        let ctx = self.ctx("update comment", Some(number));
+        let path = self.path(&format!("/issues/comments/{id}"));
+        let raw = self
+            .call(
+                &ctx,
+                http::Method::PATCH,
+                &path,
+                Some(json!({"body": body})),
+            )
             .await?;
         self.expect_ok(&ctx, &raw)?;
         let _: models::issues::Comment = self.parse(&ctx, &raw)?;

@@ -17,8 +17,9 @@ use serde_json::json;
 
 use super::approval::{self, GitLabApproval, HeadSince};
 use super::{
-    encode_segment, send, Checks, Ctx, Forge, ForgeError, MergeMethod, MergeOutcome, Mergeable,
-    NewPullRequest, PrState, PullRequest, RawResponse, RetryPolicy, Reviews, StateFilter,
+    encode_segment, send, Checks, Comment, Ctx, Forge, ForgeError, MergeMethod, MergeOutcome,
+    Mergeable, NewPullRequest, PrState, PullRequest, RawResponse, RetryPolicy, Reviews,
+    StateFilter,
 };
 use crate::secret::Token;
 
@@ -185,6 +186,7 @@ fn permission_for(op: &str, status: u16, raw: &RawResponse) -> String {
         | "reviews"
         | "approver access"
         | "checks"
+        | "list comments"
         | "get merge request" => "read_api scope and at least the Reporter role".into(),
         _ => "api scope and at least the Developer role".into(),
     }
@@ -525,6 +527,51 @@ impl Forge for GitLab {
                 &ctx,
                 reqwest::Method::POST,
                 &format!("/merge_requests/{number}/notes"),
+                Some(json!({"body": body})),
+            )
+            .await?;
+        self.expect_ok(&ctx, &raw)
+    }
+
+    async fn list_comments(&self, number: u64) -> Result<Vec<Comment>, ForgeError> {
+        #[derive(serde::Deserialize)]
+        struct Note {
+            id: u64,
+            #[serde(default)]
+            body: String,
+            #[serde(default)]
+            system: bool,
+        }
+        const PER_PAGE: usize = 100;
+        const MAX_PAGES: usize = 10;
+        let ctx = self.ctx("list comments", Some(number));
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let path = format!(
+                "/merge_requests/{number}/notes?sort=asc&order_by=created_at&per_page={PER_PAGE}&page={page}"
+            );
+            let raw = self.call(&ctx, reqwest::Method::GET, &path, None).await?;
+            self.expect_ok(&ctx, &raw)?;
+            let batch: Vec<Note> = self.parse(&ctx, &raw)?;
+            let n = batch.len();
+            out.extend(batch.into_iter().filter(|n| !n.system).map(|n| Comment {
+                id: n.id,
+                body: n.body,
+            }));
+            if n < PER_PAGE {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn update_comment(&self, number: u64, id: u64, body: &str) -> Result<(), ForgeError> {
+        let ctx = self.ctx("update comment", Some(number));
+        let raw = self
+            .call(
+                &ctx,
+                reqwest::Method::PUT,
+                &format!("/merge_requests/{number}/notes/{id}"),
                 Some(json!({"body": body})),
             )
             .await?;

@@ -157,6 +157,13 @@ pub struct PullRequest {
     pub state: PrState,
 }
 
+/// A comment on a pull/merge request (GitLab: a note that is not a system note).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Comment {
+    pub id: u64,
+    pub body: String,
+}
+
 /// What to open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPullRequest {
@@ -341,6 +348,18 @@ pub trait Forge {
         number: u64,
         body: &str,
     ) -> impl Future<Output = Result<(), ForgeError>> + Send;
+    /// The comments on a request, oldest first (GitLab: without system notes).
+    fn list_comments(
+        &self,
+        number: u64,
+    ) -> impl Future<Output = Result<Vec<Comment>, ForgeError>> + Send;
+    /// Replace the body of comment `id` on request `number`.
+    fn update_comment(
+        &self,
+        number: u64,
+        id: u64,
+        body: &str,
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
     /// The approvals that count for `pr` as observed (its head and author), see [`approval`].
     fn reviews(&self, pr: &PullRequest)
         -> impl Future<Output = Result<Reviews, ForgeError>> + Send;
@@ -396,6 +415,22 @@ pub(crate) async fn ensure_labels<F: Forge + Sync>(
     Ok(pr)
 }
 
+/// Post `body` on request `number`, or edit the comment that carries `marker` (which
+/// `body` must contain) so a re-run never posts it twice. Returns whether anything changed.
+pub async fn upsert_comment<F: Forge + Sync>(
+    forge: &F,
+    number: u64,
+    marker: &str,
+    body: &str,
+) -> Result<bool, ForgeError> {
+    let comments = forge.list_comments(number).await?;
+    match crate::plan::find_marked(&comments, marker) {
+        Some(id) if comments.iter().any(|c| c.id == id && c.body == body) => Ok(false),
+        Some(id) => forge.update_comment(number, id, body).await.map(|()| true),
+        None => forge.comment(number, body).await.map(|()| true),
+    }
+}
+
 /// One forge chosen at run time.
 #[derive(Debug, Clone)]
 pub enum AnyForge {
@@ -434,6 +469,12 @@ impl Forge for AnyForge {
     }
     async fn comment(&self, number: u64, body: &str) -> Result<(), ForgeError> {
         dispatch!(self, comment, number, body)
+    }
+    async fn list_comments(&self, number: u64) -> Result<Vec<Comment>, ForgeError> {
+        dispatch!(self, list_comments, number)
+    }
+    async fn update_comment(&self, number: u64, id: u64, body: &str) -> Result<(), ForgeError> {
+        dispatch!(self, update_comment, number, id, body)
     }
     async fn reviews(&self, pr: &PullRequest) -> Result<Reviews, ForgeError> {
         dispatch!(self, reviews, pr)

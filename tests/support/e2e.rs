@@ -319,6 +319,15 @@ impl World {
     /// remote URL and the credentials sit in an `http.<url>.extraheader` entry of .git/config.
     /// Lives as long as the world.
     pub fn checkout(&self) -> PathBuf {
+        self.checkout_with(&[])
+    }
+
+    /// [`World::checkout`] with `fetch-depth: 1`: only the tip commit, its parents cut off.
+    pub fn checkout_shallow(&self) -> PathBuf {
+        self.checkout_with(&["--depth", "1"])
+    }
+
+    fn checkout_with(&self, extra: &[&str]) -> PathBuf {
         let dir = tempfile::tempdir().expect("tempdir");
         let header = format!(
             "AUTHORIZATION: Basic {}",
@@ -335,9 +344,11 @@ impl World {
                 "-q",
                 "-b",
                 BASE,
-                &self.remote_url(),
-                work.to_str().expect("utf-8"),
-            ],
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .chain([self.remote_url().as_str(), work.to_str().expect("utf-8")])
+            .collect::<Vec<_>>(),
             &[],
         )
         .expect("git clone");

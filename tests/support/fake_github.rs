@@ -35,6 +35,10 @@ pub const ROUTES: &[(&str, &str)] = &[
         "post",
         "/repos/{owner}/{repo}/issues/{issue_number}/comments",
     ),
+    (
+        "patch",
+        "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+    ),
     ("get", "/repos/{owner}/{repo}/commits/{ref}/status"),
     ("get", "/repos/{owner}/{repo}/commits/{ref}/check-runs"),
     ("post", "/repos/{owner}/{repo}/statuses/{sha}"),
@@ -726,16 +730,51 @@ impl Responder {
                 let Some(n) = num(n).filter(|n| st.prs.iter().any(|p| p.number == *n)) else {
                     return error(404, "Not Found", "issues/comments#list-issue-comments");
                 };
+                // Oldest first, 30 a page by default, at most 100 (GitHub's rules).
+                let per_page: usize = q
+                    .get("per_page")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(30)
+                    .clamp(1, 100);
+                let page: usize = q
+                    .get("page")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1)
+                    .max(1);
                 let list: Vec<Value> = st
                     .comments
                     .get(&n)
                     .map(|v| {
                         v.iter()
+                            .skip((page - 1) * per_page)
+                            .take(per_page)
                             .map(|(id, b, at)| self.comment_json(n, *id, b, *at))
                             .collect()
                     })
                     .unwrap_or_default();
                 reply(200, Value::Array(list))
+            }
+            ("PATCH", ["issues", "comments", id]) => {
+                let found = num(id).and_then(|id| {
+                    st.comments
+                        .iter()
+                        .find_map(|(n, v)| v.iter().position(|c| c.0 == id).map(|i| (*n, i)))
+                });
+                let Some((n, i)) = found else {
+                    return error(404, "Not Found", "issues/comments#update-an-issue-comment");
+                };
+                let Some(text) = body.get("body").and_then(Value::as_str) else {
+                    return validation(
+                        json!([{"resource": "IssueComment", "field": "body", "code": "missing_field"}]),
+                        "issues/comments#update-an-issue-comment",
+                    );
+                };
+                let at = st.tick();
+                let c = &mut st.comments.get_mut(&n).expect("found above")[i];
+                c.1 = text.to_string();
+                c.2 = at;
+                let (id, b, at) = c.clone();
+                reply(200, self.comment_json(n, id, &b, at))
             }
             ("POST", ["issues", n, "comments"]) => {
                 let Some(n) = num(n).filter(|n| st.prs.iter().any(|p| p.number == *n)) else {

@@ -26,7 +26,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/projects/:id/merge_requests/:iid/merge"),
     ("GET", "/projects/:id/merge_requests/:iid/approvals"),
     ("POST", "/projects/:id/merge_requests/:iid/approve"),
+    ("GET", "/projects/:id/merge_requests/:iid/notes"),
     ("POST", "/projects/:id/merge_requests/:iid/notes"),
+    ("PUT", "/projects/:id/merge_requests/:iid/notes/:note_id"),
     ("GET", "/projects/:id/merge_requests/:iid/versions"),
     ("GET", "/projects/:id/members/all/:user_id"),
     ("GET", "/projects/:id/pipelines"),
@@ -641,14 +643,61 @@ impl Responder {
                         .entry(iid)
                         .or_default()
                         .push((id, text.to_string()));
-                    let note = json!({
-                        "id": id, "type": null, "body": text, "author": self.user_json("project_bot"),
-                        "created_at": timestamp(t), "updated_at": timestamp(t), "system": false,
-                        "noteable_id": st.mrs[i].id, "noteable_type": "MergeRequest", "noteable_iid": iid,
-                        "project_id": self.project_id, "resolvable": false, "confidential": false, "internal": false,
-                        "imported": false, "imported_from": "none"
-                    });
-                    (201, note, vec![])
+                    (201, self.note_json(st, i, id, text, t), vec![])
+                }
+                None => msg(404, json!("404 Not found")),
+            },
+            ("GET", ["merge_requests", n, "notes"]) => match idx(st, n) {
+                Some(i) => {
+                    // GitLab: newest first unless `sort=asc`; 20 a page by default, at most 100.
+                    let iid = st.mrs[i].iid;
+                    let mut list: Vec<(u64, String)> =
+                        st.notes.get(&iid).cloned().unwrap_or_default();
+                    if q.get("sort").map(String::as_str) != Some("asc") {
+                        list.reverse();
+                    }
+                    let per_page: usize = q
+                        .get("per_page")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(20)
+                        .clamp(1, 100);
+                    let page: usize = q
+                        .get("page")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1)
+                        .max(1);
+                    let items: Vec<Value> = list
+                        .iter()
+                        .skip((page - 1) * per_page)
+                        .take(per_page)
+                        .map(|(id, b)| self.note_json(st, i, *id, b, 0))
+                        .collect();
+                    (200, Value::Array(items), vec![])
+                }
+                None => msg(404, json!("404 Not found")),
+            },
+            ("PUT", ["merge_requests", n, "notes", note]) => match idx(st, n) {
+                Some(i) => {
+                    let iid = st.mrs[i].iid;
+                    let Some(text) = body
+                        .get("body")
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                    else {
+                        return msg(400, json!({"body": ["can't be blank"]}));
+                    };
+                    let id = note.parse::<u64>().ok();
+                    let Some(entry) = st
+                        .notes
+                        .get_mut(&iid)
+                        .and_then(|v| v.iter_mut().find(|x| Some(x.0) == id))
+                    else {
+                        return msg(404, json!("404 Note Not Found"));
+                    };
+                    entry.1 = text.to_string();
+                    let id = entry.0;
+                    let t = st.tick();
+                    (200, self.note_json(st, i, id, text, t), vec![])
                 }
                 None => msg(404, json!("404 Not found")),
             },
@@ -931,6 +980,17 @@ impl Responder {
         }
         let m = st.mrs[i].clone();
         (200, self.mr_json(st, &m, true), vec![])
+    }
+
+    /// A note as GitLab's Notes API answers it.
+    fn note_json(&self, st: &State, i: usize, id: u64, body: &str, t: u64) -> Value {
+        json!({
+            "id": id, "type": null, "body": body, "author": self.user_json("project_bot"),
+            "created_at": timestamp(t), "updated_at": timestamp(t), "system": false,
+            "noteable_id": st.mrs[i].id, "noteable_type": "MergeRequest", "noteable_iid": st.mrs[i].iid,
+            "project_id": self.project_id, "resolvable": false, "confidential": false, "internal": false,
+            "imported": false, "imported_from": "none"
+        })
     }
 
     fn user_json(&self, username: &str) -> Value {
