@@ -569,6 +569,31 @@ impl Rollout<'_> {
                 .iter()
                 .find(|(rev, _)| *rev == obs.tip)
                 .map(|(_, r)| r.clone());
+            // Another process (the `reconcile` timer) may have run them for this revision: the
+            // gate comment is the record.
+            let known = match (known, self.forge(), obs.current_stage_pr) {
+                (None, Some(forge), Some(pr)) => {
+                    let marker = plan::gate_comment_marker(&self.settings.rollout, stage);
+                    forge
+                        .list_comments(pr)
+                        .await?
+                        .iter()
+                        .find(|c| c.body.contains(&marker) && plan::records_pass(&c.body, &obs.tip))
+                        .map(|_| GateReport {
+                            verdict: Verdict::Pass,
+                            gates: vec![GateLine {
+                                gate: "recorded".into(),
+                                verdict: Verdict::Pass,
+                                detail: format!(
+                                    "passed at {} (recorded in the gate comment on #{pr})",
+                                    obs.tip
+                                ),
+                                timed_out: false,
+                            }],
+                        })
+                }
+                (known, _, _) => known,
+            };
             let fresh = known.is_none();
             let report = match known {
                 Some(r) => r,
@@ -602,7 +627,7 @@ impl Rollout<'_> {
                     forge,
                     pr,
                     &plan::gate_comment_marker(&self.settings.rollout, stage),
-                    &gate_comment(&self.settings.rollout, stage, weight, &report),
+                    &gate_comment(&self.settings.rollout, stage, weight, &obs.tip, &report),
                 )
                 .await?;
                 failpoint("comment");
@@ -1183,7 +1208,13 @@ pub fn pr_body(s: &Settings, change: ChangeKind, obs: &Observation, diff: &str) 
 }
 
 /// The comment left on a stage's PR after its gates ran.
-pub fn gate_comment(rollout: &str, stage: usize, weight: u32, r: &GateReport) -> String {
+pub fn gate_comment(
+    rollout: &str,
+    stage: usize,
+    weight: u32,
+    revision: &str,
+    r: &GateReport,
+) -> String {
     let mut c = format!(
         "gitops-canary `{rollout}` stage {stage} ({weight}%): **{}**\n\n| gate | verdict | detail |\n| --- | --- | --- |\n",
         verdict_word(&r.verdict)
@@ -1198,6 +1229,8 @@ pub fn gate_comment(rollout: &str, stage: usize, weight: u32, r: &GateReport) ->
     }
     c.push('\n');
     c.push_str(&plan::gate_comment_marker(rollout, stage));
+    c.push('\n');
+    c.push_str(&plan::verdict_record(r.verdict == Verdict::Pass, revision));
     c.push('\n');
     c
 }

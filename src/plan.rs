@@ -896,6 +896,23 @@ pub fn gate_comment_marker(rollout: &str, stage: usize) -> String {
     )
 }
 
+/// The line a gate comment carries to record its verdict for one base revision, so a later
+/// pass (another process: the `reconcile` timer) reads it back instead of baking again.
+pub fn verdict_record(passed: bool, revision: &str) -> String {
+    format!(
+        "<!-- gitops-canary:verdict {} revision={revision} -->",
+        if passed { "pass" } else { "no-pass" }
+    )
+}
+
+/// Does `body` record a pass of the gates at `revision`?
+pub fn records_pass(body: &str, revision: &str) -> bool {
+    !revision.is_empty()
+        && body
+            .lines()
+            .any(|l| l.trim() == verdict_record(true, revision))
+}
+
 /// Which of `comments` (id, body) carries `marker`: the first one, as the one to edit.
 pub fn find_marked(comments: &[Comment], marker: &str) -> Option<u64> {
     comments
@@ -1272,6 +1289,21 @@ mod text_tests {
         let t = stage_table(&stages, 1, Some(2));
         assert!(t.contains("| 1 | 10% | merged when checks pass | done |"));
         assert!(t.contains("| 2 | 100% | merge by a person | **this change** |"));
+    }
+
+    #[test]
+    fn a_gate_comment_records_its_verdict_for_one_revision() {
+        let body = format!("| gate | ... |\n\n{}\n", verdict_record(true, "abc123"));
+        assert!(records_pass(&body, "abc123"));
+        assert!(
+            !records_pass(&body, "def456"),
+            "another revision: run again"
+        );
+        assert!(!records_pass(&verdict_record(false, "abc123"), "abc123"));
+        assert!(!records_pass(
+            "<!-- gitops-canary:verdict pass revision= -->",
+            ""
+        ));
     }
 
     #[test]

@@ -66,6 +66,8 @@ enum ScenarioStep {
     CloseOpen,
     /// Make the canary Deployment crash-loop (or stop).
     CrashLoop(bool),
+    /// Stop (or resume) the sync agent: merged commits wait to be applied.
+    PauseSync(bool),
     /// Assert the base weight now.
     BaseWeight(u32),
     /// Assert the number of open PRs now.
@@ -216,6 +218,7 @@ async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
                 }
             }
             ScenarioStep::CrashLoop(on) => w.crash_loop("shop", "web-canary", *on),
+            ScenarioStep::PauseSync(on) => w.pause_sync(*on),
             ScenarioStep::BaseWeight(want) => {
                 let got = w.base_weight(CANARY_FILE);
                 if got != *want {
