@@ -904,6 +904,18 @@ pub fn analyze(route: &HttpRoute, explicit: Option<&str>, ctx: &Context) -> Rout
             }
         }
     }
+    if canary.is_none() {
+        // Only the split is worth showing; the route checks are for canary routes.
+        return RouteCanary {
+            route: route.clone(),
+            weight: None,
+            canary_service: None,
+            stable_service: None,
+            splits,
+            subset_rules,
+            problems,
+        };
+    }
     if route.parent_refs == 0 {
         problems.push(problem(
             route,
