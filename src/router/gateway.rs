@@ -365,15 +365,15 @@ fn is_null(s: &Stream, n: NodeId) -> bool {
         NodeKind::Scalar { value, style: Style::Plain, .. } if matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL"))
 }
 
-fn read_weight(
-    s: &Stream,
-    b: NodeId,
-) -> (
+/// A weight as read: as written, effective, its line, and why it is not valid.
+type WeightRead = (
     Option<String>,
     Option<u32>,
     Option<usize>,
     Option<(&'static str, String)>,
-) {
+);
+
+fn read_weight(s: &Stream, b: NodeId) -> WeightRead {
     let Some(w) = s.get(b, "weight") else {
         return (None, Some(1), None, None);
     };
@@ -1760,7 +1760,11 @@ impl Router for GatewayApi {
                 candidates: String::new(),
             })?;
         let ctx = Context::from_files([std::slice::from_ref(file)]);
-        let canary = route.canary.then(|| route.services()).unwrap_or_default();
+        let canary = if route.canary {
+            route.services()
+        } else {
+            Vec::new()
+        };
         let rc = analyze(&found, canary.first().map(String::as_str), &ctx);
         weight_edits(&rc, weight)
     }
