@@ -1,4 +1,5 @@
-//! `plan`: every canary Ingress, its stable partners, its weight and its problems.
+//! `plan`: every canary Ingress, its stable partners, its weight and its problems; then every
+//! HTTPRoute with a canary backend, its splits, its header/query rules and its problems.
 
 use crate::report::console;
 use std::fmt::Write as _;
@@ -6,12 +7,20 @@ use std::fmt::Write as _;
 use crate::cli::{Output, RepoArgs};
 use crate::exit;
 use crate::manifest::Repo;
+use crate::router::gateway::{self, GatewayDiscovery};
 use crate::router::{Discovery, Severity};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
+    /// Show only this Gateway API HTTPRoute: NAME or NAMESPACE/NAME.
+    #[arg(long, env = "GITOPS_CANARY_ROUTE")]
+    pub route: Option<String>,
+    /// The HTTPRoute backendRef that is the canary; default, the only one whose Service name
+    /// ends in -canary or selects a Deployment whose name does.
+    #[arg(long, env = "GITOPS_CANARY_CANARY_SERVICE")]
+    pub canary_service: Option<String>,
 }
 
 /// The JSON document `plan --output json` prints (documented in the README).
@@ -22,18 +31,62 @@ pub struct PlanJson<'a> {
     pub repo: String,
     #[serde(flatten)]
     pub discovery: &'a Discovery,
+    /// Present when the repository has HTTPRoutes (or `--route` asks for one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_routes: Option<&'a GatewayDiscovery>,
+}
+
+/// The HTTPRoutes `plan` shows: every one with a canary, or the one `--route` names.
+fn routes(args: &PlanArgs) -> anyhow::Result<Option<GatewayDiscovery>> {
+    let mut d = gateway::discover_repo(&args.repo.repo, args.canary_service.as_deref())?;
+    if let Some(sel) = &args.route {
+        let sel = crate::manifest::Selector::parse(sel)?;
+        let all: Vec<gateway::HttpRoute> = d.routes.iter().map(|r| r.route.clone()).collect();
+        let chosen = gateway::select(&all, &sel).map(|r| (r.file.clone(), r.document, r.item));
+        match chosen {
+            Ok(key) => d
+                .routes
+                .retain(|r| (r.route.file.clone(), r.route.document, r.route.item) == key),
+            Err(crate::manifest::ManifestError::NoRoute { .. }) => {
+                // Not listed as a canary: show what the route is, or say it does not exist.
+                let repo = crate::manifest::Repo::load_filtered(&args.repo.repo, &|b| {
+                    crate::router::Router::may_contain_route(&gateway::GatewayApi, b)
+                })?;
+                let all: Vec<gateway::HttpRoute> =
+                    repo.files.iter().flat_map(gateway::http_routes).collect();
+                let route = gateway::select(&all, &sel)?;
+                let ctx = gateway::Context::load(&args.repo.repo)?;
+                d.routes = vec![gateway::analyze(
+                    route,
+                    args.canary_service.as_deref(),
+                    &ctx,
+                )];
+            }
+            Err(e) => return Err(e.into()),
+        }
+        d.problems.clear();
+        return Ok(Some(d));
+    }
+    Ok((!d.is_empty()).then_some(d))
 }
 
 pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let repo = Repo::load(&args.repo.repo)?;
     let discovery = repo.discover();
-    for s in &discovery.skipped {
+    let http_routes = routes(&args)?;
+    for s in discovery.skipped.iter().chain(
+        http_routes
+            .iter()
+            .flat_map(|d| &d.skipped)
+            .filter(|s| !discovery.skipped.iter().any(|x| x.file == s.file)),
+    ) {
         console::err(&format!(
             "warning: skipped {}: {}",
             s.file.display(),
             s.reason
         ));
     }
+    let route_problems = || http_routes.iter().flat_map(|d| d.all_problems());
     // In CI, every error-level problem becomes an annotation on its file and line.
     if let Some(mut rep) = crate::report::ci() {
         let root = &args.repo.repo;
@@ -42,6 +95,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             .iter()
             .flat_map(|pair| &pair.problems)
             .chain(&discovery.problems)
+            .chain(route_problems())
             .filter(|p| p.severity == Severity::Error)
         {
             let file = crate::git::path_in_repository(root, &p.file);
@@ -55,17 +109,29 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
                 schema_version: 1,
                 repo: args.repo.repo.display().to_string(),
                 discovery: &discovery,
+                http_routes: http_routes.as_ref(),
             };
             console::json(&doc)?;
         }
-        Output::Human => console::out(&render_human(&discovery)),
+        Output::Human => {
+            let mut text = render_human(&discovery);
+            if let Some(d) = &http_routes {
+                text.push('\n');
+                text.push_str(&render_routes(d));
+            }
+            console::out(&text)
+        }
     }
-    Ok(if discovery.worst() == Some(Severity::Error) {
+    let worst = discovery
+        .worst()
+        .max(http_routes.as_ref().and_then(|d| d.worst()));
+    Ok(if worst == Some(Severity::Error) {
         let n = discovery
             .pairs
             .iter()
             .flat_map(|pair| &pair.problems)
             .chain(&discovery.problems)
+            .chain(route_problems())
             .filter(|p| p.severity == Severity::Error)
             .count();
         console::err(&format!(
@@ -133,6 +199,100 @@ pub fn render_human(d: &Discovery) -> String {
             let _ = writeln!(out, "  rule    {k}={v}");
         }
         for pr in &p.problems {
+            let _ = writeln!(
+                out,
+                "  {:<7} [{}] {}",
+                severity(pr.severity),
+                pr.code,
+                pr.message
+            );
+        }
+    }
+    if !d.problems.is_empty() {
+        let _ = writeln!(out);
+    }
+    for pr in &d.problems {
+        let _ = writeln!(
+            out,
+            "{} {}:{} [{}] {}",
+            severity(pr.severity),
+            pr.file.display(),
+            pr.line,
+            pr.code,
+            pr.message
+        );
+    }
+    out
+}
+
+/// The HTTPRoute part of the terminal report: one block per route with a canary.
+pub fn render_routes(d: &GatewayDiscovery) -> String {
+    let mut out = String::new();
+    let n = d.routes.len();
+    let _ = writeln!(
+        out,
+        "{} HTTPRoute{} with a canary or a split ({})",
+        n,
+        if n == 1 { "" } else { "s" },
+        d.router
+    );
+    for rc in &d.routes {
+        let r = &rc.route;
+        let weight = match rc.weight {
+            Some(p) if p.fract() == 0.0 => format!("{p:.0}%"),
+            Some(p) => format!("{p}%"),
+            None => "-".into(),
+        };
+        let _ = writeln!(out, "\n{}  canary {}", r.qualified_name(), weight);
+        let _ = writeln!(
+            out,
+            "  route   {}:{} (document {})  {}",
+            r.file.display(),
+            r.line,
+            r.document,
+            r.api_version
+        );
+        let _ = writeln!(
+            out,
+            "  canary  {}",
+            rc.canary_service.as_deref().unwrap_or("none")
+        );
+        let _ = writeln!(
+            out,
+            "  stable  {}",
+            rc.stable_service.as_deref().unwrap_or("none")
+        );
+        let show = |w: &Option<String>, eff: Option<u32>| match (w, eff) {
+            (None, Some(e)) => format!("{e} (unset)"),
+            (Some(_), Some(e)) => e.to_string(),
+            (Some(raw), None) => format!("{raw:?} (invalid)"),
+            (None, None) => "-".into(),
+        };
+        for s in &rc.splits {
+            let _ = writeln!(
+                out,
+                "  split   rule {} {} {} (line {}): {} {}, {} {} of {}",
+                s.rule,
+                s.path_type,
+                s.path,
+                s.line,
+                s.stable.name,
+                show(&s.stable.weight_raw, s.stable.weight),
+                s.canary.name,
+                show(&s.canary.weight_raw, s.canary.weight),
+                s.total.map_or("-".into(), |t| t.to_string())
+            );
+        }
+        for s in &rc.subset_rules {
+            let _ = writeln!(
+                out,
+                "  match   rule {} (line {}): {} -> canary, by match precedence",
+                s.rule,
+                s.line,
+                s.conditions.join("; ")
+            );
+        }
+        for pr in &rc.problems {
             let _ = writeln!(
                 out,
                 "  {:<7} [{}] {}",

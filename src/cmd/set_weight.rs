@@ -1,4 +1,5 @@
-//! `set-weight`: change one canary weight in the manifests, byte-exactly.
+//! `set-weight`: change one canary weight in the manifests, byte-exactly: an ingress-nginx
+//! canary Ingress's annotation, or both weights of an HTTPRoute's stable/canary split.
 
 use crate::cli::{Output, RepoArgs};
 use crate::report::console;
@@ -9,9 +10,22 @@ pub struct SetWeightArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
     /// The canary Ingress: NAME or NAMESPACE/NAME.
-    #[arg(long, env = "GITOPS_CANARY_INGRESS")]
-    pub ingress: String,
-    /// The new weight (0..=canary-weight-total, 100 by default).
+    #[arg(
+        long,
+        env = "GITOPS_CANARY_INGRESS",
+        required_unless_present = "route",
+        conflicts_with = "route"
+    )]
+    pub ingress: Option<String>,
+    /// The Gateway API HTTPRoute whose stable/canary split to set: NAME or NAMESPACE/NAME.
+    #[arg(long, env = "GITOPS_CANARY_ROUTE")]
+    pub route: Option<String>,
+    /// The HTTPRoute backendRef that is the canary; default, the only one whose Service name
+    /// ends in -canary or selects a Deployment whose name does.
+    #[arg(long, env = "GITOPS_CANARY_CANARY_SERVICE")]
+    pub canary_service: Option<String>,
+    /// The new weight (0..=canary-weight-total, 100 by default); for --route, the canary's
+    /// percentage, written as both weights of each split.
     #[arg(long, env = "GITOPS_CANARY_WEIGHT")]
     pub weight: u32,
     /// Print the diff and write nothing.
@@ -20,7 +34,25 @@ pub struct SetWeightArgs {
 }
 
 pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
-    let outcome = manifest::set_weight(&args.repo.repo, &args.ingress, args.weight, args.dry_run)?;
+    let outcome = match (&args.route, &args.ingress) {
+        (Some(route), _) => crate::router::gateway::set_weight(
+            &args.repo.repo,
+            route,
+            args.canary_service.as_deref(),
+            args.weight,
+            args.dry_run,
+        )?,
+        (None, Some(ingress)) => {
+            if args.canary_service.is_some() {
+                return Err(exit::Usage(
+                    "--canary-service applies to --route (an HTTPRoute)".into(),
+                )
+                .into());
+            }
+            manifest::set_weight(&args.repo.repo, ingress, args.weight, args.dry_run)?
+        }
+        (None, None) => return Err(exit::Usage("give --ingress or --route".into()).into()),
+    };
     match args.repo.output {
         Output::Json => {
             let doc = serde_json::json!({
@@ -43,15 +75,18 @@ pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
                     (false, true) => "would set",
                     (false, false) => "set",
                 };
+                // Integers (HTTPRoute weights) print bare, strings (annotations) quoted.
+                let show = |v: &str| match e.kind {
+                    manifest::ScalarKind::Int => v.to_string(),
+                    _ => format!("{v:?}"),
+                };
                 console::err(&format!(
-                    "{verb} {} (document {}) {} = {:?} (was {})",
+                    "{verb} {} (document {}) {} = {} (was {})",
                     e.file.display(),
                     e.document,
                     e.field(),
-                    e.new,
-                    e.old
-                        .as_deref()
-                        .map_or("absent".to_string(), |o| format!("{o:?}"))
+                    show(&e.new),
+                    e.old.as_deref().map_or("absent".to_string(), show)
                 ));
             }
         }

@@ -387,7 +387,14 @@ fn insert(
     };
     let fk = s.node(*first_key);
     let indent_start = line_start(text, fk.span.start);
-    if !text[indent_start..fk.span.start].chars().all(|c| c == ' ') {
+    let lead = &text[indent_start..fk.span.start];
+    // A mapping that is a sequence item (`- name: x`) starts after its `- `; its keys line up
+    // with the first one, so a new key is indented to that column and goes after a sibling.
+    let item_lead = lead.contains('-')
+        && lead.chars().all(|c| c == ' ' || c == '-')
+        && !lead.contains("--")
+        && lead.ends_with(' ');
+    if !lead.chars().all(|c| c == ' ') && !item_lead {
         return Err(cannot(
             file,
             edit,
@@ -428,6 +435,13 @@ fn insert(
                 text: format!("{eol}{block}"),
             },
         },
+        None if item_lead => {
+            return Err(cannot(
+                file,
+                edit,
+                "the mapping starts on its sequence item's `- ` line and has no one-line sibling to add the key after; add it by hand",
+            ))
+        }
         None => Splice {
             range: indent_start..indent_start,
             text: format!("{block}{eol}"),

@@ -55,6 +55,11 @@ pub enum ManifestError {
         selector: String,
         candidates: String,
     },
+    #[error("no HTTPRoute matches {selector}{candidates}")]
+    NoRoute {
+        selector: String,
+        candidates: String,
+    },
     #[error("{selector} is ambiguous: it matches {}", candidates.join(", "))]
     Ambiguous {
         selector: String,

@@ -1,10 +1,11 @@
 //! Traffic routers: which objects split traffic, which field carries the canary weight, and
 //! which problems the router would have with what it reads.
 //!
-//! ingress-nginx is the router today (`nginx.rs`). The Gateway API's HTTPRoute
-//! (`backendRefs[].weight`) is the next one; it is one new file implementing `Router`, because
-//! everything else (walking, splicing, Git, gates) only talks to this trait and these values.
+//! ingress-nginx is one router (`nginx.rs`); the Gateway API's HTTPRoute
+//! (`backendRefs[].weight`, `gateway.rs`) is the other. Everything else (walking, splicing,
+//! Git, gates) only talks to this trait and these values.
 
+pub mod gateway;
 pub mod nginx;
 
 use std::path::PathBuf;
@@ -174,6 +175,16 @@ pub trait Router: Sync {
         route: &Route,
         weight: u32,
     ) -> Result<Edit, ManifestError>;
+    /// Every edit that sets a canary route's weight. One value for ingress-nginx; an HTTPRoute
+    /// split writes the stable's weight too (and `weight` is the canary's percentage there).
+    fn weight_edits(
+        &self,
+        file: &SourceFile,
+        route: &Route,
+        weight: u32,
+    ) -> Result<Vec<Edit>, ManifestError> {
+        self.weight_edit(file, route, weight).map(|e| vec![e])
+    }
 }
 
 /// The router used when none is configured.
