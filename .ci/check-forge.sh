@@ -3,4 +3,4 @@
 # Prism; here a missing spec or Prism is a failure, not a SKIP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-GITOPS_CANARY_REQUIRE_FORGE_SPEC=1 cargo test --quiet --test forge_spec
+GITOPS_CANARY_REQUIRE_FORGE_SPEC=1 cargo test --quiet --test it forge_spec::

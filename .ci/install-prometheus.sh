@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Prometheus and promtool (Debian package) for tests/metrics_prometheus.rs.
+# Installs Prometheus and promtool (Debian package) for tests/it/metrics_prometheus.rs.
 # The tests start their own Prometheus on a free loopback port with a temp storage dir; the
 # system service the package may start is not used, so it is stopped and kept from starting.
 set -euo pipefail

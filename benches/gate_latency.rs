@@ -4,7 +4,9 @@
 //! Run: `cargo bench --bench gate_latency`. The timed tests only assert generous bounds; the
 //! real numbers live here.
 
-#[path = "../tests/support/fake_kube.rs"]
+// The bench drives a part of the fake API server the integration tests share.
+#[allow(dead_code)]
+#[path = "../tests/it/support/fake_kube.rs"]
 mod fake_kube;
 
 use std::time::{Duration, Instant};

@@ -1,4 +1,3 @@
-#![recursion_limit = "256"]
 //! The binary run the way the CI systems run it, against the end-to-end world, one step at a
 //! time through a whole rollout, with the outputs checked after every step.
 //!
@@ -12,10 +11,8 @@
 //!   their defaults) run by `sh` with `CI_*` variables and the binary on `PATH` as
 //!   `gitops-canary`, then its dotenv artifact read as GitLab reads it.
 
-#[path = "support/ci.rs"]
-mod ci;
-#[path = "support/e2e.rs"]
-mod e2e;
+use crate::support::ci;
+use crate::support::e2e;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

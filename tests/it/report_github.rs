@@ -2,8 +2,7 @@
 //! through the file-command rules, the log through the workflow-command rules. And one run
 //! of the binary inside a GitHub-like environment.
 
-#[path = "support/ci.rs"]
-mod ci;
+use crate::support::ci;
 
 use std::path::Path;
 

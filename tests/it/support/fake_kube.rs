@@ -10,7 +10,6 @@
 //! compacted away, honours `timeoutSeconds`, and errors are `Status` objects. Control handles
 //! let a test play the controllers (Argo CD, Flux, the Deployment controller) and the faults
 //! (cut watches, compaction, 5xx bursts, RBAC denials).
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -66,7 +65,6 @@ struct State {
 
 /// A running fake API server; dropped, it stops accepting connections.
 pub struct FakeKube {
-    pub addr: std::net::SocketAddr,
     state: Arc<Mutex<State>>,
     tx: broadcast::Sender<Msg>,
     dir: tempfile::TempDir,
@@ -270,16 +268,11 @@ impl FakeKube {
             }
         });
         FakeKube {
-            addr,
             state,
             tx,
             dir,
             accept,
         }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -370,11 +363,6 @@ impl FakeKube {
         obj
     }
 
-    /// Store a typed k8s-openapi object.
-    pub fn upsert_typed<K: serde::Serialize>(&self, obj: &K) -> Value {
-        self.upsert(serde_json::to_value(obj).unwrap())
-    }
-
     /// Change a stored object the way a controller would (status updates, annotations...).
     pub fn modify(
         &self,
@@ -424,10 +412,6 @@ impl FakeKube {
         let mut st = self.state.lock().unwrap();
         st.compacted = st.rv;
         st.history.clear();
-    }
-
-    pub fn set_history_limit(&self, n: usize) {
-        self.state.lock().unwrap().history_limit = n;
     }
 
     /// Answer the next `n` API requests with `code` (a Status body).

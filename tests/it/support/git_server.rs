@@ -5,7 +5,6 @@
 //! chunked bodies, keep-alive), piped to `git http-backend`, and its CGI answer is sent back
 //! with a Content-Length. `before_next_push` runs a closure when the next receive-pack POST
 //! arrives, after the client has seen the ref advertisement: the faithful way to lose a push race.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

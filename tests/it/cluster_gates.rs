@@ -2,8 +2,7 @@
 //! faults (cut, 410 Gone, 5xx) are survived, failures (crash loop, stable without endpoints,
 //! RBAC, timeout) are reported with the last observed state.
 
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
+use crate::support::fake_kube;
 
 use std::time::{Duration, Instant};
 

@@ -16,18 +16,12 @@
 //!
 //! A thread rather than tokio tasks: `#[tokio::test]` runs on one thread, and the agent shells
 //! out to `git`, which must not stall the fake API servers the tool under test is talking to.
-#![allow(dead_code)]
 
-#[path = "fake_github.rs"]
-pub mod fake_github;
-#[path = "fake_gitlab.rs"]
-pub mod fake_gitlab;
-#[path = "fake_kube.rs"]
-pub mod fake_kube;
-#[path = "git_server.rs"]
-pub mod git_server;
-#[path = "prometheus.rs"]
-pub mod prometheus;
+pub use super::fake_github;
+pub use super::fake_gitlab;
+pub use super::fake_kube;
+pub use super::git_server;
+pub use super::prometheus;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -309,10 +303,6 @@ impl World {
     /// The bare repository behind the remote.
     pub fn bare(&self) -> &Path {
         &self.bare
-    }
-
-    pub fn git_server(&self) -> &GitServer {
-        &self.git
     }
 
     /// A fresh clone of the base branch, as actions/checkout leaves it: `origin` is the plain
@@ -813,14 +803,6 @@ impl World {
             .modify("apps/v1", "Deployment", namespace, deployment, |d| {
                 d["spec"]["replicas"] = json!(replicas)
             });
-    }
-
-    pub fn set_sync_delay(&self, d: Duration) {
-        self.shared.lock().unwrap().sync_delay = d;
-    }
-
-    pub fn set_rollout_delay(&self, d: Duration) {
-        self.shared.lock().unwrap().rollout_delay = d;
     }
 
     /// Stop (true) or resume (false) the sync agent: new commits are not applied meanwhile.

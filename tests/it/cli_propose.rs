@@ -2,14 +2,9 @@
 //! the fake GitHub/GitLab reading branches from that repository, and the built binary. A stage
 //! is pushed as a branch, its request opened once, and a re-run prints the same request.
 
-#![recursion_limit = "256"]
-
-#[path = "support/fake_github.rs"]
-mod fake_github;
-#[path = "support/fake_gitlab.rs"]
-mod fake_gitlab;
-#[path = "support/git_server.rs"]
-mod git_server;
+use crate::support::fake_github;
+use crate::support::fake_gitlab;
+use crate::support::git_server;
 
 use std::path::Path;
 

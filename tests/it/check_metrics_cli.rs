@@ -1,10 +1,8 @@
-#![recursion_limit = "256"]
 //! `check --gates metrics` against a real Prometheus holding backfilled ingress-nginx traffic
 //! of the example's shop canary: healthy traffic passes, a canary answering 5xx fails with the
 //! check that missed, and an unknown Prometheus flag combination is a usage error.
 
-#[path = "support/e2e.rs"]
-mod e2e;
+use crate::support::e2e;
 
 use e2e::{Metrics, World, WorldOptions};
 

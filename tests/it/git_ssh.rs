@@ -1,13 +1,11 @@
 //! Git over SSH with a real OpenSSH server: key auth (plain and passphrase-protected), host key
 //! checking against known_hosts, and the errors for an unknown host or a refused key.
 //!
-//! One test function: it points HOME at a temp dir (libgit2 reads ~/.ssh/known_hosts), which
-//! is process-wide, so nothing else may run in this binary.
+//! libgit2 reads `~/.ssh/known_hosts` from `HOME`, which is process-wide, and every test runs in
+//! the one test binary: so the test runs itself again in a child process with its own `HOME`.
 
-#[path = "support/git_server.rs"]
-mod git_server;
-#[path = "support/ssh_server.rs"]
-mod ssh_server;
+use crate::support::git_server;
+use crate::support::ssh_server;
 
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
@@ -30,7 +28,33 @@ fn ssh_key_auth_host_keys_and_publish() {
         return;
     }
     let home = tempfile::tempdir().unwrap();
-    std::env::set_var("HOME", home.path());
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "git_ssh::ssh_in_a_child_process",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("HOME", home.path())
+        .env("GITOPS_CANARY_SSH_CHILD", "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "the SSH test in its child process:\n{text}"
+    );
+}
+
+#[test]
+#[ignore = "run by ssh_key_auth_host_keys_and_publish in a child process with its own HOME"]
+fn ssh_in_a_child_process() {
+    assert!(
+        std::env::var_os("GITOPS_CANARY_SSH_CHILD").is_some(),
+        "run through ssh_key_auth_host_keys_and_publish"
+    );
+    let home = std::path::PathBuf::from(std::env::var_os("HOME").unwrap());
     let keys = tempfile::tempdir().unwrap();
     let plain = keys.path().join("id_plain");
     let locked = keys.path().join("id_locked");
@@ -55,8 +79,8 @@ fn ssh_key_auth_host_keys_and_publish() {
     assert!(matches!(err, GitError::HostKey { .. }), "{err:?}");
     assert!(err.is_bad_input());
 
-    std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
-    std::fs::write(home.path().join(".ssh/known_hosts"), &sshd.known_hosts_line).unwrap();
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/known_hosts"), &sshd.known_hosts_line).unwrap();
 
     // Shallow clone and a publish over SSH with a plain key.
     let ws = Workspace::clone(Remote::new(&url, key(&plain, None)), "main", true).expect("clone");

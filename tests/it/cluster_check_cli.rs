@@ -1,8 +1,7 @@
 //! `gitops-canary check` end to end: the binary reads the example GitOps repository, connects
 //! through a kubeconfig to the fake API server and runs the gates.
 
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
+use crate::support::fake_kube;
 
 use std::path::PathBuf;
 

@@ -1,8 +1,7 @@
 //! Workspace against real git: shallow clone over smart HTTP with a token, wrong credentials,
 //! an existing (shallow) checkout, a bare repository by path, ls-remote and file reads.
 
-#[path = "support/git_server.rs"]
-mod git_server;
+use crate::support::git_server;
 
 use std::path::Path;
 
@@ -302,7 +301,7 @@ fn a_missing_tool_fails_the_test_when_tools_are_required() {
         let mut cmd = std::process::Command::new(&exe);
         cmd.args([
             "--exact",
-            "shallow_clone_over_http_with_token",
+            "git_workspace::shallow_clone_over_http_with_token",
             "--nocapture",
         ])
         .env("GITOPS_CANARY_TEST_NO_GIT", "1")

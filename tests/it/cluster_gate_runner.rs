@@ -1,8 +1,7 @@
 //! The one gate runner (`cmd::gates::Runner`) as the rollout loop's `GateRunner`: the gate
 //! context the loop builds from the example repository, judged against the fake API server.
 
-#[path = "support/fake_kube.rs"]
-mod fake_kube;
+use crate::support::fake_kube;
 
 use std::path::PathBuf;
 use std::time::Duration;

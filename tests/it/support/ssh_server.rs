@@ -1,6 +1,5 @@
 //! A throwaway OpenSSH server on 127.0.0.1 for Git-over-SSH tests: its own host key, one
 //! authorized client key, key-only auth, run in the foreground and killed on drop.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

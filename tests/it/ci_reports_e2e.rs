@@ -1,12 +1,9 @@
-#![recursion_limit = "256"]
 //! The binary in a fake GitHub Actions job and a fake GitLab CI job, against the end-to-end
 //! world: outputs, the step summary, groups, masks and annotations as the runners read them
 //! (parsed with `tests/support/ci.rs`, written from GitHub's and GitLab's documented formats).
 
-#[path = "support/ci.rs"]
-mod ci;
-#[path = "support/e2e.rs"]
-mod e2e;
+use crate::support::ci;
+use crate::support::e2e;
 
 use std::path::Path;
 use std::process::Output;

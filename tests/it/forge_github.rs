@@ -2,10 +2,7 @@
 //! found again, reviews, checks and merges read and act as GitHub answers, faults are retried
 //! within bounds, and a missing permission is named without ever showing the token.
 
-#![recursion_limit = "256"]
-
-#[path = "support/fake_github.rs"]
-mod fake_github;
+use crate::support::fake_github;
 
 use std::time::Duration;
 

@@ -1,11 +1,9 @@
-#![recursion_limit = "256"]
 //! Self-test of the end-to-end world (`tests/support/e2e.rs`): merges happen in real Git, the
 //! sync agent applies what the base branch holds, the Deployment controller rolls out, and the
 //! knobs (crash loop, scale, paused sync) do what the rollout scenarios rely on. The cluster
 //! state is judged with the tool's own gate functions where they exist.
 
-#[path = "support/e2e.rs"]
-mod e2e;
+use crate::support::e2e;
 
 use std::time::Duration;
 

@@ -3,8 +3,6 @@
 //! port, killed on drop. Queries use explicit `time=` inside the backfilled window, so results
 //! do not depend on when the test runs.
 
-#![allow(dead_code)]
-
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

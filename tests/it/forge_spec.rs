@@ -4,10 +4,7 @@
 //! every request the adapter sends uses only documented query parameters and body fields, with
 //! the body's required fields and enum values. Without the spec installed it prints SKIP.
 
-#![recursion_limit = "256"]
-
-#[path = "support/fake_github.rs"]
-mod fake_github;
+use crate::support::fake_github;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,4 +1,3 @@
-#![recursion_limit = "256"]
 //! End-to-end rollouts on one machine: the real binary against a real Git server (token auth,
 //! `git http-backend`), the fake GitHub whose merges land in that repository, and the fake
 //! Kubernetes API server kept in step by a sync agent (Argo CD) and a Deployment controller.
@@ -9,8 +8,7 @@
 //! the tool after every change it makes to the outside world and re-runs it, and asserts the
 //! same end state with no duplicate branch, PR or commit.
 
-#[path = "support/e2e.rs"]
-mod e2e;
+use crate::support::e2e;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -7,7 +7,6 @@
 //! documented answers. Faults (5xx, 429, secondary rate limits, 401/403) can be injected for the
 //! next N requests, on all routes or one. A merge creates a merge commit sha, or asks a hook
 //! (so an end-to-end harness can merge in a real git repository and report the real sha).
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -64,8 +63,6 @@ pub enum Fault {
     /// 403 "Resource not accessible by integration", optionally with
     /// `x-accepted-github-permissions` (e.g. `contents=write`).
     Forbidden { accepted: Option<String> },
-    /// 401 "Bad credentials".
-    Unauthorized,
 }
 
 #[derive(Debug, Clone)]
@@ -86,7 +83,6 @@ pub struct Recorded {
     pub status: u16,
     pub body: String,
     pub request_body: String,
-    pub accept: String,
 }
 
 /// What a merge hook is told.
@@ -229,7 +225,6 @@ pub struct FakeGitHub {
     pub state: Arc<Mutex<State>>,
     pub owner: String,
     pub repo: String,
-    pub token: String,
 }
 
 impl FakeGitHub {
@@ -258,7 +253,6 @@ impl FakeGitHub {
             state,
             owner: owner.into(),
             repo: repo.into(),
-            token: token.into(),
         }
     }
 
@@ -432,25 +426,6 @@ impl FakeGitHub {
             .filter(|r| r.method == method && r.path.ends_with(suffix))
             .count()
     }
-
-    /// JSON bodies of the fake for one of each route, for the spec check: (method, route, status, body).
-    pub fn sample_bodies(&self) -> Vec<(String, String, u16, String)> {
-        let base = format!("/repos/{}/{}", self.owner, self.repo);
-        let templ = |p: &str| p.replace(&base, "/repos/{owner}/{repo}");
-        self.lock()
-            .requests
-            .iter()
-            .filter(|r| (200..300).contains(&r.status))
-            .map(|r| {
-                (
-                    r.method.to_lowercase(),
-                    templ(&r.path),
-                    r.status,
-                    r.body.clone(),
-                )
-            })
-            .collect()
-    }
 }
 
 type Answer = (u16, Value, Vec<(String, String)>);
@@ -501,12 +476,6 @@ impl Respond for Responder {
             status,
             body: text.clone(),
             request_body: String::from_utf8_lossy(&req.body).into_owned(),
-            accept: req
-                .headers
-                .get("accept")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string(),
         });
         let mut t = ResponseTemplate::new(status)
             .insert_header("x-github-api-version-selected", "2022-11-28")
@@ -564,11 +533,6 @@ impl Responder {
                 accepted
                     .map(|a| vec![("x-accepted-github-permissions".to_string(), a)])
                     .unwrap_or_default(),
-            ),
-            Fault::Unauthorized => error(
-                401,
-                "Bad credentials",
-                "overview/troubleshooting-the-rest-api",
             ),
         })
     }

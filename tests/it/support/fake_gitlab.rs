@@ -7,7 +7,6 @@
 //! conflicts, `detailed_merge_status`, `head_pipeline`, and "merge when pipeline succeeds" which
 //! merges when a later pipeline of the head succeeds. Faults (5xx, 429 with `Retry-After`,
 //! 401/403, insufficient scope) can be injected for the next N requests, on all routes or one.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,23 +15,6 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-/// Every (method, path) the fake answers, in GitLab's documentation notation.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/projects/:id/merge_requests"),
-    ("POST", "/projects/:id/merge_requests"),
-    ("GET", "/projects/:id/merge_requests/:iid"),
-    ("PUT", "/projects/:id/merge_requests/:iid"),
-    ("PUT", "/projects/:id/merge_requests/:iid/merge"),
-    ("GET", "/projects/:id/merge_requests/:iid/approvals"),
-    ("POST", "/projects/:id/merge_requests/:iid/approve"),
-    ("GET", "/projects/:id/merge_requests/:iid/notes"),
-    ("POST", "/projects/:id/merge_requests/:iid/notes"),
-    ("PUT", "/projects/:id/merge_requests/:iid/notes/:note_id"),
-    ("GET", "/projects/:id/merge_requests/:iid/versions"),
-    ("GET", "/projects/:id/members/all/:user_id"),
-    ("GET", "/projects/:id/pipelines"),
-];
 
 /// The user that opens merge requests through the API (a project access token's bot).
 pub const MR_AUTHOR: &str = "project_bot";
@@ -55,7 +37,6 @@ pub enum Fault {
     Forbidden,
     /// 403 `insufficient_scope` (token without the `api` scope).
     InsufficientScope,
-    Unauthorized,
 }
 
 #[derive(Debug, Clone)]
@@ -70,10 +51,8 @@ struct FaultRule {
 pub struct Recorded {
     pub method: String,
     pub path: String,
-    pub query: String,
     pub at: Instant,
     pub status: u16,
-    pub body: String,
     pub request_body: String,
     pub auth: String,
 }
@@ -241,9 +220,6 @@ pub fn fake_sha(seed: &str) -> String {
 pub struct FakeGitLab {
     pub server: MockServer,
     pub state: Arc<Mutex<State>>,
-    pub project_id: u64,
-    pub project_path: String,
-    pub token: String,
 }
 
 impl FakeGitLab {
@@ -263,13 +239,7 @@ impl FakeGitLab {
             base: server.uri(),
         };
         Mock::given(any()).respond_with(r).mount(&server).await;
-        FakeGitLab {
-            server,
-            state,
-            project_id,
-            project_path: project_path.into(),
-            token: token.into(),
-        }
+        FakeGitLab { server, state }
     }
 
     /// What `CI_SERVER_URL` would be.
@@ -467,10 +437,8 @@ impl Respond for Responder {
         st.requests.push(Recorded {
             method,
             path,
-            query: req.url.query().unwrap_or("").to_string(),
             at: Instant::now(),
             status,
-            body: text.clone(),
             request_body: String::from_utf8_lossy(&req.body).into_owned(),
             auth,
         });
@@ -510,7 +478,6 @@ impl Responder {
                 json!({"error": "insufficient_scope", "error_description": "The request requires higher privileges than provided by the access token.", "scope": "api"}),
                 vec![("www-authenticate".into(), "Bearer realm=\"Protected by OAuth 2.0\", error=\"insufficient_scope\", error_description=\"The request requires higher privileges than provided by the access token.\", scope=\"api\"".into())],
             ),
-            Fault::Unauthorized => msg(401, json!("401 Unauthorized")),
         })
     }
 

@@ -2,8 +2,7 @@
 //! artifact parser takes it, sections as the job log marks them. And one run of the binary
 //! inside a GitLab-like environment.
 
-#[path = "support/ci.rs"]
-mod ci;
+use crate::support::ci;
 
 use std::path::Path;
 

@@ -9,8 +9,6 @@
 //! - GitLab dotenv reports: `KEY=VALUE` lines, keys of ASCII letters, digits and `_`; no
 //!   blank lines, no comments; quotes are kept as part of the value.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 
 pub fn parse_github_file_command(text: &str) -> Result<BTreeMap<String, String>, String> {

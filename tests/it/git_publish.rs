@@ -2,8 +2,7 @@
 //! trailers as git itself reads them, idempotent re-runs, stale branches, Direct mode, push
 //! races injected on the server between the ref advertisement and the push, and bare repos by path.
 
-#[path = "support/git_server.rs"]
-mod git_server;
+use crate::support::git_server;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

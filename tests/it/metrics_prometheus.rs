@@ -1,8 +1,7 @@
 //! The metrics analysis against a real Prometheus holding backfilled ingress-nginx traffic, and
 //! the client's fault handling against a small HTTP fake.
 
-#[path = "support/prometheus.rs"]
-mod prometheus;
+use crate::support::prometheus;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

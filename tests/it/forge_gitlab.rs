@@ -3,10 +3,7 @@
 //! GitLab documents, faults are retried within bounds, and a missing permission is named
 //! without ever showing the token.
 
-#![recursion_limit = "256"]
-
-#[path = "support/fake_gitlab.rs"]
-mod fake_gitlab;
+use crate::support::fake_gitlab;
 
 use std::time::Duration;
 
