@@ -49,7 +49,7 @@ pub enum AppError {
     },
 }
 
-impl crate::exit::Classify for AppError {
+impl crate::fault::Classify for AppError {
     fn is_bad_input(&self) -> bool {
         matches!(self, AppError::Target { .. } | AppError::Promote { .. })
     }
@@ -289,12 +289,7 @@ fn failpoint(what: &str) {
     }
 }
 
-/// Files that can hold what the rollout reads: routes, the Services they name, Deployments.
-pub fn needs_parse(bytes: &[u8]) -> bool {
-    ["Ingress", "Deployment", "Service"]
-        .iter()
-        .any(|k| manifest::contains(bytes, k.as_bytes()))
-}
+pub use crate::manifest::needs_parse;
 
 fn same_route(a: &Route, b: &Route) -> bool {
     a.file == b.file && a.document == b.document && a.item == b.item

@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Debug};
-use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
@@ -28,7 +27,7 @@ use kube::{Api, Client, Config, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::exit::Classify;
+use crate::fault::Classify;
 use crate::gate::k8s as gates;
 use crate::gate::Verdict;
 
@@ -102,46 +101,7 @@ impl Classify for ClusterError {
     }
 }
 
-/// `[NS/]NAME` of a namespaced object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ObjectRef {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ObjectRef {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        ObjectRef {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-
-    /// Parse `[NS/]NAME`, taking `default_namespace` when no namespace is given.
-    pub fn parse(s: &str, default_namespace: &str) -> Result<Self, String> {
-        let (ns, name) = match s.split_once('/') {
-            Some((ns, name)) => (ns, name),
-            None => (default_namespace, s),
-        };
-        if ns.is_empty() || name.is_empty() || name.contains('/') {
-            return Err(format!("{s:?} is not [NAMESPACE/]NAME"));
-        }
-        Ok(ObjectRef::new(ns, name))
-    }
-}
-
-impl FromStr for ObjectRef {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ObjectRef::parse(s, "default")
-    }
-}
-
-impl fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+pub use crate::gate::ObjectRef;
 
 /// What a gate concluded, with what the cluster showed last (for the failure message).
 #[derive(Debug, Clone, PartialEq, Serialize)]

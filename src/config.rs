@@ -10,7 +10,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::exit::Classify;
+use crate::fault::Classify;
 use crate::plan::{Approval, Stage};
 
 pub const DEFAULT_FILE: &str = ".gitops-canary.yaml";
@@ -159,7 +159,7 @@ pub struct Config {
     pub timeout: Option<String>,
     /// What shows that a merge reached the cluster: `ingress`, `argocd` or `flux`.
     #[serde(default)]
-    pub sync_source: Option<crate::cmd::gates::SyncSourceKind>,
+    pub sync_source: Option<crate::gate::SyncSourceKind>,
     /// The Argo CD Application, `NAMESPACE/NAME`.
     #[serde(default)]
     pub argocd_app: Option<String>,

@@ -4,10 +4,7 @@
 //! 2: bad input or usage (malformed YAML, no such Ingress, an out-of-range weight, a bad
 //! config): the user must change something before a re-run can succeed.
 
-/// Errors that are the user's input rather than the world's state implement this.
-pub trait Classify {
-    fn is_bad_input(&self) -> bool;
-}
+pub use crate::fault::{Classify, Usage};
 
 pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
@@ -16,10 +13,6 @@ pub const BAD_INPUT: u8 = 2;
 pub const INTERRUPTED: u8 = 130;
 pub const TERMINATED: u8 = 143;
 
-/// A marker error for usage problems found outside a typed module (flag combinations).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Usage(pub String);
 
 /// The exit code for an error: 2 when the first typed cause in its chain is the user's
 /// input, else 1.
@@ -34,6 +27,13 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.is::<Usage>() || cause.is::<clap::Error>() {
             return BAD_INPUT;
+        }
+        // A failed edit is classified by the edit's own error, next in the chain.
+        if matches!(
+            cause.downcast_ref::<crate::git::GitError>(),
+            Some(crate::git::GitError::Edit { .. })
+        ) {
+            continue;
         }
         let code = classify::<crate::manifest::ManifestError>(cause)
             .or_else(|| classify::<crate::config::ConfigError>(cause))

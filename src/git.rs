@@ -21,7 +21,7 @@ use git2::{
     Oid, PushOptions, RemoteCallbacks, Repository, Signature,
 };
 
-use crate::exit::Classify;
+use crate::fault::Classify;
 use crate::secret::Token;
 
 /// Where fetched remote branches are kept in the workspace repository, away from `refs/remotes`
@@ -356,9 +356,8 @@ impl Classify for GitError {
             | GitError::HostKey { .. }
             | GitError::NoSuchBranch { .. }
             | GitError::InvalidBranch { .. } => true,
-            GitError::Edit { source, .. } => {
-                crate::exit::code_for(source) == crate::exit::BAD_INPUT
-            }
+            // Transparent: the edit's own error (its source, next in the chain) decides.
+            GitError::Edit { .. } => false,
             GitError::TempDir { .. }
             | GitError::Remote { .. }
             | GitError::Local { .. }

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod exit;
+pub mod fault;
 pub mod forge;
 pub mod gate;
 pub mod git;

@@ -84,7 +84,7 @@ impl MetricsError {
     }
 }
 
-impl crate::exit::Classify for MetricsError {
+impl crate::fault::Classify for MetricsError {
     fn is_bad_input(&self) -> bool {
         match self {
             MetricsError::InvalidUrl { .. }
@@ -620,7 +620,7 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"), "{e}");
         let e = PrometheusClient::new("http://user:hunter2secret@[::1/", None).unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
-        use crate::exit::Classify;
+        use crate::fault::Classify;
         assert!(e.is_bad_input());
     }
 
@@ -704,7 +704,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, MetricsError::InvalidConfig { .. }), "{err:?}");
-        use crate::exit::Classify;
+        use crate::fault::Classify;
         assert!(err.is_bad_input());
     }
 }

@@ -56,7 +56,7 @@ pub enum ReportError {
     },
 }
 
-impl crate::exit::Classify for ReportError {
+impl crate::fault::Classify for ReportError {
     fn is_bad_input(&self) -> bool {
         false
     }

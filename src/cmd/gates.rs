@@ -19,28 +19,7 @@ use crate::gate::{Gate, Verdict};
 use crate::metrics::{run_analysis, ManualClock, PrometheusClient, SystemClock};
 use crate::secret::Token;
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    Default,
-    serde::Deserialize,
-    serde::Serialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum SyncSourceKind {
-    /// The live canary Ingress carries the weight Git has.
-    #[default]
-    Ingress,
-    /// The Argo CD Application is Synced and Healthy at the merged revision.
-    Argocd,
-    /// The Flux Kustomization is Ready at the merged revision.
-    Flux,
-}
+pub use crate::gate::SyncSourceKind;
 
 /// Where `synced` looks, from the flags.
 pub fn sync_via(

@@ -118,7 +118,7 @@ fn pr_suffix(number: Option<u64>) -> String {
     number.map(|n| format!(" #{n}")).unwrap_or_default()
 }
 
-impl crate::exit::Classify for ForgeError {
+impl crate::fault::Classify for ForgeError {
     fn is_bad_input(&self) -> bool {
         // A missing permission or setting needs the user to change the token or config first.
         matches!(
@@ -946,7 +946,7 @@ mod tests {
 
     #[test]
     fn permission_and_config_errors_are_bad_input() {
-        use crate::exit::Classify;
+        use crate::fault::Classify;
         let p = ForgeError::Permission {
             repo: "o/r".into(),
             op: "merge",

@@ -3,6 +3,9 @@
 //! A gate never does I/O. It is handed objects or metric values and answers with a `Verdict`;
 //! the async waiters in `cluster` and `metrics` feed it observations as they arrive.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
 /// The gates a stage can pass, in the order they run: one list for the `--gates` flag, the
@@ -79,3 +82,68 @@ pub enum Verdict {
 pub mod k8s;
 pub mod metrics;
 pub mod target;
+
+/// What shows that Git's change reached the cluster.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncSourceKind {
+    /// The live canary Ingress carries the weight Git has.
+    #[default]
+    Ingress,
+    /// The Argo CD Application is Synced and Healthy at the merged revision.
+    Argocd,
+    /// The Flux Kustomization is Ready at the merged revision.
+    Flux,
+}
+
+/// `[NS/]NAME` of a namespaced object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjectRef {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Parse `[NS/]NAME`, taking `default_namespace` when no namespace is given.
+    pub fn parse(s: &str, default_namespace: &str) -> Result<Self, String> {
+        let (ns, name) = match s.split_once('/') {
+            Some((ns, name)) => (ns, name),
+            None => (default_namespace, s),
+        };
+        if ns.is_empty() || name.is_empty() || name.contains('/') {
+            return Err(format!("{s:?} is not [NAMESPACE/]NAME"));
+        }
+        Ok(ObjectRef::new(ns, name))
+    }
+}
+
+impl FromStr for ObjectRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ObjectRef::parse(s, "default")
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}

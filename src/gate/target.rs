@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::cluster::ObjectRef;
+use crate::gate::ObjectRef;
 use crate::manifest::workload::{self, ServiceInfo, Workload};
 use crate::router::Route;
 
@@ -115,7 +115,7 @@ mod tests {
 
     fn example() -> (Vec<RoutePair>, Vec<Workload>, Vec<ServiceInfo>) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gitops-repo");
-        let repo = Repo::load_filtered(&dir, &crate::app::needs_parse).unwrap();
+        let repo = Repo::load_filtered(&dir, &crate::manifest::needs_parse).unwrap();
         let pairs = repo
             .discover()
             .pairs

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::exit::Classify;
+use crate::fault::Classify;
 use crate::router::{self, Discovery, Route};
 use crate::yaml::{self, Stream};
 
@@ -390,6 +390,13 @@ pub fn set_weight(
         outcome.write(dir)?;
     }
     Ok(outcome)
+}
+
+/// Files that can hold what the rollout reads: routes, the Services they name, Deployments.
+pub fn needs_parse(bytes: &[u8]) -> bool {
+    ["Ingress", "Deployment", "Service"]
+        .iter()
+        .any(|k| contains(bytes, k.as_bytes()))
 }
 
 /// Byte substring search (memchr's two-way search: the hot loop of a big-repo scan).
