@@ -11,6 +11,10 @@ pub struct SetWeightArgs {
     /// The canary Ingress: NAME or NAMESPACE/NAME.
     #[arg(long, env = "GITOPS_CANARY_INGRESS")]
     pub ingress: String,
+    /// With Kustomize overlays: the root kustomization (directory, relative to --repo) whose
+    /// rendering to change, when the Ingress name alone is ambiguous.
+    #[arg(long, env = "GITOPS_CANARY_OVERLAY")]
+    pub overlay: Option<std::path::PathBuf>,
     /// The new weight (0..=canary-weight-total, 100 by default).
     #[arg(long, env = "GITOPS_CANARY_WEIGHT")]
     pub weight: u32,
@@ -20,7 +24,13 @@ pub struct SetWeightArgs {
 }
 
 pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
-    let outcome = manifest::set_weight(&args.repo.repo, &args.ingress, args.weight, args.dry_run)?;
+    let outcome = manifest::kustomize::set::set_weight(
+        &args.repo.repo,
+        &args.ingress,
+        args.overlay.as_deref(),
+        args.weight,
+        args.dry_run,
+    )?;
     match args.repo.output {
         Output::Json => {
             let doc = serde_json::json!({
