@@ -328,6 +328,7 @@ fn set_rendered(
         let change = match t {
             Ok(c) => c,
             Err(e) => {
+                tracing::debug!("cannot set the weight there: {e}");
                 last_err = Some(e);
                 continue;
             }
@@ -341,6 +342,7 @@ fn set_rendered(
         match verify(layout, before, &after, root, index, &new, &change) {
             Ok(()) => return Ok(outcome(fs, change)),
             Err(why) => {
+                tracing::debug!("edit refused by the rendering check: {why}");
                 last_err = Some(ManifestError::Unresolved {
                     file: change.edits.first().map(|e| e.file.clone()).unwrap_or_default(),
                     reason: format!("refusing to write: {why}"),
@@ -564,18 +566,22 @@ fn inline_splice(
         return Err("the inline patch is not a literal block (|); move it to a file".into());
     };
     let text = &k.text;
-    let header_end = text[n.span.start..]
+    // The header (`|`, `|-`, `|+`) is where the scalar starts, or just before its content.
+    let probe = (n.span.start + 1).min(text.len());
+    let bar = text[..probe].rfind('|').ok_or("cannot find the inline patch's |")?;
+    let header_end = text[bar..]
         .find('\n')
-        .map(|i| n.span.start + i + 1)
+        .map(|i| bar + i + 1)
         .ok_or("inline patch without lines")?;
-    if text[n.span.start..header_end].chars().any(|c| c.is_ascii_digit()) {
+    let header = text[bar..header_end].split('#').next().unwrap_or("");
+    if header.chars().any(|c| c.is_ascii_digit()) {
         return Err("the inline patch has an explicit indentation indicator".into());
     }
     // File offsets of the content lines, past their indentation.
     let mut starts = Vec::new();
     let mut indent = None;
     let mut at = header_end;
-    while at < text.len() && at < n.span.end.max(header_end + 1) {
+    while at < text.len() {
         let end = text[at..].find('\n').map(|i| at + i + 1).unwrap_or(text.len());
         let line = text[at..end].trim_end_matches(['\n', '\r']);
         let spaces = line.len() - line.trim_start_matches(' ').len();
@@ -706,7 +712,9 @@ fn append_patch_entry(k: &Kust, entry: &str) -> Result<String, String> {
         Some(seq) if matches!(s.node(seq).kind, NodeKind::Seq(_)) && !s.node(seq).flow => {
             let (indent, gap) =
                 dash_style(text, s, seq).ok_or("cannot tell how patches: is indented")?;
-            let end = max_end(s, seq);
+            let end = text[..max_end(s, seq)]
+                .trim_end_matches([' ', '\t', '\n', '\r'])
+                .len();
             let line = format!("{indent}-{gap}path: {entry}");
             match text[end..].find('\n') {
                 Some(i) => {
