@@ -66,10 +66,7 @@ fn renders(repo: &Path) -> BTreeMap<PathBuf, Result<Vec<Value>, String>> {
                 })
             })
             .collect();
-        parts
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+        parts.into_iter().flat_map(|h| h.join().unwrap()).collect()
     })
 }
 
@@ -96,7 +93,9 @@ fn check_renders(
             (Ok(b), Ok(a)) => (b, a),
             (Err(_), Err(_)) => continue,
             (Ok(_), Err(e)) => return Err(format!("{}: no longer renders: {e}", root.display())),
-            (Err(e), Ok(_)) => return Err(format!("{}: renders now, did not: {e}", root.display())),
+            (Err(e), Ok(_)) => {
+                return Err(format!("{}: renders now, did not: {e}", root.display()))
+            }
         };
         if a == b {
             continue;
@@ -106,7 +105,11 @@ fn check_renders(
         }
         let diffs: Vec<(&Value, &Value)> = b.iter().zip(a).filter(|(x, y)| x != y).collect();
         if diffs.len() != 1 {
-            return Err(format!("{}: {} objects changed", root.display(), diffs.len()));
+            return Err(format!(
+                "{}: {} objects changed",
+                root.display(),
+                diffs.len()
+            ));
         }
         let (x, y) = diffs[0];
         let mut x2 = x.clone();
@@ -124,7 +127,9 @@ fn check_renders(
         ([one], Some(t)) if one == t => Ok(()),
         ([_], None) => Ok(()),
         ([], _) => Err("no root renders the new weight".into()),
-        (many, _) => Err(format!("roots changed: {many:?}, want only {target_root:?}")),
+        (many, _) => Err(format!(
+            "roots changed: {many:?}, want only {target_root:?}"
+        )),
     }
 }
 
@@ -161,7 +166,11 @@ fn set_weight(repo: &Path, args: &[String], dry_run: bool) -> std::process::Outp
     if dry_run {
         cmd.arg("--dry-run");
     }
-    for v in ["GITOPS_CANARY_DRY_RUN", "GITOPS_CANARY_OVERLAY", "GITOPS_CANARY_OUTPUT"] {
+    for v in [
+        "GITOPS_CANARY_DRY_RUN",
+        "GITOPS_CANARY_OVERLAY",
+        "GITOPS_CANARY_OUTPUT",
+    ] {
         cmd.env_remove(v);
     }
     cmd.output().unwrap()
@@ -202,7 +211,10 @@ fn fixture_cases() {
             let out = set_weight(tmp.path(), &args, false);
             let stderr = String::from_utf8_lossy(&out.stderr);
             if out.status.code() != Some(code) {
-                failures.push(format!("{name}: exit {:?}, want {code}: {stderr}", out.status.code()));
+                failures.push(format!(
+                    "{name}: exit {:?}, want {code}: {stderr}",
+                    out.status.code()
+                ));
             }
             for want in lines.filter(|l| !l.is_empty()) {
                 if !stderr.contains(want) {
@@ -227,7 +239,10 @@ fn fixture_cases() {
         }
         let out = set_weight(tmp.path(), &args, false);
         if !out.status.success() {
-            failures.push(format!("{name}: failed: {}", String::from_utf8_lossy(&out.stderr)));
+            failures.push(format!(
+                "{name}: failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
             continue;
         }
         let got = read_tree(tmp.path());
@@ -323,7 +338,11 @@ fn copy_dir(from: &Path, to: &Path) {
 fn corpus_layouts_with_a_canary_added() {
     kubectl_present();
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/kustomize");
-    assert!(corpus.is_dir(), "the corpus must sit beside the checkout at {}", corpus.display());
+    assert!(
+        corpus.is_dir(),
+        "the corpus must sit beside the checkout at {}",
+        corpus.display()
+    );
     let mut layouts: Vec<PathBuf> = std::fs::read_dir(&corpus)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -383,8 +402,11 @@ fn corpus_layouts_with_a_canary_added() {
         };
         let dir = kf.parent().unwrap().to_path_buf();
         std::fs::write(repo.join(&kf), new).unwrap();
-        std::fs::write(repo.join(dir.join("shop-canary-ingress.yaml")), format!("{STABLE}---\n{}", canary_file()))
-            .unwrap();
+        std::fs::write(
+            repo.join(dir.join("shop-canary-ingress.yaml")),
+            format!("{STABLE}---\n{}", canary_file()),
+        )
+        .unwrap();
 
         // Every root that renders the canary, by kubectl.
         let mut targets = Vec::new();
@@ -427,7 +449,12 @@ fn corpus_layouts_with_a_canary_added() {
         let doc: Value = serde_json::from_slice(&plan.stdout).unwrap_or_default();
         let shown = doc["kustomizeRoots"]
             .as_array()
-            .map(|roots| roots.iter().map(|r| r["canaries"].as_array().map_or(0, Vec::len)).sum::<usize>())
+            .map(|roots| {
+                roots
+                    .iter()
+                    .map(|r| r["canaries"].as_array().map_or(0, Vec::len))
+                    .sum::<usize>()
+            })
             .unwrap_or(0);
         if shown < targets.len() {
             failures.push(format!(
@@ -439,7 +466,11 @@ fn corpus_layouts_with_a_canary_added() {
         // Big layouts: the first, a middle and the last target.
         if targets.len() > 3 {
             let n = targets.len();
-            targets = vec![targets[0].clone(), targets[n / 2].clone(), targets[n - 1].clone()];
+            targets = vec![
+                targets[0].clone(),
+                targets[n / 2].clone(),
+                targets[n - 1].clone(),
+            ];
         }
         for (i, (root, sel)) in targets.iter().enumerate() {
             let weight = (10 + 7 * i).to_string();

@@ -189,7 +189,9 @@ impl Kust {
         normalize(&self.dir.join(entry)).ok_or_else(|| {
             Refusal::new(
                 &self.file,
-                format!("{entry} is outside the repository; gitops-canary reads only this repository"),
+                format!(
+                    "{entry} is outside the repository; gitops-canary reads only this repository"
+                ),
             )
         })
     }
@@ -235,8 +237,7 @@ fn kustomization_dirs(root: &Path) -> Result<Vec<PathBuf>, ManifestError> {
             source: std::io::Error::other(e.to_string()),
         })?;
         let name = entry.file_name().to_string_lossy();
-        if entry.file_type().is_some_and(|t| t.is_file()) && FILE_NAMES.contains(&name.as_ref())
-        {
+        if entry.file_type().is_some_and(|t| t.is_file()) && FILE_NAMES.contains(&name.as_ref()) {
             let rel = entry
                 .path()
                 .strip_prefix(root)
@@ -359,9 +360,9 @@ impl Layout {
 
     /// Does some kustomization read this file (so it is not a flat manifest)?
     pub fn owns(&self, file: &Path) -> bool {
-        self.reach.values().any(|r| {
-            r.contains(file) || file.parent().is_some_and(|p| r.contains(&p.join("*")))
-        })
+        self.reach
+            .values()
+            .any(|r| r.contains(file) || file.parent().is_some_and(|p| r.contains(&p.join("*"))))
     }
 
     /// Roots other than `root` that read `file`.
@@ -404,10 +405,7 @@ pub enum OriginKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Loc {
     /// A scalar in a YAML file: document and path.
-    Yaml {
-        document: usize,
-        path: Vec<PathSeg>,
-    },
+    Yaml { document: usize, path: Vec<PathSeg> },
     /// A scalar inside an inline patch: the patch is the block scalar at `scalar` in the
     /// kustomization (document 1), the value is at `document`/`path` of the patch's text.
     Inline {
@@ -606,7 +604,14 @@ fn read_resources(fs: Fs, file: &Path) -> Result<Vec<Obj>, Refusal> {
         if s.get(root, "kind").and_then(|k| s.str(k)) == Some("List") {
             objs = s
                 .get(root, "items")
-                .map(|i| s.items(i).iter().copied().enumerate().map(|(i, n)| (Some(i), n)).collect())
+                .map(|i| {
+                    s.items(i)
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .map(|(i, n)| (Some(i), n))
+                        .collect()
+                })
                 .unwrap_or_default();
         }
         for (item, node) in objs {
@@ -696,8 +701,12 @@ struct Selector {
 }
 
 fn anchored(k: &Kust, pat: &str) -> Result<regex::Regex, Refusal> {
-    regex::Regex::new(&format!("^(?:{pat})$"))
-        .map_err(|e| k.refuse(None, format!("target {pat:?} is not a regular expression: {e}")))
+    regex::Regex::new(&format!("^(?:{pat})$")).map_err(|e| {
+        k.refuse(
+            None,
+            format!("target {pat:?} is not a regular expression: {e}"),
+        )
+    })
 }
 
 /// `a=b,c!=d,e,!f`; set-based selectors (`in`, `notin`) are refused.
@@ -708,7 +717,10 @@ fn parse_label_selector(
     let mut out = Vec::new();
     for part in sel.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if part.contains(" in ") || part.contains(" notin ") || part.contains('(') {
-            return Err(k.refuse(None, format!("target selector {sel:?}: set-based selectors are not resolved")));
+            return Err(k.refuse(
+                None,
+                format!("target selector {sel:?}: set-based selectors are not resolved"),
+            ));
         }
         if let Some((a, b)) = part.split_once("!=") {
             out.push((a.trim().into(), Some(b.trim().into()), false));
@@ -773,9 +785,10 @@ impl Selector {
         }
         let ends = [o.ids.first(), o.ids.last()];
         if let Some(re) = &self.namespace {
-            let ok = ends.iter().flatten().any(|id| {
-                re.is_match(id.namespace.as_deref().unwrap_or("default"))
-            });
+            let ok = ends
+                .iter()
+                .flatten()
+                .any(|id| re.is_match(id.namespace.as_deref().unwrap_or("default")));
             if !ok {
                 return false;
             }
@@ -831,8 +844,7 @@ fn smp_effect(s: &Stream, root: NodeId) -> Effect {
 const WEIGHT_TOKENS: [&str; 3] = ["metadata", "annotations", nginx::WEIGHT];
 
 fn is_prefix_of_weight(tokens: &[String]) -> bool {
-    tokens.len() <= WEIGHT_TOKENS.len()
-        && tokens.iter().zip(WEIGHT_TOKENS).all(|(a, b)| a == b)
+    tokens.len() <= WEIGHT_TOKENS.len() && tokens.iter().zip(WEIGHT_TOKENS).all(|(a, b)| a == b)
 }
 
 /// The build: objects accumulated so far, and the kustomizations on the way (cycles).
@@ -894,7 +906,10 @@ impl Build<'_> {
                 } else if self.fs.is_file(&p) {
                     objs.extend(read_resources(self.fs, &p)?);
                 } else {
-                    return Err(k.refuse(Some(node), format!("{key}: {entry}: no such file or directory")));
+                    return Err(k.refuse(
+                        Some(node),
+                        format!("{key}: {entry}: no such file or directory"),
+                    ));
                 }
             }
         }
@@ -902,12 +917,17 @@ impl Build<'_> {
             if is_remote(&entry) {
                 return Err(k.refuse(
                     Some(node),
-                    format!("components: {entry} is remote; gitops-canary reads only this repository"),
+                    format!(
+                        "components: {entry} is remote; gitops-canary reads only this repository"
+                    ),
                 ));
             }
             let p = k.local(&entry)?;
             if !self.fs.is_dir(&p) {
-                return Err(k.refuse(Some(node), format!("components: {entry}: no such directory")));
+                return Err(k.refuse(
+                    Some(node),
+                    format!("components: {entry}: no such directory"),
+                ));
             }
             objs = self.kustomization(&p, objs, true)?;
         }
@@ -1051,11 +1071,18 @@ impl Build<'_> {
         let stream = yaml::parse(&text)
             .map_err(|e| k.refuse(Some(node), format!("inline patch is not YAML: {e}")))?;
         let n = k.stream.node(node);
+        // A block scalar's text starts on the line after its `|` or `>` header.
         let base = match &n.kind {
             NodeKind::Scalar {
                 style: Style::Literal | Style::Folded,
                 ..
-            } => n.line,
+            } => {
+                let probe = (n.span.start + 1).min(k.text.len());
+                k.text[..probe]
+                    .rfind(['|', '>'])
+                    .map(|bar| k.text[..bar].matches('\n').count() + 1)
+                    .unwrap_or(n.line)
+            }
             _ => n.line - 1,
         };
         Ok(PatchText {
@@ -1090,11 +1117,7 @@ impl Build<'_> {
             let p = if let Some(path) = s.get(item, "path").and_then(|n| s.str(n)) {
                 self.patch_file(k, path, item)?
             } else if let Some(n) = s.get(item, "patch") {
-                self.patch_inline(
-                    k,
-                    n,
-                    vec![key("patches"), PathSeg::Index(i), key("patch")],
-                )?
+                self.patch_inline(k, n, vec![key("patches"), PathSeg::Index(i), key("patch")])?
             } else {
                 return Err(k.refuse(Some(item), "patches entry has neither path nor patch"));
             };
@@ -1126,7 +1149,10 @@ impl Build<'_> {
                     vec![key("patchesJson6902"), PathSeg::Index(i), key("patch")],
                 )?
             } else {
-                return Err(k.refuse(Some(item), "patchesJson6902 entry has neither path nor patch"));
+                return Err(k.refuse(
+                    Some(item),
+                    "patchesJson6902 entry has neither path nor patch",
+                ));
             };
             let Some(t) = s.get(item, "target") else {
                 return Err(k.refuse(Some(item), "a JSON 6902 patch needs a target"));
@@ -1174,8 +1200,9 @@ impl Build<'_> {
                     (0..objs.len()).filter(|i| sel.matches(&objs[*i])).collect()
                 }
                 None => {
-                    let hits: Vec<usize> =
-                        (0..objs.len()).filter(|i| names_object(&value, &objs[*i])).collect();
+                    let hits: Vec<usize> = (0..objs.len())
+                        .filter(|i| names_object(&value, &objs[*i]))
+                        .collect();
                     if hits.is_empty() && value["kind"].as_str() == Some("Ingress") {
                         return Err(Refusal::new(
                             &p.file,

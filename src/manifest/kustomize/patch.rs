@@ -73,7 +73,8 @@ fn parent_mut<'a>(v: &'a mut Value, tokens: &[String]) -> Result<&'a mut Value, 
             Value::Object(m) => m.get_mut(t).ok_or_else(|| format!("missing key {t:?}"))?,
             Value::Array(a) => {
                 let i: usize = t.parse().map_err(|_| format!("bad index {t:?}"))?;
-                a.get_mut(i).ok_or_else(|| format!("index {i} out of range"))?
+                a.get_mut(i)
+                    .ok_or_else(|| format!("index {i} out of range"))?
             }
             _ => return Err(format!("{t:?} is under a scalar")),
         };
@@ -209,14 +210,26 @@ mod tests {
             from: None,
             value: v,
         };
-        apply_op(&mut t, &op("add", "/metadata/annotations/x~1y", Some(json!("5")))).unwrap();
-        apply_op(&mut t, &op("replace", "/metadata/annotations/a", Some(json!("2")))).unwrap();
+        apply_op(
+            &mut t,
+            &op("add", "/metadata/annotations/x~1y", Some(json!("5"))),
+        )
+        .unwrap();
+        apply_op(
+            &mut t,
+            &op("replace", "/metadata/annotations/a", Some(json!("2"))),
+        )
+        .unwrap();
         apply_op(&mut t, &op("add", "/l/-", Some(json!(2)))).unwrap();
         apply_op(&mut t, &op("remove", "/l/0", None)).unwrap();
         assert_eq!(
             t,
             json!({"metadata": {"annotations": {"a": "2", "x/y": "5"}}, "l": [2]})
         );
-        assert!(apply_op(&mut t, &op("replace", "/metadata/labels/a", Some(json!("1")))).is_err());
+        assert!(apply_op(
+            &mut t,
+            &op("replace", "/metadata/labels/a", Some(json!("1")))
+        )
+        .is_err());
     }
 }

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{display_dir, normalize, render_roots, routes, Fs, Id, Kust, Layout, Loc, Obj, Renders};
+use super::{
+    display_dir, normalize, render_roots, routes, Fs, Id, Kust, Layout, Loc, Obj, Renders,
+};
 use crate::manifest::edit::{self, Edit, EditOutcome, PathSeg, ScalarKind};
 use crate::manifest::{contains, ManifestError, Repo, Selector, SourceFile};
 use crate::router::{self, nginx, Route};
@@ -46,7 +48,6 @@ impl Candidate<'_> {
         }
     }
 }
-
 
 /// Set the canary weight of the Ingress `selector` names, as rendered by the root `overlay`
 /// picks (needed only when the name alone is ambiguous). Repositories without kustomizations
@@ -113,20 +114,25 @@ pub fn set_weight(
             }
         }
     }
-    let flat_repo;
-    if overlay.is_none() {
-        let name = sel.name.as_bytes().to_vec();
-        let router = router::default_router();
-        let mut repo = Repo::load_filtered(dir, &|b| {
-            router.may_contain_route(b) && contains(b, &name)
-        })?;
-        repo.files.retain(|f| !layout.owns(&f.path));
-        for f in &repo.files {
-            cands.extend(router.routes(f).into_iter().map(Candidate::Flat));
+    // Flat manifests (files no kustomization reads) stay candidates unless --overlay is given.
+    let flat_repo = match overlay {
+        Some(_) => None,
+        None => {
+            let name = sel.name.as_bytes().to_vec();
+            let router = router::default_router();
+            let mut repo =
+                Repo::load_filtered(dir, &|b| router.may_contain_route(b) && contains(b, &name))?;
+            repo.files.retain(|f| !layout.owns(&f.path));
+            Some(repo)
         }
-        flat_repo = Some(repo);
-    } else {
-        flat_repo = None;
+    };
+    for f in flat_repo.iter().flat_map(|r| &r.files) {
+        cands.extend(
+            router::default_router()
+                .routes(f)
+                .into_iter()
+                .map(Candidate::Flat),
+        );
     }
 
     let named: Vec<&Candidate> = cands
@@ -304,10 +310,7 @@ fn set_rendered(
             }
         }
         None => {
-            if layout
-                .other_roots_reading(root, &obj.src.file)
-                .is_empty()
-            {
+            if layout.other_roots_reading(root, &obj.src.file).is_empty() {
                 tries.push(add_to_base(fs, obj, &new));
             }
         }
@@ -344,7 +347,11 @@ fn set_rendered(
             Err(why) => {
                 tracing::debug!("edit refused by the rendering check: {why}");
                 last_err = Some(ManifestError::Unresolved {
-                    file: change.edits.first().map(|e| e.file.clone()).unwrap_or_default(),
+                    file: change
+                        .edits
+                        .first()
+                        .map(|e| e.file.clone())
+                        .unwrap_or_default(),
                     reason: format!("refusing to write: {why}"),
                 })
             }
@@ -568,7 +575,9 @@ fn inline_splice(
     let text = &k.text;
     // The header (`|`, `|-`, `|+`) is where the scalar starts, or just before its content.
     let probe = (n.span.start + 1).min(text.len());
-    let bar = text[..probe].rfind('|').ok_or("cannot find the inline patch's |")?;
+    let bar = text[..probe]
+        .rfind('|')
+        .ok_or("cannot find the inline patch's |")?;
     let header_end = text[bar..]
         .find('\n')
         .map(|i| bar + i + 1)
@@ -582,7 +591,10 @@ fn inline_splice(
     let mut indent = None;
     let mut at = header_end;
     while at < text.len() {
-        let end = text[at..].find('\n').map(|i| at + i + 1).unwrap_or(text.len());
+        let end = text[at..]
+            .find('\n')
+            .map(|i| at + i + 1)
+            .unwrap_or(text.len());
         let line = text[at..end].trim_end_matches(['\n', '\r']);
         let spaces = line.len() - line.trim_start_matches(' ').len();
         if !line.trim().is_empty() {
@@ -608,7 +620,10 @@ fn inline_splice(
     };
     let replacement = quoted(new, *style)?;
     let line_idx = inner[..t.span.start].matches('\n').count();
-    let line_start = inner[..t.span.start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_start = inner[..t.span.start]
+        .rfind('\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
     if inner[t.span.start..t.span.end].contains('\n') {
         return Err("the weight spans lines".into());
     }
@@ -626,7 +641,9 @@ fn inline_splice(
     }
     let aroot = after.docs[0].root.ok_or("empty result")?;
     let anode = walk(&after, aroot, scalar).ok_or("the inline patch moved")?;
-    let new_inner = after.str(anode).ok_or("the inline patch is no longer text")?;
+    let new_inner = after
+        .str(anode)
+        .ok_or("the inline patch is no longer text")?;
     let mut want_k = super::to_json(s, root);
     let mut got_k = super::to_json(&after, aroot);
     set_json(&mut want_k, scalar, Value::Null);
@@ -634,7 +651,11 @@ fn inline_splice(
     let mut want_p: Vec<Value> = patch
         .docs
         .iter()
-        .map(|d| d.root.map(|r| super::to_json(&patch, r)).unwrap_or_default())
+        .map(|d| {
+            d.root
+                .map(|r| super::to_json(&patch, r))
+                .unwrap_or_default()
+        })
         .collect();
     set_json(
         &mut want_p[document - 1],
@@ -696,8 +717,7 @@ fn dash_style(text: &str, s: &Stream, seq: NodeId) -> Option<(String, String)> {
     let ls = text[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
     let prefix = &text[ls..start];
     let dash = prefix.rfind('-')?;
-    if !prefix[..dash].chars().all(|c| c == ' ') || !prefix[dash + 1..].chars().all(|c| c == ' ')
-    {
+    if !prefix[..dash].chars().all(|c| c == ' ') || !prefix[dash + 1..].chars().all(|c| c == ' ') {
         return None;
     }
     Some((prefix[..dash].to_string(), prefix[dash + 1..].to_string()))
@@ -731,11 +751,7 @@ fn append_patch_entry(k: &Kust, entry: &str) -> Result<String, String> {
                 return Err("cannot find the end of patches: [...]".into());
             }
             let sep = if s.items(seq).is_empty() { "" } else { ", " };
-            format!(
-                "{}{sep}{{path: {entry}}}{}",
-                &text[..close],
-                &text[close..]
-            )
+            format!("{}{sep}{{path: {entry}}}{}", &text[..close], &text[close..])
         }
         Some(_) => return Err("patches: is not a list".into()),
         None => {
@@ -810,7 +826,11 @@ fn new_patch(fs: Fs, k: &Kust, obj: &Obj, id: &Id, new: &str) -> Result<Change, 
         n += 1;
     }
     let file = k.dir.join(&name);
-    let eol = if k.text.contains("\r\n") { "\r\n" } else { "\n" };
+    let eol = if k.text.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
     let api = obj.value["apiVersion"]
         .as_str()
         .unwrap_or("networking.k8s.io/v1");
