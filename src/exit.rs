@@ -13,7 +13,6 @@ pub const BAD_INPUT: u8 = 2;
 pub const INTERRUPTED: u8 = 130;
 pub const TERMINATED: u8 = 143;
 
-
 /// The exit code for an error: 2 when the first typed cause in its chain is the user's
 /// input, else 1.
 pub fn code_for(err: &anyhow::Error) -> u8 {

@@ -24,6 +24,10 @@ pub struct SetWeightArgs {
     /// ends in -canary or selects a Deployment whose name does.
     #[arg(long, env = "GITOPS_CANARY_CANARY_SERVICE")]
     pub canary_service: Option<String>,
+    /// With Kustomize overlays: the root kustomization (directory, relative to --repo) whose
+    /// rendering to change, when the Ingress name alone is ambiguous.
+    #[arg(long, env = "GITOPS_CANARY_OVERLAY", conflicts_with = "route")]
+    pub overlay: Option<std::path::PathBuf>,
     /// The new weight (0..=canary-weight-total, 100 by default); for --route, the canary's
     /// percentage, written as both weights of each split.
     #[arg(long, env = "GITOPS_CANARY_WEIGHT")]
@@ -49,7 +53,13 @@ pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
                 )
                 .into());
             }
-            manifest::set_weight(&args.repo.repo, ingress, args.weight, args.dry_run)?
+            manifest::kustomize::set::set_weight(
+                &args.repo.repo,
+                ingress,
+                args.overlay.as_deref(),
+                args.weight,
+                args.dry_run,
+            )?
         }
         (None, None) => return Err(exit::Usage("give --ingress or --route".into()).into()),
     };

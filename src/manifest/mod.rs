@@ -8,6 +8,7 @@
 //! `--dry-run` renders the very same values as a diff. Nothing here talks to Git or a cluster.
 
 pub mod edit;
+pub mod kustomize;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -100,6 +101,10 @@ pub enum ManifestError {
     },
     #[error("{file}: {reason}")]
     Create { file: PathBuf, reason: String },
+    /// A Kustomize layout this tool does not resolve (a remote base, a Helm chart, a generator
+    /// touching the weight), or an edit whose rendering check failed.
+    #[error("{file}: {reason}")]
+    Unresolved { file: PathBuf, reason: String },
 }
 
 impl Classify for ManifestError {

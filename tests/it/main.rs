@@ -31,6 +31,8 @@ mod health_corpus;
 mod httproute_cases;
 mod httproute_corpus;
 mod httproute_proptest;
+mod kustomize_cases;
+mod kustomize_plan;
 mod metrics_prometheus;
 mod proptest_edit;
 mod report_github;
