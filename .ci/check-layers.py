@@ -19,8 +19,8 @@ LAYERS = [
     ["git", "forge", "cluster", "metrics"],
     ["app", "rollout"],
     ["report"],
-    ["cli", "cmd"],
     ["exit"],
+    ["cli", "cmd"],
 ]
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 

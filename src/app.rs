@@ -317,7 +317,7 @@ impl Rollout<'_> {
         let mut pairs = Vec::new();
         for sel in &s.ingresses {
             let selector = Selector::parse(sel)?;
-            let route = manifest::select_known(&repo, &routes, &selector)?.clone();
+            let route = crate::router::select_known(&repo, &routes, &selector)?.clone();
             if !route.canary {
                 return Err(AppError::Target {
                     selector: sel.clone(),
@@ -367,7 +367,7 @@ impl Rollout<'_> {
         let services = workload::services(&repo.files);
         let behind = |routes: &[Route]| -> Vec<workload::Workload> {
             let refs: Vec<&Route> = routes.iter().collect();
-            workload::behind_routes(&workloads, &services, &refs)
+            crate::router::behind_routes(&workloads, &services, &refs)
                 .into_iter()
                 .cloned()
                 .collect()
@@ -965,7 +965,7 @@ impl Rollout<'_> {
                 }
                 _ => {
                     for sel in &ingresses {
-                        let out = manifest::set_weight(dir, sel, weight, dry_run)?;
+                        let out = crate::router::set_weight(dir, sel, weight, dry_run)?;
                         diff.push_str(&out.diff);
                         changed.extend(out.changed_files());
                     }

@@ -4,7 +4,7 @@
 //! name in `action.yml` (a test holds the two together), so the same tool reads flags on a
 //! laptop, `with:` inputs in a GitHub Action and variables in a GitLab job.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::cmd;
 
@@ -45,21 +45,34 @@ pub enum Command {
     Check(cmd::check::CheckArgs),
 }
 
-/// How results are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Output {
-    #[default]
-    Human,
-    Json,
-}
+pub use crate::cmd::RepoArgs;
+pub use crate::report::Output;
 
-/// Flags every repository command shares.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RepoArgs {
-    /// The GitOps repository (a checkout) to read and edit.
-    #[arg(long, env = "GITOPS_CANARY_REPO", default_value = ".")]
-    pub repo: std::path::PathBuf,
-    /// Output format.
-    #[arg(long, env = "GITOPS_CANARY_OUTPUT", value_enum, default_value_t = Output::Human)]
-    pub output: Output,
+/// Run the parsed command line; the error's type decides the exit code in `main`.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Plan(args) => cmd::plan::run(args),
+        Command::Propose(args) => cmd::propose::run(args).await,
+        Command::SetWeight(args) => cmd::set_weight::run(args),
+        Command::InitCanary(args) => cmd::init_canary::run(args),
+        Command::Run(args) => cmd::rollout::run(cmd::rollout::Mode::Run, args, None).await,
+        Command::Reconcile(args) => {
+            cmd::rollout::run(cmd::rollout::Mode::Reconcile, args, None).await
+        }
+        Command::Status(args) => cmd::rollout::run(cmd::rollout::Mode::Status, args, None).await,
+        Command::Rollback(args) => {
+            cmd::rollout::run(
+                cmd::rollout::Mode::Rollback,
+                args.rollout,
+                Some(args.reason),
+            )
+            .await
+        }
+        Command::Promote(args) => cmd::rollout::run(cmd::rollout::Mode::Promote, args, None).await,
+        Command::Schema => {
+            crate::report::console::json(&crate::config::schema())?;
+            Ok(crate::exit::OK)
+        }
+        Command::Check(args) => cmd::check::run(args).await,
+    }
 }

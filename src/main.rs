@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.spawn(gitops_canary::cmd::on_cancel());
-    match runtime.block_on(gitops_canary::cmd::run(cli)) {
+    match runtime.block_on(gitops_canary::cli::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             console::err(&format!("error: {}", exit::render(&err)));

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::forge::{ApprovalGate, Comment, MergeDecision, PrState};
+pub mod merge;
+
 use crate::gate::Verdict;
+pub use merge::{ApprovalGate, Comment, MergeDecision, PrState};
 
 /// How a stage's change is approved.
 #[derive(

@@ -25,7 +25,13 @@ use serde::Serialize;
 pub mod console;
 pub mod logging;
 
-use crate::cli::Output;
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Human,
+    Json,
+}
 use crate::secret::{self, Token};
 
 /// What can go wrong while reporting. Each is a failed operation (exit 1): the run did its

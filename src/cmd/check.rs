@@ -14,12 +14,13 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::gates::{RunnerSettings, SyncSourceKind};
-use crate::cli::{Output, RepoArgs};
+use super::RepoArgs;
 use crate::cluster::{self, GateOutcome, ObjectRef, Subject, SyncVia};
 use crate::exit::{self, Usage};
 use crate::gate::target::{self, RoutePair, Targets};
 use crate::gate::{Gate, Verdict};
 use crate::manifest::{self, workload};
+use crate::report::Output;
 use crate::router::Route;
 
 #[derive(Debug, clap::Args)]
@@ -89,14 +90,14 @@ struct Resolved {
 
 fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
     let repo = manifest::Repo::load_filtered(&args.repo.repo, &crate::app::needs_parse)?;
-    let discovery = repo.discover();
+    let discovery = crate::router::discover(&repo);
     let canaries: Vec<Route> = discovery.pairs.iter().map(|p| p.canary.clone()).collect();
     let mut pairs = Vec::new();
     let mut weights = Vec::new();
     let mut default_namespace = None;
     for sel in &args.ingress {
         let selector = manifest::Selector::parse(sel)?;
-        let route = manifest::select(&canaries, &selector)?;
+        let route = crate::router::select(&canaries, &selector)?;
         let pair = discovery
             .pairs
             .iter()

@@ -1,8 +1,9 @@
 //! `init-canary`: write a canary Ingress derived from a stable one, or add the canary
 //! backendRef beside the stable one in an HTTPRoute.
 
-use crate::cli::{Output, RepoArgs};
+use super::RepoArgs;
 use crate::report::console;
+use crate::report::Output;
 use crate::{exit, manifest};
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +41,7 @@ pub fn run(args: InitCanaryArgs) -> anyhow::Result<u8> {
     let Some(ingress) = &args.ingress else {
         return run_route(&args);
     };
-    let new = manifest::init_canary(
+    let new = crate::router::init_canary(
         dir,
         ingress,
         &args.service,

@@ -8,7 +8,18 @@ pub mod propose;
 pub mod rollout;
 pub mod set_weight;
 
-use crate::cli::{Cli, Command};
+use crate::report::Output;
+
+/// Flags every repository command shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RepoArgs {
+    /// The GitOps repository (a checkout) to read and edit.
+    #[arg(long, env = "GITOPS_CANARY_REPO", default_value = ".")]
+    pub repo: std::path::PathBuf,
+    /// Output format.
+    #[arg(long, env = "GITOPS_CANARY_OUTPUT", value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
 
 /// Wait for SIGINT or SIGTERM (CI cancels a job with SIGTERM, then SIGKILL ~7.5 s later) and
 /// end the process cleanly: say so on stderr, write `status=cancelled` to the CI outputs and
@@ -44,26 +55,4 @@ pub async fn on_cancel() {
         let _ = rep.finish();
     }
     std::process::exit(i32::from(code));
-}
-
-/// Run the parsed command line; the error's type decides the exit code in `main`.
-pub async fn run(cli: Cli) -> anyhow::Result<u8> {
-    match cli.command {
-        Command::Plan(args) => plan::run(args),
-        Command::Propose(args) => propose::run(args).await,
-        Command::SetWeight(args) => set_weight::run(args),
-        Command::InitCanary(args) => init_canary::run(args),
-        Command::Run(args) => rollout::run(rollout::Mode::Run, args, None).await,
-        Command::Reconcile(args) => rollout::run(rollout::Mode::Reconcile, args, None).await,
-        Command::Status(args) => rollout::run(rollout::Mode::Status, args, None).await,
-        Command::Rollback(args) => {
-            rollout::run(rollout::Mode::Rollback, args.rollout, Some(args.reason)).await
-        }
-        Command::Promote(args) => rollout::run(rollout::Mode::Promote, args, None).await,
-        Command::Schema => {
-            crate::report::console::json(&crate::config::schema())?;
-            Ok(crate::exit::OK)
-        }
-        Command::Check(args) => check::run(args).await,
-    }
 }

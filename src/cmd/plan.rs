@@ -4,11 +4,11 @@
 use crate::report::console;
 use std::fmt::Write as _;
 
-use crate::cli::{Output, RepoArgs};
+use super::RepoArgs;
 use crate::exit;
-use crate::manifest::kustomize::{self, Layout, RootPlan};
-use crate::manifest::Repo;
+use crate::report::Output;
 use crate::router::gateway::{self, GatewayDiscovery};
+use crate::router::kustomize::{self, Layout, RootPlan};
 use crate::router::{CanaryPair, Discovery, Problem, Severity};
 
 #[derive(Debug, clap::Args)]
@@ -75,7 +75,7 @@ fn routes(args: &PlanArgs) -> anyhow::Result<Option<GatewayDiscovery>> {
 }
 
 pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
-    let mut repo = Repo::load(&args.repo.repo)?;
+    let mut repo = crate::router::load_repo(&args.repo.repo)?;
     let layout = Layout::discover(&args.repo.repo)?;
     let roots = if layout.is_empty() {
         Vec::new()
@@ -86,7 +86,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         repo.skipped.retain(|s| !layout.owns(&s.file));
         kustomize::plan(&args.repo.repo, &layout)
     };
-    let discovery = repo.discover();
+    let discovery = crate::router::discover(&repo);
     let root_problems: Vec<&Problem> = roots
         .iter()
         .filter_map(|r| r.discovery.as_ref())

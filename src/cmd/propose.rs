@@ -17,7 +17,7 @@ use crate::app::PrOperation;
 use crate::report::{self, console, OutputKey};
 use std::path::PathBuf;
 
-use crate::cli::{Output, RepoArgs};
+use super::RepoArgs;
 use crate::config::{self, Config, ForgeKind};
 use crate::exit::Usage;
 use crate::forge::github::GitHub;
@@ -25,6 +25,7 @@ use crate::forge::gitlab::GitLab;
 use crate::forge::{AnyForge, Forge, NewPullRequest, PrState};
 use crate::git::{self, Author, ChangeRequest, Remote, Target, Workspace};
 use crate::plan::{self, Approval, ChangeKind};
+use crate::report::Output;
 use crate::secret::Token;
 use crate::{exit, manifest};
 
@@ -188,7 +189,7 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
     let published = ws.publish(&req, &mut |d| {
         let mut changed = Vec::new();
         for ingress in &sc.ingresses {
-            changed.extend(manifest::set_weight(d, ingress, weight, false)?.changed_files());
+            changed.extend(crate::router::set_weight(d, ingress, weight, false)?.changed_files());
         }
         // The rollout's state record goes in the same commit, as the rollout's own changes do.
         if !changed.is_empty() {

@@ -8,14 +8,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::gates::{self, MetricsArgs, RunnerSettings, SyncSourceKind};
+use super::RepoArgs;
 use crate::app::{self, GateRunner, NoGates, PassReport, PrOperation, Rollout, Settings};
-use crate::cli::{Output, RepoArgs};
 use crate::config::{self, ClusterMode, Config, ForgeKind, RollbackPolicy};
 use crate::exit::{self, Usage};
 use crate::forge::{AnyForge, GitHub, GitLab, MergeMethod};
 use crate::gate::Gate;
 use crate::git::{Auth, Author, Remote, Workspace};
 use crate::plan::{self, Approval, Step};
+use crate::report::Output;
 use crate::report::{self, console, OutputKey, Report, RunStatus, Table};
 use crate::secret::Token;
 

@@ -1,8 +1,9 @@
 //! `set-weight`: change one canary weight in the manifests, byte-exactly: an ingress-nginx
 //! canary Ingress's annotation, or both weights of an HTTPRoute's stable/canary split.
 
-use crate::cli::{Output, RepoArgs};
+use super::RepoArgs;
 use crate::report::console;
+use crate::report::Output;
 use crate::{exit, manifest};
 
 #[derive(Debug, clap::Args)]
@@ -53,7 +54,7 @@ pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
                 )
                 .into());
             }
-            manifest::kustomize::set::set_weight(
+            crate::router::kustomize::set::set_weight(
                 &args.repo.repo,
                 ingress,
                 args.overlay.as_deref(),

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::gate::ObjectRef;
-use crate::manifest::workload::{self, ServiceInfo, Workload};
+use crate::manifest::workload::{ServiceInfo, Workload};
 use crate::router::Route;
 
 /// A canary route with the stable routes it joins.
@@ -64,7 +64,7 @@ pub fn resolve(
             .unwrap_or_else(|| default_namespace.to_string())
     };
     let mut behind = |route: &Route, which: &str, out: &mut Vec<ObjectRef>| {
-        let found = workload::behind_routes(workloads, services, &[route]);
+        let found = crate::router::behind_routes(workloads, services, &[route]);
         if found.is_empty() {
             t.notes.push(format!(
                 "no Deployment behind the Services of the {which} {} in the manifests",
@@ -111,13 +111,12 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Repo;
+    use crate::manifest::{workload, Repo};
 
     fn example() -> (Vec<RoutePair>, Vec<Workload>, Vec<ServiceInfo>) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gitops-repo");
         let repo = Repo::load_filtered(&dir, &crate::manifest::needs_parse).unwrap();
-        let pairs = repo
-            .discover()
+        let pairs = crate::router::discover(&repo)
             .pairs
             .into_iter()
             .map(|p| RoutePair {

@@ -1,5 +1,5 @@
-//! Manifests: read a GitOps repository, find the routes a router cares about, and change one
-//! value byte-exactly.
+//! Manifests: read a GitOps repository's YAML files and change one value byte-exactly. What a
+//! value means (a canary weight, a route) is the routers' business (`router`), one layer up.
 //!
 //! Reading is split in two so that a 20,000-file monorepo costs about what `grep` costs: the
 //! walk reads each file's bytes once and parses only the files whose bytes can hold a route
@@ -8,7 +8,6 @@
 //! `--dry-run` renders the very same values as a diff. Nothing here talks to Git or a cluster.
 
 pub mod edit;
-pub mod kustomize;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +15,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::fault::Classify;
-use crate::router::{self, Discovery, Route};
 use crate::yaml::{self, Stream};
 
 pub use edit::{Edit, EditOutcome, PathSeg, ScalarKind};
@@ -180,12 +178,6 @@ pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
 }
 
 impl Repo {
-    /// Load every YAML file that could hold a route of `router`.
-    pub fn load(dir: &Path) -> Result<Repo, ManifestError> {
-        let router = router::default_router();
-        Self::load_filtered(dir, &|bytes| router.may_contain_route(bytes))
-    }
-
     /// Load the YAML files whose bytes pass `keep`; the rest are read and dropped unparsed.
     /// Files that do not parse or are not UTF-8 are skipped with a reason.
     pub fn load_filtered(dir: &Path, keep: &dyn Fn(&[u8]) -> bool) -> Result<Repo, ManifestError> {
@@ -225,11 +217,6 @@ impl Repo {
         })
     }
 
-    /// Canary pairs and problems, as the default router (ingress-nginx) sees them.
-    pub fn discover(&self) -> Discovery {
-        router::default_router().discover(&self.files, &self.skipped)
-    }
-
     pub fn file(&self, path: &Path) -> Option<&SourceFile> {
         self.files.iter().find(|f| f.path == path)
     }
@@ -267,55 +254,6 @@ impl std::fmt::Display for Selector {
     }
 }
 
-/// Choose the one route a selector means. `NAME` matches routes without a namespace, or,
-/// when that finds none, the one route of that name in any namespace; `NS/NAME` must match
-/// both. The error lists the candidates with their files so the user can pick.
-pub fn select<'a>(routes: &'a [Route], selector: &Selector) -> Result<&'a Route, ManifestError> {
-    let named: Vec<&Route> = routes.iter().filter(|r| r.name == selector.name).collect();
-    let chosen: Vec<&Route> = match &selector.namespace {
-        Some(ns) => named
-            .iter()
-            .copied()
-            .filter(|r| r.namespace.as_deref() == Some(ns.as_str()))
-            .collect(),
-        None => {
-            let bare: Vec<&Route> = named
-                .iter()
-                .copied()
-                .filter(|r| r.namespace.is_none())
-                .collect();
-            if bare.is_empty() {
-                named.clone()
-            } else {
-                bare
-            }
-        }
-    };
-    match chosen.as_slice() {
-        [one] => Ok(one),
-        [] => Err(ManifestError::NoMatch {
-            selector: selector.to_string(),
-            candidates: if named.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; Ingresses named {}: {}",
-                    selector.name,
-                    named
-                        .iter()
-                        .map(|r| r.describe())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            },
-        }),
-        many => Err(ManifestError::Ambiguous {
-            selector: selector.to_string(),
-            candidates: many.iter().map(|r| r.describe()).collect(),
-        }),
-    }
-}
-
 /// Files that did not parse but whose bytes name the selected object: each may be another
 /// definition of it (an overlay patch, a copy being edited), so a choice made without them is
 /// a guess.
@@ -327,74 +265,6 @@ pub fn shadowing<'a>(repo: &'a Repo, selector: &Selector) -> Vec<&'a Skipped> {
                 .is_ok_and(|bytes| contains(&bytes, selector.name.as_bytes()))
         })
         .collect()
-}
-
-/// [`select`], refused as ambiguous when a file that does not parse names the target too.
-pub fn select_known<'a>(
-    repo: &Repo,
-    routes: &'a [Route],
-    selector: &Selector,
-) -> Result<&'a Route, ManifestError> {
-    let route = select(routes, selector)?;
-    let broken = shadowing(repo, selector);
-    if broken.is_empty() {
-        return Ok(route);
-    }
-    let mut candidates = vec![route.describe()];
-    candidates.extend(
-        broken
-            .iter()
-            .map(|s| format!("{} (does not parse: {})", s.file.display(), s.reason)),
-    );
-    Err(ManifestError::Ambiguous {
-        selector: selector.to_string(),
-        candidates,
-    })
-}
-
-/// Set the canary weight of the Ingress `selector` names, in the repository at `dir`.
-/// Writes nothing on error or with `dry_run`; the outcome carries the edits and their diff.
-pub fn set_weight(
-    dir: &Path,
-    selector: &str,
-    weight: u32,
-    dry_run: bool,
-) -> Result<EditOutcome, ManifestError> {
-    let router = router::default_router();
-    let selector = Selector::parse(selector)?;
-    let name = selector.name.as_bytes().to_vec();
-    let repo = Repo::load_filtered(dir, &|bytes| {
-        router.may_contain_route(bytes) && contains(bytes, &name)
-    })?;
-    let routes: Vec<Route> = repo.files.iter().flat_map(|f| router.routes(f)).collect();
-    let route = match select_known(&repo, &routes, &selector) {
-        Ok(r) => r,
-        Err(e @ ManifestError::NoMatch { .. }) => {
-            // A file that failed to parse but names the target may be where it lives: say so
-            // rather than "no match", so a broken template is not mistaken for a typo.
-            if let Some(s) = repo.skipped.first() {
-                return Err(ManifestError::TargetUnparsable {
-                    file: s.file.clone(),
-                    selector: selector.to_string(),
-                    error: s.reason.clone(),
-                });
-            }
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
-    let file = repo
-        .file(&route.file)
-        .ok_or_else(|| ManifestError::NoMatch {
-            selector: selector.to_string(),
-            candidates: String::new(),
-        })?;
-    let edit = router.weight_edit(file, route, weight)?;
-    let outcome = edit::apply(file, std::slice::from_ref(&edit))?;
-    if !dry_run {
-        outcome.write(dir)?;
-    }
-    Ok(outcome)
 }
 
 /// Files that can hold what the rollout reads: routes, the Services they name, Deployments.
@@ -414,91 +284,4 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 pub struct NewFile {
     pub path: PathBuf,
     pub text: String,
-}
-
-/// Derive a canary Ingress from the stable one `selector` names, in `namespace` (default:
-/// the stable's), sending traffic to `service`. The file goes beside the stable's file. The
-/// result must pass the checks `plan` makes, or nothing is returned to write.
-pub fn init_canary(
-    dir: &Path,
-    selector: &str,
-    service: &str,
-    namespace: Option<&str>,
-    weight: u32,
-) -> Result<NewFile, ManifestError> {
-    let sel = Selector::parse(selector)?;
-    let repo = Repo::load(dir)?;
-    let router = router::default_router();
-    let routes: Vec<Route> = repo.files.iter().flat_map(|f| router.routes(f)).collect();
-    let stable = select(&routes, &sel)?;
-    let src = repo.file(&stable.file);
-    let create = |reason: String| ManifestError::Create {
-        file: stable.file.clone(),
-        reason,
-    };
-    if stable.canary {
-        return Err(create(format!(
-            "{} is a canary already",
-            stable.qualified_name()
-        )));
-    }
-    if weight > 100 {
-        return Err(ManifestError::WeightOutOfRange {
-            file: stable.file.clone(),
-            document: stable.document,
-            field: format!("metadata.annotations[{:?}]", router::nginx::WEIGHT),
-            weight,
-            total: 100,
-        });
-    }
-    let namespace = namespace.or(stable.namespace.as_deref());
-    let name = format!("{}-canary", stable.name);
-    let eol = src.map_or("\n", |f| {
-        if f.text.contains("\r\n") {
-            "\r\n"
-        } else {
-            "\n"
-        }
-    });
-    let text = router::nginx::canary_manifest(stable, &name, namespace, service, weight, eol);
-    let parent = stable
-        .file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let file_name = match (namespace, &stable.namespace) {
-        (Some(ns), Some(stable_ns)) if ns != stable_ns => format!("{name}.{ns}.yaml"),
-        (Some(ns), None) => format!("{name}.{ns}.yaml"),
-        _ => format!("{name}.yaml"),
-    };
-    let path = parent.join(file_name);
-    if dir.join(&path).exists() {
-        return Err(ManifestError::Create {
-            file: path,
-            reason: "exists already".into(),
-        });
-    }
-    // Check the result the way `plan` would, with the new file in place.
-    let new = SourceFile::parse(path.clone(), text.clone()).map_err(|e| ManifestError::Create {
-        file: path.clone(),
-        reason: format!("generated YAML does not parse: {e}"),
-    })?;
-    let mut files = repo.files;
-    files.push(new);
-    let discovery = router.discover(&files, &[]);
-    let errors: Vec<String> = discovery
-        .pairs
-        .iter()
-        .filter(|p| p.canary.file == path)
-        .flat_map(|p| &p.problems)
-        .filter(|p| p.severity == router::Severity::Error)
-        .map(|p| format!("[{}] {}", p.code, p.message))
-        .collect();
-    if !errors.is_empty() {
-        return Err(ManifestError::Create {
-            file: path,
-            reason: errors.join("; "),
-        });
-    }
-    Ok(NewFile { path, text })
 }

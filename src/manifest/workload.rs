@@ -174,25 +174,6 @@ pub fn backing<'a>(
         .collect()
 }
 
-/// The Deployments behind every Service the routes send traffic to, each once, in order.
-pub fn behind_routes<'a>(
-    workloads: &'a [Workload],
-    services: &[ServiceInfo],
-    routes: &[&crate::router::Route],
-) -> Vec<&'a Workload> {
-    let mut out: Vec<&Workload> = Vec::new();
-    for r in routes {
-        for svc in r.services() {
-            for w in backing(workloads, services, r.namespace.as_deref(), &svc) {
-                if !out.iter().any(|x| x.qualified_name() == w.qualified_name()) {
-                    out.push(w);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Edits that give `stable` the canary's images, container by container name (a container the
 /// canary does not have keeps its image). Only changed images produce an edit.
 pub fn image_edits(stable: &Workload, canary: &Workload) -> Vec<Edit> {

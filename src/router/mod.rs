@@ -6,7 +6,13 @@
 //! Git, gates) only talks to this trait and these values.
 
 pub mod gateway;
+pub mod kustomize;
 pub mod nginx;
+pub mod select;
+
+pub use select::{
+    behind_routes, discover, init_canary, load_repo, select, select_known, set_weight,
+};
 
 use std::path::PathBuf;
 

@@ -31,7 +31,7 @@ fn context_of(names: &[&str], weight: u32) -> GateContext {
     let pairs: Vec<_> = names
         .iter()
         .map(|n| {
-            repo.discover()
+            gitops_canary::router::discover(&repo)
                 .pairs
                 .into_iter()
                 .find(|p| p.canary.name == *n)

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gitops_canary::manifest::{edit, Repo, SourceFile};
+use gitops_canary::manifest::{edit, SourceFile};
 use gitops_canary::router::{default_router, nginx};
 
 fn corpus_dir() -> PathBuf {
@@ -142,8 +142,8 @@ fn every_corpus_canary_is_edited_byte_exactly() {
 
 #[test]
 fn corpus_discovery_pairs_and_problems() {
-    let repo = Repo::load(&corpus_dir()).unwrap();
-    let d = repo.discover();
+    let repo = gitops_canary::router::load_repo(&corpus_dir()).unwrap();
+    let d = gitops_canary::router::discover(&repo);
     assert!(d.skipped.is_empty(), "{:?}", d.skipped);
     // The escaped-quotes file writes canary: \"true\" literally, which is not "true": the
     // controller treats that Ingress as a stable one with stray canary annotations.

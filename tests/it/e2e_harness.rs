@@ -79,7 +79,7 @@ async fn github_merge_lands_in_git_and_the_cluster_follows() {
 
     // A person's branch: weight 25 (the tool's own edit) and a new canary image.
     let head = w.push_branch("canary-25", "Canary at 25%", |dir| {
-        gitops_canary::manifest::set_weight(dir, "shop/web-canary", 25, false).unwrap();
+        gitops_canary::router::set_weight(dir, "shop/web-canary", 25, false).unwrap();
         let path = dir.join(CANARY_FILE);
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replace("shop-web:1.5.0", "shop-web:1.5.1")).unwrap();
@@ -154,7 +154,7 @@ async fn argo_reports_out_of_sync_until_the_delayed_sync_runs() {
     })
     .await;
     let sha = w.commit_to_base("weight 50 straight to main", |dir| {
-        gitops_canary::manifest::set_weight(dir, "shop/web-canary", 50, false).unwrap();
+        gitops_canary::router::set_weight(dir, "shop/web-canary", 50, false).unwrap();
     });
     w.wait_for("Argo CD noticed the commit", SOON, |w| {
         w.argo_app().unwrap()["status"]["sync"]["status"] == "OutOfSync"
@@ -280,7 +280,7 @@ async fn scale_and_pause_knobs() {
 
     w.pause_sync(true);
     w.commit_to_base("weight 100", |dir| {
-        gitops_canary::manifest::set_weight(dir, "shop/web-canary", 100, false).unwrap();
+        gitops_canary::router::set_weight(dir, "shop/web-canary", 100, false).unwrap();
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(w.live_weight("shop", "web-canary"), Some(10));
@@ -325,7 +325,7 @@ async fn flux_reports_the_applied_revision() {
     let ks = w.flux_kustomization().unwrap();
     assert_eq!(flux_ready(&ks, &w.base_sha()), Verdict::Pass);
     let sha = w.commit_to_base("weight 25", |dir| {
-        gitops_canary::manifest::set_weight(dir, "shop/web-canary", 25, false).unwrap();
+        gitops_canary::router::set_weight(dir, "shop/web-canary", 25, false).unwrap();
     });
     w.wait_for("Flux Ready at the commit", SOON, |w| {
         flux_ready(&w.flux_kustomization().unwrap(), &sha) == Verdict::Pass

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
 use assert_cmd::Command;
-use gitops_canary::manifest::kustomize::Layout;
+use gitops_canary::router::kustomize::Layout;
 use serde_json::Value;
 
 const WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";

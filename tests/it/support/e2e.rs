@@ -527,7 +527,7 @@ impl World {
             branch,
             &format!("Set {ingress} canary weight to {weight}"),
             |dir| {
-                gitops_canary::manifest::set_weight(dir, ingress, weight, false)
+                gitops_canary::router::set_weight(dir, ingress, weight, false)
                     .unwrap_or_else(|e| panic!("set_weight {ingress}: {e}"));
             },
         )

@@ -20,7 +20,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{contains, ManifestError, PathSeg, SourceFile};
+use crate::manifest::{contains, ManifestError, PathSeg, SourceFile};
 use crate::router::{self, nginx, Discovery};
 use crate::yaml::{self, NodeId, NodeKind, Stream, Style};
 
@@ -1345,7 +1345,7 @@ fn map_pairs(s: &Stream, n: NodeId) -> Vec<(String, Value)> {
 /// All YAML text under a directory, for the "does it touch the weight" test.
 fn dir_text(fs: Fs, dir: &Path) -> String {
     let mut out = String::new();
-    if let Ok(files) = super::yaml_files(&fs.root.join(dir)) {
+    if let Ok(files) = crate::manifest::yaml_files(&fs.root.join(dir)) {
         for f in files {
             if let Ok(t) = std::fs::read_to_string(f) {
                 out.push_str(&t);

@@ -67,7 +67,7 @@ pub fn set_weight(
                 reason: "--overlay names a kustomization, but the repository has none".into(),
             });
         }
-        return crate::manifest::set_weight(dir, selector, weight, dry_run);
+        return crate::router::set_weight(dir, selector, weight, dry_run);
     }
     let sel = Selector::parse(selector)?;
     let overlay = match overlay {
