@@ -356,8 +356,12 @@ impl Classify for GitError {
             | GitError::HostKey { .. }
             | GitError::NoSuchBranch { .. }
             | GitError::InvalidBranch { .. } => true,
-            // Transparent: the edit's own error (its source, next in the chain) decides.
-            GitError::Edit { .. } => false,
+            // The edit's own error decides: a usage or manifest error is the user's input.
+            GitError::Edit { source, .. } => source.chain().any(|c| {
+                c.is::<crate::fault::Usage>()
+                    || c.downcast_ref::<crate::manifest::ManifestError>()
+                        .is_some_and(Classify::is_bad_input)
+            }),
             GitError::TempDir { .. }
             | GitError::Remote { .. }
             | GitError::Local { .. }
