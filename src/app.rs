@@ -59,7 +59,8 @@ impl crate::fault::Classify for AppError {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub rollout: String,
-    pub ingresses: Vec<String>,
+    /// The canaries moved together: Ingresses, HTTPRoutes, the Kustomize root.
+    pub selection: Selection,
     pub stages: Vec<Stage>,
     pub min_approvals: u32,
     pub base: String,
@@ -295,6 +296,301 @@ fn same_route(a: &Route, b: &Route) -> bool {
     a.file == b.file && a.document == b.document && a.item == b.item
 }
 
+/// What a rollout moves, as configured: canary Ingresses (flat, or rendered by a Kustomize
+/// root), HTTPRoutes, and the root that picks among renderings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// `[NS/]NAME` of canary Ingresses, as the manifests (or a root's rendering) name them.
+    pub ingresses: Vec<String>,
+    /// `[NS/]NAME` of HTTPRoutes whose stable/canary split moves.
+    pub routes: Vec<String>,
+    /// The HTTPRoute backendRef that is the canary (default: by convention).
+    pub canary_service: Option<String>,
+    /// The Kustomize root (directory relative to the repository) whose rendering moves.
+    pub overlay: Option<PathBuf>,
+}
+
+impl Selection {
+    pub fn is_empty(&self) -> bool {
+        self.ingresses.is_empty() && self.routes.is_empty()
+    }
+
+    /// Every selector, for messages and the default rollout id.
+    pub fn names(&self) -> Vec<String> {
+        self.ingresses.iter().chain(&self.routes).cloned().collect()
+    }
+
+    /// `shop/web-canary, route shop/web (overlays/prod)`, for PR bodies.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.ingresses.clone();
+        parts.extend(self.routes.iter().map(|r| format!("HTTPRoute {r}")));
+        let mut out = parts.join(", ");
+        if let Some(o) = &self.overlay {
+            out.push_str(&format!(" (as {} renders it)", o.display()));
+        }
+        out
+    }
+
+    /// Set every selected canary to `weight` percent in the checkout at `dir`: an Ingress
+    /// through its Kustomize root (the edit checked by rendering every root) or its flat file,
+    /// an HTTPRoute's split through the Gateway API router.
+    pub fn set_weight(
+        &self,
+        dir: &Path,
+        weight: u32,
+        dry_run: bool,
+    ) -> anyhow::Result<Vec<manifest::EditOutcome>> {
+        let mut out = Vec::new();
+        for sel in &self.ingresses {
+            out.push(crate::router::kustomize::set::set_weight(
+                dir,
+                sel,
+                self.overlay.as_deref(),
+                weight,
+                dry_run,
+            )?);
+        }
+        for sel in &self.routes {
+            out.push(crate::router::gateway::set_weight(
+                dir,
+                sel,
+                self.canary_service.as_deref(),
+                weight,
+                dry_run,
+            )?);
+        }
+        Ok(out)
+    }
+}
+
+/// The selected canaries as the base renders them.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    pub canaries: Vec<Route>,
+    pub stables: Vec<Route>,
+    /// Each canary's rendered `NS/NAME` and weight (percent), in selection order.
+    pub weights: Vec<(String, u32)>,
+    pub targets: crate::gate::target::Targets,
+    pub canary_workloads: Vec<workload::Workload>,
+    pub stable_workloads: Vec<workload::Workload>,
+}
+
+/// Canaries with the Deployments and Services they are resolved against (one repository's
+/// flat manifests, or one root's rendering).
+struct Group {
+    pairs: Vec<crate::gate::target::RoutePair>,
+    workloads: Vec<workload::Workload>,
+    services: Vec<workload::ServiceInfo>,
+}
+
+/// Resolve a selection in the checkout at `dir`: each canary by its rendered namespace/name,
+/// the stable routes it pairs with, the weight Git has, and the Deployments behind each side
+/// (for a rendered canary, the Deployments that same root renders). `check` and the rollout
+/// loop both go through here, so the gates watch the same objects.
+pub fn resolve_canaries(
+    dir: &Path,
+    sel: &Selection,
+    default_namespace: &str,
+) -> anyhow::Result<Resolved> {
+    use crate::router::kustomize::{self, set, Layout};
+    let target_err = |selector: &str, reason: String| AppError::Target {
+        selector: selector.to_string(),
+        reason,
+    };
+    let repo = Repo::load_filtered(dir, &needs_parse)?;
+    let router = default_router();
+    let discovery = router.discover(&repo.files, &repo.skipped);
+    let routes: Vec<Route> = repo.files.iter().flat_map(|f| router.routes(f)).collect();
+    let layout = Layout::discover(dir)?;
+    let overlay = set::overlay_root(dir, &layout, sel.overlay.as_deref())?;
+    let no = std::collections::BTreeMap::new();
+    let fs = kustomize::Fs {
+        root: dir,
+        overrides: &no,
+    };
+    let before = if layout.is_empty() {
+        kustomize::Renders::new()
+    } else {
+        kustomize::render_roots(fs, &layout)
+    };
+    let mut flat = Group {
+        pairs: Vec::new(),
+        workloads: workload::workloads(&repo.files),
+        services: workload::services(&repo.files),
+    };
+    // Per root: what it renders (its canary pairs) and the group of selected canaries.
+    let mut rendered: Vec<(PathBuf, Vec<crate::router::CanaryPair>, Group)> = Vec::new();
+    let mut out = Resolved::default();
+    for text in &sel.ingresses {
+        let selector = Selector::parse(text)?;
+        let chosen = if layout.is_empty() {
+            set::Chosen::Flat(crate::router::select_known(&repo, &routes, &selector)?.clone())
+        } else {
+            set::choose(dir, &layout, &before, &selector, overlay.as_deref())?
+        };
+        let route = chosen.route().clone();
+        if !route.canary {
+            return Err(target_err(
+                text,
+                format!("{} is not a canary Ingress", route.describe()),
+            )
+            .into());
+        }
+        if let (None, Some(raw)) = (route.weight, &route.weight_raw) {
+            return Err(target_err(
+                text,
+                format!(
+                    "the canary-weight of {} is not an integer: {raw:?}",
+                    route.describe()
+                ),
+            )
+            .into());
+        }
+        let (stables, group) = match chosen.root() {
+            None => {
+                let stables = discovery
+                    .pairs
+                    .iter()
+                    .find(|p| same_route(&p.canary, &route))
+                    .map(|p| p.stable.clone())
+                    .unwrap_or_default();
+                (stables, &mut flat)
+            }
+            Some(root) => {
+                let i = match rendered.iter().position(|(r, _, _)| r == root) {
+                    Some(i) => i,
+                    None => {
+                        let objs = kustomize::render_kinds(fs, root, &kustomize::WORKLOAD_KINDS)
+                            .map_err(manifest::ManifestError::from)?;
+                        let (workloads, services) = kustomize::workloads(&objs);
+                        rendered.push((
+                            root.to_path_buf(),
+                            kustomize::discover(&objs).pairs,
+                            Group {
+                                pairs: Vec::new(),
+                                workloads,
+                                services,
+                            },
+                        ));
+                        rendered.len() - 1
+                    }
+                };
+                let (_, pairs, group) = &mut rendered[i];
+                // The rendering with the Services and Deployments pairs the same canary.
+                let stables = pairs
+                    .iter()
+                    .find(|p| {
+                        p.canary.qualified_name() == route.qualified_name()
+                            && same_route(&p.canary, &route)
+                    })
+                    .map(|p| p.stable.clone())
+                    .unwrap_or_default();
+                (stables, group)
+            }
+        };
+        out.weights
+            .push((route.qualified_name(), route.weight.unwrap_or(0)));
+        group.pairs.push(crate::gate::target::RoutePair {
+            canary: route,
+            stables,
+        });
+    }
+    for text in &sel.routes {
+        if overlay.is_some() {
+            return Err(target_err(
+                text,
+                "Kustomize overlays are not resolved for HTTPRoutes yet; select the route in flat manifests".into(),
+            )
+            .into());
+        }
+        let sc = crate::router::gateway::select_canary(dir, text, sel.canary_service.as_deref())?;
+        if layout.owns(&sc.canary.file) {
+            return Err(target_err(
+                text,
+                format!(
+                    "{} is read by a kustomization; HTTPRoutes in Kustomize layouts are not resolved yet (an edit there could change every root that reads it)",
+                    sc.canary.file.display()
+                ),
+            )
+            .into());
+        }
+        let Some(pct) = sc.percent else {
+            return Err(target_err(
+                text,
+                format!(
+                    "the canary's share of {} is not a whole percentage; set it with set-weight first",
+                    sc.canary.describe()
+                ),
+            )
+            .into());
+        };
+        out.weights.push((sc.canary.qualified_name(), pct));
+        flat.pairs.push(crate::gate::target::RoutePair {
+            canary: sc.canary,
+            stables: sc.stables,
+        });
+    }
+    let mut groups = vec![flat];
+    groups.extend(rendered.into_iter().map(|(_, _, g)| g));
+    for g in &groups {
+        let t =
+            crate::gate::target::resolve(&g.pairs, &g.workloads, &g.services, default_namespace);
+        merge_targets(&mut out.targets, t);
+        for p in &g.pairs {
+            out.canaries.push(p.canary.clone());
+            for st in &p.stables {
+                if !out
+                    .stables
+                    .iter()
+                    .any(|x| same_route(x, st) && x.name == st.name)
+                {
+                    out.stables.push(st.clone());
+                }
+            }
+            let behind = |routes: &[&Route]| -> Vec<workload::Workload> {
+                crate::router::behind_routes(&g.workloads, &g.services, routes)
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            };
+            for w in behind(&[&p.canary]) {
+                if !out
+                    .canary_workloads
+                    .iter()
+                    .any(|x| x.qualified_name() == w.qualified_name())
+                {
+                    out.canary_workloads.push(w);
+                }
+            }
+            for w in behind(&p.stables.iter().collect::<Vec<_>>()) {
+                if !out
+                    .stable_workloads
+                    .iter()
+                    .any(|x| x.qualified_name() == w.qualified_name())
+                {
+                    out.stable_workloads.push(w);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn merge_targets(into: &mut crate::gate::target::Targets, t: crate::gate::target::Targets) {
+    fn add<T: PartialEq>(into: &mut Vec<T>, from: Vec<T>) {
+        for x in from {
+            if !into.contains(&x) {
+                into.push(x);
+            }
+        }
+    }
+    add(&mut into.ingresses, t.ingresses);
+    add(&mut into.canary, t.canary);
+    add(&mut into.stable, t.stable);
+    add(&mut into.metrics, t.metrics);
+    add(&mut into.notes, t.notes);
+}
+
 impl Rollout<'_> {
     fn forge(&self) -> Option<&AnyForge> {
         if self.settings.forge == ForgeKind::None {
@@ -308,73 +604,27 @@ impl Rollout<'_> {
     pub async fn observe(&self) -> anyhow::Result<Observation> {
         let s = &self.settings;
         let tip = self.ws.sync_to_base(&s.base)?;
-        let repo = Repo::load_filtered(self.ws.dir(), &needs_parse)?;
-        let router = default_router();
-        let discovery = router.discover(&repo.files, &repo.skipped);
-        let routes: Vec<Route> = repo.files.iter().flat_map(|f| router.routes(f)).collect();
-        let mut canaries = Vec::new();
-        let mut stables: Vec<Route> = Vec::new();
-        let mut pairs = Vec::new();
-        for sel in &s.ingresses {
-            let selector = Selector::parse(sel)?;
-            let route = crate::router::select_known(&repo, &routes, &selector)?.clone();
-            if !route.canary {
-                return Err(AppError::Target {
-                    selector: sel.clone(),
-                    reason: format!("{} is not a canary Ingress", route.describe()),
-                }
-                .into());
-            }
-            if let Some(pair) = discovery
-                .pairs
-                .iter()
-                .find(|p| same_route(&p.canary, &route))
-            {
-                for st in &pair.stable {
-                    if !stables.iter().any(|x| same_route(x, st)) {
-                        stables.push(st.clone());
-                    }
-                }
-            }
-            pairs.push(crate::gate::target::RoutePair {
-                canary: route.clone(),
-                stables: discovery
-                    .pairs
-                    .iter()
-                    .find(|p| same_route(&p.canary, &route))
-                    .map(|p| p.stable.clone())
-                    .unwrap_or_default(),
-            });
-            canaries.push(route);
-        }
-        let weights: Vec<u32> = canaries.iter().map(|c| c.weight.unwrap_or(0)).collect();
-        if weights.windows(2).any(|w| w[0] != w[1]) {
+        let Resolved {
+            canaries,
+            stables,
+            weights,
+            targets,
+            canary_workloads,
+            stable_workloads,
+        } = resolve_canaries(self.ws.dir(), &s.selection, "default")?;
+        if weights.windows(2).any(|w| w[0].1 != w[1].1) {
             return Err(AppError::WeightsDiffer {
                 rollout: s.rollout.clone(),
                 base: s.base.clone(),
-                weights: canaries
+                weights: weights
                     .iter()
-                    .zip(&weights)
-                    .map(|(c, w)| format!("{}={w}", c.qualified_name()))
+                    .map(|(c, w)| format!("{c}={w}"))
                     .collect::<Vec<_>>()
                     .join(", "),
             }
             .into());
         }
-        let base_weight = weights.first().copied().unwrap_or(0);
-
-        let workloads = workload::workloads(&repo.files);
-        let services = workload::services(&repo.files);
-        let behind = |routes: &[Route]| -> Vec<workload::Workload> {
-            let refs: Vec<&Route> = routes.iter().collect();
-            crate::router::behind_routes(&workloads, &services, &refs)
-                .into_iter()
-                .cloned()
-                .collect()
-        };
-        let targets = crate::gate::target::resolve(&pairs, &workloads, &services, "default");
-        let canary_workloads = behind(&canaries);
-        let stable_workloads = behind(&stables);
+        let base_weight = weights.first().map_or(0, |w| w.1);
         let stable_promoted = !canary_workloads.is_empty()
             && !stable_workloads.is_empty()
             && stable_workloads.iter().all(|st| {
@@ -916,7 +1166,7 @@ impl Rollout<'_> {
         let branch = plan::branch(&s.rollout, change);
         let direct = s.direct(approval) || self.forge().is_none();
         let mut diff = String::new();
-        let ingresses = s.ingresses.clone();
+        let selection = s.selection.clone();
         let dry_run = self.dry_run;
         let gate_ctx = obs.gate_context.clone();
         let rollout_id = s.rollout.clone();
@@ -941,7 +1191,7 @@ impl Rollout<'_> {
                     if gate_ctx.canary_workloads.is_empty() || gate_ctx.stable_workloads.is_empty()
                     {
                         return Err(AppError::Promote {
-                            canary: ingresses.join(", "),
+                            canary: selection.names().join(", "),
                             reason: "no Deployment found behind the canary's or the stable's Service in the manifests; set `promote: false` and promote by hand".into(),
                         }
                         .into());
@@ -951,7 +1201,27 @@ impl Rollout<'_> {
                     for e in edits {
                         by_file.entry(e.file.clone()).or_default().push(e);
                     }
+                    let layout = crate::router::kustomize::Layout::discover(dir)?;
                     for (file, edits) in by_file {
+                        // In a Kustomize layout the image lives in a file every root that
+                        // reads it renders: promoting there would change the other ones too.
+                        let readers: Vec<String> = layout
+                            .roots
+                            .iter()
+                            .filter(|r| layout.reach.get(*r).is_some_and(|f| f.contains(&file)))
+                            .map(|r| crate::router::kustomize::display_dir(r))
+                            .collect();
+                        if readers.len() > 1 {
+                            return Err(AppError::Promote {
+                                canary: selection.names().join(", "),
+                                reason: format!(
+                                    "the stable's image is set in {}, which the roots {} all render; give the target overlay its own image (a patch or `images:`) and promote by hand, or set `promote: false`",
+                                    file.display(),
+                                    readers.join(", ")
+                                ),
+                            }
+                            .into());
+                        }
                         let Some(src) = repo.file(&file) else {
                             continue;
                         };
@@ -964,8 +1234,7 @@ impl Rollout<'_> {
                     }
                 }
                 _ => {
-                    for sel in &ingresses {
-                        let out = crate::router::set_weight(dir, sel, weight, dry_run)?;
+                    for out in selection.set_weight(dir, weight, dry_run)? {
                         diff.push_str(&out.diff);
                         changed.extend(out.changed_files());
                     }
@@ -1171,19 +1440,19 @@ pub fn pr_body(s: &Settings, change: ChangeKind, obs: &Observation, diff: &str) 
             "Stage {stage} of {}: canary weight **{}% → {weight}%** for {}.",
             s.stages.len(),
             obs.observed.base_weight,
-            s.ingresses.join(", ")
+            s.selection.describe()
         ),
         ChangeKind::Rollback => format!(
             "Rollback: canary weight **{}% → 0%** for {}.",
             obs.observed.base_weight,
-            s.ingresses.join(", ")
+            s.selection.describe()
         ),
         ChangeKind::Promote => "Promotion: the stable Deployments get the canary's images (the canary keeps its weight until this is live).".into(),
         ChangeKind::Finish => "Finish: the stable runs the canary's version; canary weight back to 0%.".into(),
         ChangeKind::Weight { weight } => format!(
             "Canary weight **{}% → {weight}%** for {} (no configured stage).",
             obs.observed.base_weight,
-            s.ingresses.join(", ")
+            s.selection.describe()
         ),
     };
     let checks = if s.gate_names.is_empty() {

@@ -123,9 +123,22 @@ pub struct Config {
     /// Rollout id, used in branch names and commit trailers (default: derived from the Ingress).
     #[serde(default)]
     pub id: Option<String>,
-    /// The canary Ingress(es), `[NAMESPACE/]NAME`, moved together.
+    /// The canary Ingress(es), `[NAMESPACE/]NAME`, moved together (with Kustomize, the
+    /// rendered namespace and name).
     #[serde(default)]
     pub ingresses: Vec<String>,
+    /// The Gateway API HTTPRoute(s), `[NAMESPACE/]NAME`, whose stable/canary split moves (with
+    /// `ingresses`, all move together).
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// The HTTPRoute backendRef that is the canary (default: the one named `*-canary`, or
+    /// whose Service selects a canary Deployment).
+    #[serde(default)]
+    pub canary_service: Option<String>,
+    /// With Kustomize overlays: the root kustomization (directory relative to the repository)
+    /// whose rendering moves; `ingresses` then name what it renders, e.g. `shop-prod/web-canary`.
+    #[serde(default)]
+    pub overlay: Option<PathBuf>,
     /// Weights in order (default 10, 25, 50, 100).
     #[serde(default)]
     pub stages: Vec<StageConfig>,
@@ -208,6 +221,9 @@ impl Config {
         Config {
             id: None,
             ingresses: Vec::new(),
+            routes: Vec::new(),
+            canary_service: None,
+            overlay: None,
             stages: Vec::new(),
             approval: None,
             min_approvals: None,

@@ -17,11 +17,10 @@ use super::gates::{RunnerSettings, SyncSourceKind};
 use super::RepoArgs;
 use crate::cluster::{self, GateOutcome, ObjectRef, Subject, SyncVia};
 use crate::exit::{self, Usage};
-use crate::gate::target::{self, RoutePair, Targets};
+use crate::gate::target::Targets;
 use crate::gate::{Gate, Verdict};
-use crate::manifest::{self, workload};
+use crate::manifest;
 use crate::report::Output;
-use crate::router::Route;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -33,9 +32,20 @@ pub struct CheckArgs {
         long,
         env = "GITOPS_CANARY_INGRESS",
         value_delimiter = ',',
-        required = true
+        required_unless_present = "route"
     )]
     pub ingress: Vec<String>,
+    /// The Gateway API HTTPRoute(s), [NAMESPACE/]NAME, comma-separated, whose canary to gate.
+    #[arg(long, env = "GITOPS_CANARY_ROUTE", value_delimiter = ',')]
+    pub route: Vec<String>,
+    /// The HTTPRoute backendRef that is the canary; default, the only one whose Service name
+    /// ends in -canary or selects a Deployment whose name does.
+    #[arg(long, env = "GITOPS_CANARY_CANARY_SERVICE", requires = "route")]
+    pub canary_service: Option<String>,
+    /// With Kustomize overlays: the root kustomization (directory, relative to --repo) whose
+    /// rendering names the canary, when the Ingress name alone is ambiguous.
+    #[arg(long, env = "GITOPS_CANARY_OVERLAY")]
+    pub overlay: Option<std::path::PathBuf>,
     /// Gates to run, in order.
     #[arg(
         long,
@@ -89,51 +99,30 @@ struct Resolved {
 }
 
 fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
-    let repo = manifest::Repo::load_filtered(&args.repo.repo, &crate::app::needs_parse)?;
-    let discovery = crate::router::discover(&repo);
-    let canaries: Vec<Route> = discovery.pairs.iter().map(|p| p.canary.clone()).collect();
-    let mut pairs = Vec::new();
-    let mut weights = Vec::new();
-    let mut default_namespace = None;
-    for sel in &args.ingress {
-        let selector = manifest::Selector::parse(sel)?;
-        let route = crate::router::select(&canaries, &selector)?;
-        let pair = discovery
-            .pairs
-            .iter()
-            .find(|p| p.canary == *route)
-            .context("discovered canary without its pair")?;
-        let weight = pair.weight.ok_or_else(|| {
-            Usage(format!(
-                "the canary-weight of {} in {} is not an integer",
-                route.name,
-                route.file.display()
-            ))
-        })?;
-        weights.push((route.qualified_name(), weight));
-        default_namespace = default_namespace.or(selector.namespace.clone());
-        pairs.push(RoutePair {
-            canary: route.clone(),
-            stables: pair.stable.clone(),
-        });
-    }
-    if weights.windows(2).any(|w| w[0].1 != w[1].1) {
-        let list: Vec<String> = weights.iter().map(|(n, w)| format!("{n}={w}")).collect();
+    let selection = crate::app::Selection {
+        ingresses: args.ingress.clone(),
+        routes: args.route.clone(),
+        canary_service: args.canary_service.clone(),
+        overlay: args.overlay.clone(),
+    };
+    // A route or Ingress named without a namespace is gated in the first selector's.
+    let default_namespace = selection
+        .names()
+        .iter()
+        .find_map(|s| manifest::Selector::parse(s).ok().and_then(|s| s.namespace))
+        .unwrap_or_else(|| "default".into());
+    let r = crate::app::resolve_canaries(&args.repo.repo, &selection, &default_namespace)?;
+    if r.weights.windows(2).any(|w| w[0].1 != w[1].1) {
+        let list: Vec<String> = r.weights.iter().map(|(n, w)| format!("{n}={w}")).collect();
         return Err(Usage(format!(
             "the canaries disagree on the weight: {}",
             list.join(", ")
         ))
         .into());
     }
-    let targets = target::resolve(
-        &pairs,
-        &workload::workloads(&repo.files),
-        &workload::services(&repo.files),
-        default_namespace.as_deref().unwrap_or("default"),
-    );
     Ok(Resolved {
-        targets,
-        weight: weights.first().map_or(0, |w| w.1),
+        targets: r.targets,
+        weight: r.weights.first().map_or(0, |w| w.1),
     })
 }
 
@@ -217,6 +206,15 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
             "stable",
             &notes,
         )?;
+    }
+    if !args.route.is_empty()
+        && args.sync_source == SyncSourceKind::Ingress
+        && args.gates.contains(&Gate::Synced)
+    {
+        return Err(Usage(
+            "the synced gate reads the live canary Ingress by default, and an HTTPRoute has none: pass --sync-source argocd or flux, or leave synced out of --gates".into(),
+        )
+        .into());
     }
     let sync_via = super::gates::sync_via(
         args.sync_source,

@@ -34,8 +34,25 @@ pub struct ProposeArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
     /// The canary Ingress: NAME or NAMESPACE/NAME.
-    #[arg(long, env = "GITOPS_CANARY_INGRESS")]
-    pub ingress: String,
+    #[arg(
+        long,
+        env = "GITOPS_CANARY_INGRESS",
+        required_unless_present = "route",
+        conflicts_with = "route"
+    )]
+    pub ingress: Option<String>,
+    /// The Gateway API HTTPRoute whose stable/canary split to set (the weight is the canary's
+    /// percentage): NAME or NAMESPACE/NAME.
+    #[arg(long, env = "GITOPS_CANARY_ROUTE")]
+    pub route: Option<String>,
+    /// The HTTPRoute backendRef that is the canary; default, the only one whose Service name
+    /// ends in -canary or selects a Deployment whose name does.
+    #[arg(long, env = "GITOPS_CANARY_CANARY_SERVICE", requires = "route")]
+    pub canary_service: Option<String>,
+    /// With Kustomize overlays: the root kustomization (directory, relative to --repo) whose
+    /// rendering to change, when the Ingress name alone is ambiguous.
+    #[arg(long, env = "GITOPS_CANARY_OVERLAY")]
+    pub overlay: Option<PathBuf>,
     /// The new weight.
     #[arg(long, env = "GITOPS_CANARY_WEIGHT")]
     pub weight: u32,
@@ -77,17 +94,33 @@ fn env_token(var: &str) -> Option<Token> {
 /// The rollout a proposal belongs to: its id, its Ingresses, its stages and labels.
 struct Scheme {
     rollout: String,
-    ingresses: Vec<String>,
+    selection: crate::app::Selection,
     change: ChangeKind,
     total: usize,
     labels: Vec<String>,
     base: String,
 }
 
+impl ProposeArgs {
+    /// The one canary named by the flags.
+    fn target(&self) -> &str {
+        self.ingress
+            .as_deref()
+            .or(self.route.as_deref())
+            .unwrap_or_default()
+    }
+}
+
 fn scheme(args: &ProposeArgs) -> anyhow::Result<Scheme> {
     let cfg = Config::load(&args.repo.repo.join(&args.config))?;
     let same = |a: &str, b: &str| a.trim() == b.trim();
-    let applies = cfg.ingresses.is_empty() || cfg.ingresses.iter().any(|i| same(i, &args.ingress));
+    let listed = |list: &[String], flag: &Option<String>| {
+        flag.as_deref()
+            .is_some_and(|f| list.iter().any(|i| same(i, f)))
+    };
+    let lists_none = cfg.ingresses.is_empty() && cfg.routes.is_empty();
+    let applies =
+        lists_none || listed(&cfg.ingresses, &args.ingress) || listed(&cfg.routes, &args.route);
     let cfg = if applies { cfg } else { Config::empty() };
     let mut weights: Vec<u32> = cfg
         .stages(Approval::PullRequest)
@@ -105,22 +138,32 @@ fn scheme(args: &ProposeArgs) -> anyhow::Result<Scheme> {
             approval: args.gate,
         })
         .collect();
-    let ingresses = if cfg.ingresses.is_empty() {
-        vec![args.ingress.clone()]
+    let selection = if cfg.ingresses.is_empty() && cfg.routes.is_empty() {
+        crate::app::Selection {
+            ingresses: args.ingress.iter().cloned().collect(),
+            routes: args.route.iter().cloned().collect(),
+            canary_service: args.canary_service.clone(),
+            overlay: args.overlay.clone().or(cfg.overlay.clone()),
+        }
     } else {
-        cfg.ingresses.clone()
+        crate::app::Selection {
+            ingresses: cfg.ingresses.clone(),
+            routes: cfg.routes.clone(),
+            canary_service: args.canary_service.clone().or(cfg.canary_service.clone()),
+            overlay: args.overlay.clone().or(cfg.overlay.clone()),
+        }
     };
     let rollout = args
         .rollout_id
         .clone()
         .filter(|s| !s.is_empty())
         .or(cfg.id.clone())
-        .unwrap_or_else(|| plan::default_rollout_id(&ingresses[0]));
+        .unwrap_or_else(|| plan::default_rollout_id(&selection.names()[0]));
     Ok(Scheme {
         rollout,
         change: plan::change_for_weight(&stages, args.weight),
         total: stages.len(),
-        ingresses,
+        selection,
         labels: cfg.labels.clone(),
         base: args
             .base
@@ -131,7 +174,7 @@ fn scheme(args: &ProposeArgs) -> anyhow::Result<Scheme> {
 }
 
 pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
-    manifest::Selector::parse(&args.ingress)?;
+    manifest::Selector::parse(args.target())?;
     let sc = scheme(&args)?;
     // Without a flag: the CI's forge, else no forge (a direct commit).
     let forge_kind = args
@@ -169,7 +212,7 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
     let title = plan::title(&sc.rollout, sc.change, sc.total);
     let body = format!(
         "Set the canary weight of {} to {}%.",
-        sc.ingresses.join(", "),
+        sc.selection.describe(),
         args.weight
     );
     let message = plan::commit_message(&sc.rollout, sc.change, sc.total, &body);
@@ -188,8 +231,8 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
     let record = plan::StateRecord::for_change(&sc.rollout, sc.change, None, weight);
     let published = ws.publish(&req, &mut |d| {
         let mut changed = Vec::new();
-        for ingress in &sc.ingresses {
-            changed.extend(crate::router::set_weight(d, ingress, weight, false)?.changed_files());
+        for out in sc.selection.set_weight(d, weight, false)? {
+            changed.extend(out.changed_files());
         }
         // The rollout's state record goes in the same commit, as the rollout's own changes do.
         if !changed.is_empty() {
@@ -218,7 +261,7 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
                         title: title.clone(),
                         body: format!(
                             "Sets the canary weight of `{}` to **{}%**.\n\nOpened by gitops-canary; re-runs reuse this request.",
-                            args.ingress, args.weight
+                            args.target(), args.weight
                         ),
                         head: published.branch.clone(),
                         base: sc.base.clone(),
@@ -280,7 +323,9 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
             (None, Some(sha)) => console::out(&format!("{} {sha}", published.branch)),
             (None, None) => console::err(&format!(
                 "{} is already at weight {} on {}; nothing to propose",
-                args.ingress, args.weight, sc.base
+                args.target(),
+                args.weight,
+                sc.base
             )),
         },
     }

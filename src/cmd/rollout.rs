@@ -31,6 +31,18 @@ pub struct RolloutArgs {
     /// The canary Ingress(es), [NAMESPACE/]NAME, comma-separated; moved together.
     #[arg(long, env = "GITOPS_CANARY_INGRESS", value_delimiter = ',')]
     pub ingress: Vec<String>,
+    /// The Gateway API HTTPRoute(s), [NAMESPACE/]NAME, comma-separated, whose stable/canary
+    /// split moves (the weight is the canary's percentage); with --ingress, all move together.
+    #[arg(long, env = "GITOPS_CANARY_ROUTE", value_delimiter = ',')]
+    pub route: Vec<String>,
+    /// The HTTPRoute backendRef that is the canary; default, the only one whose Service name
+    /// ends in -canary or selects a Deployment whose name does.
+    #[arg(long, env = "GITOPS_CANARY_CANARY_SERVICE")]
+    pub canary_service: Option<String>,
+    /// With Kustomize overlays: the root kustomization (directory, relative to --repo) whose
+    /// rendering the rollout moves, when the Ingress name alone is ambiguous.
+    #[arg(long, env = "GITOPS_CANARY_OVERLAY")]
+    pub overlay: Option<PathBuf>,
     /// Rollout id for branch names and commit trailers (default: from the first Ingress).
     #[arg(long, env = "GITOPS_CANARY_ROLLOUT_ID")]
     pub rollout_id: Option<String>,
@@ -186,21 +198,47 @@ fn default_author(forge: ForgeKind, dir: &std::path::Path) -> Author {
     Author::new("gitops-canary", "gitops-canary@users.noreply.invalid")
 }
 
-fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
-    let dir = &args.repo.repo;
-    let cfg = Config::load(&dir.join(&args.config))?;
-    let ingresses = if args.ingress.is_empty() {
-        cfg.ingresses.clone()
-    } else {
-        args.ingress.clone()
+/// The canaries the rollout moves: flags win over the file, field by field.
+fn selection(args: &RolloutArgs, cfg: &Config) -> anyhow::Result<app::Selection> {
+    let pick = |flag: &Vec<String>, file: &Vec<String>| {
+        if flag.is_empty() {
+            file.clone()
+        } else {
+            flag.clone()
+        }
     };
-    if ingresses.is_empty() {
+    // A flag that names canaries replaces the file's canaries of both kinds.
+    let (ingresses, routes) = if args.ingress.is_empty() && args.route.is_empty() {
+        (cfg.ingresses.clone(), cfg.routes.clone())
+    } else {
+        (
+            pick(&args.ingress, &Vec::new()),
+            pick(&args.route, &Vec::new()),
+        )
+    };
+    let sel = app::Selection {
+        ingresses,
+        routes,
+        canary_service: args.canary_service.clone().or(cfg.canary_service.clone()),
+        overlay: args.overlay.clone().or(cfg.overlay.clone()),
+    };
+    if sel.is_empty() {
         return Err(Usage(format!(
-            "no canary Ingress: pass --ingress or set `ingresses:` in {}",
+            "no canary: pass --ingress or --route, or set `ingresses:` or `routes:` in {}",
             args.config.display()
         ))
         .into());
     }
+    if sel.canary_service.is_some() && sel.routes.is_empty() {
+        return Err(Usage("--canary-service applies to --route (an HTTPRoute)".into()).into());
+    }
+    Ok(sel)
+}
+
+fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
+    let dir = &args.repo.repo;
+    let cfg = Config::load(&dir.join(&args.config))?;
+    let selection = selection(args, &cfg)?;
     let mut cfg = cfg;
     if !args.stages.is_empty() {
         config::check_stages(&args.stages).map_err(|m| Usage(format!("--stages: {m}")))?;
@@ -268,7 +306,7 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         .rollout_id
         .clone()
         .or(cfg.id.clone())
-        .unwrap_or_else(|| plan::default_rollout_id(&ingresses[0]));
+        .unwrap_or_else(|| plan::default_rollout_id(&selection.names()[0]));
     let mut labels = if args.labels.is_empty() {
         cfg.labels.clone()
     } else {
@@ -283,7 +321,7 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
     };
     let settings = Settings {
         rollout,
-        ingresses,
+        selection: selection.clone(),
         stages,
         min_approvals: args.min_approvals.or(cfg.min_approvals).unwrap_or(1),
         base: args
@@ -313,6 +351,15 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         }
     };
     let sync_source = args.sync_source.or(cfg.sync_source).unwrap_or_default();
+    if !selection.routes.is_empty()
+        && sync_source == SyncSourceKind::Ingress
+        && gate_list.contains(&Gate::Synced)
+    {
+        return Err(Usage(
+            "the synced gate reads the live canary Ingress by default, and an HTTPRoute has none: set `syncSource: argocd` or `flux` (--sync-source), or leave `synced` out of the gates".into(),
+        )
+        .into());
+    }
     let argocd_app = args.argocd_app.clone().or(cfg.argocd_app.clone());
     let flux = args
         .flux_kustomization

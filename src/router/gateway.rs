@@ -1280,6 +1280,62 @@ pub fn set_weight(
     Ok(outcome)
 }
 
+/// The HTTPRoute canary `selector` names, as the rollout reads it: the canary's and the
+/// stable's side as `Route`s (for gates and the Deployments behind them), the canary's
+/// percentage.
+#[derive(Debug, Clone)]
+pub struct SelectedCanary {
+    pub canary: Route,
+    pub stables: Vec<Route>,
+    /// The canary's share in percent, when it is a whole number.
+    pub percent: Option<u32>,
+}
+
+/// Choose the HTTPRoute `selector` names and its canary backend (`canary_service`, else by
+/// convention), refusing what `set-weight` would refuse.
+pub fn select_canary(
+    dir: &Path,
+    selector: &str,
+    canary_service: Option<&str>,
+) -> Result<SelectedCanary, ManifestError> {
+    let (_, route) = load_selected(dir, selector)?;
+    if let Some(c) = canary_service {
+        require_backend(&route, c)?;
+    }
+    let ctx = Context::load(dir)?;
+    let rc = analyze(&route, canary_service, &ctx);
+    let Some(canary) = rc.canary_service.clone() else {
+        let mut reasons: Vec<String> = rc
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| format!("[{}] {}", p.code, p.message))
+            .collect();
+        if reasons.is_empty() {
+            reasons.push("no backendRef is the canary; name it with --canary-service".into());
+        }
+        return Err(ManifestError::CannotEdit {
+            file: route.file.clone(),
+            document: route.document,
+            field: "spec.rules[].backendRefs".into(),
+            reason: reasons.join("; "),
+        });
+    };
+    let percent = rc
+        .weight
+        .filter(|p| p.fract() == 0.0 && (0.0..=100.0).contains(p))
+        .map(|p| p as u32);
+    Ok(SelectedCanary {
+        canary: to_route(&rc, Some(&canary), true),
+        stables: rc
+            .stable_service
+            .as_deref()
+            .map(|s| vec![to_route(&rc, Some(s), false)])
+            .unwrap_or_default(),
+        percent,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // init-canary: add the canary backendRef beside the stable
 

@@ -590,10 +590,13 @@ fn weight_path(item: Option<usize>) -> Vec<PathSeg> {
     p
 }
 
-/// The Ingress objects of one resource file.
-fn read_resources(fs: Fs, file: &Path) -> Result<Vec<Obj>, Refusal> {
+/// The objects of the given kinds (Ingresses for the weight) in one resource file.
+fn read_resources(fs: Fs, file: &Path, kinds: &[&str]) -> Result<Vec<Obj>, Refusal> {
     let text = fs.read(file)?;
-    if !contains(text.as_bytes(), b"Ingress") {
+    if !kinds
+        .iter()
+        .any(|k| contains(text.as_bytes(), k.as_bytes()))
+    {
         return Ok(Vec::new());
     }
     let s = yaml::parse(&text).map_err(|e| Refusal::new(file, format!("not YAML: {e}")))?;
@@ -615,7 +618,8 @@ fn read_resources(fs: Fs, file: &Path) -> Result<Vec<Obj>, Refusal> {
                 .unwrap_or_default();
         }
         for (item, node) in objs {
-            if s.get(node, "kind").and_then(|k| s.str(k)) != Some("Ingress") {
+            let kind = s.get(node, "kind").and_then(|k| s.str(k)).unwrap_or("");
+            if !kinds.contains(&kind) {
                 continue;
             }
             let value = to_json(&s, node);
@@ -851,15 +855,47 @@ fn is_prefix_of_weight(tokens: &[String]) -> bool {
 struct Build<'a> {
     fs: Fs<'a>,
     stack: Vec<PathBuf>,
+    kinds: &'a [&'a str],
 }
 
 /// Render the Ingresses of the kustomization in `dir`.
 pub fn render(fs: Fs, dir: &Path) -> Result<Vec<Obj>, Refusal> {
+    render_kinds(fs, dir, &["Ingress"])
+}
+
+/// The kinds the rollout reads from a root: the routes and what serves them.
+pub const WORKLOAD_KINDS: [&str; 3] = ["Ingress", "Service", "Deployment"];
+
+/// Render the objects of `kinds` of the kustomization in `dir` (the rollout also needs the
+/// Services and Deployments behind a rendered canary, with their rendered names).
+pub fn render_kinds<'a>(fs: Fs<'a>, dir: &Path, kinds: &'a [&'a str]) -> Result<Vec<Obj>, Refusal> {
     let mut b = Build {
         fs,
         stack: Vec::new(),
+        kinds,
     };
     b.kustomization(dir, Vec::new(), false)
+}
+
+/// The Deployments and Services of a rendering, with their rendered names and namespaces but
+/// pointing at the file, document and item that define them.
+pub fn workloads(
+    objs: &[Obj],
+) -> (
+    Vec<crate::manifest::workload::Workload>,
+    Vec<crate::manifest::workload::ServiceInfo>,
+) {
+    let file = synthetic(objs);
+    let files = std::slice::from_ref(&file);
+    let mut ws = crate::manifest::workload::workloads(files);
+    for w in &mut ws {
+        if let Some(o) = w.document.checked_sub(1).and_then(|i| objs.get(i)) {
+            w.file = o.src.file.clone();
+            w.document = o.src.document;
+            w.item = o.src.item;
+        }
+    }
+    (ws, crate::manifest::workload::services(files))
 }
 
 impl Build<'_> {
@@ -904,7 +940,7 @@ impl Build<'_> {
                 if self.fs.is_dir(&p) {
                     objs.extend(self.kustomization(&p, Vec::new(), false)?);
                 } else if self.fs.is_file(&p) {
-                    objs.extend(read_resources(self.fs, &p)?);
+                    objs.extend(read_resources(self.fs, &p, self.kinds)?);
                 } else {
                     return Err(k.refuse(
                         Some(node),

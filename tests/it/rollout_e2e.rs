@@ -10,6 +10,7 @@
 
 use crate::support::e2e;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -36,8 +37,108 @@ struct Scenario {
     /// Extra flags for every run of the tool.
     #[serde(default)]
     args: Vec<String>,
+    /// The seed repository, a directory under `tests/cases/rollout-repos/` (default: the
+    /// example repository).
+    #[serde(default)]
+    repo: Option<String>,
+    /// Kustomize roots the sync agent renders and applies (default: flat manifests).
+    #[serde(default)]
+    render: Vec<String>,
+    /// Where the test reads the canary: its file, the root that renders it, whether it is an
+    /// HTTPRoute, and its live name.
+    #[serde(default)]
+    canary: CanaryAt,
     steps: Vec<ScenarioStep>,
     expect: Expect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CanaryAt {
+    /// The file holding the canary Ingress or the HTTPRoute.
+    file: String,
+    /// Read the weight from what this Kustomize root renders instead of from `file`.
+    root: Option<String>,
+    /// `NS/NAME` of the canary Ingress (or the HTTPRoute) live and rendered; its Deployment
+    /// for `crash-loop` is `deployment`.
+    name: String,
+    deployment: String,
+    /// The canary is the backendRef to this Service of the HTTPRoute `name`.
+    route_service: Option<String>,
+}
+
+impl Default for CanaryAt {
+    fn default() -> Self {
+        CanaryAt {
+            file: CANARY_FILE.into(),
+            root: None,
+            name: "shop/web-canary".into(),
+            deployment: "shop/web-canary".into(),
+            route_service: None,
+        }
+    }
+}
+
+fn ns_name(s: &str) -> (&str, &str) {
+    s.split_once('/').unwrap_or(("default", s))
+}
+
+/// The canary weight Git has on the base branch, read independently of the tool where it can
+/// be: the rendering of `kubectl kustomize`, or the HTTPRoute's weights as YAML.
+fn base_weight(w: &World, c: &CanaryAt) -> u32 {
+    let (ns, name) = ns_name(&c.name);
+    if let Some(svc) = &c.route_service {
+        let text = w.file_on_base(&c.file).expect("the HTTPRoute file");
+        let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("HTTPRoute YAML");
+        let mut total = 0u64;
+        let mut canary = 0u64;
+        for rule in doc["spec"]["rules"].as_array().into_iter().flatten() {
+            let refs = rule["backendRefs"].as_array().cloned().unwrap_or_default();
+            if refs.len() != 2 {
+                continue;
+            }
+            for b in refs {
+                let wt = b["weight"].as_u64().unwrap_or(1);
+                total += wt;
+                if b["name"] == svc.as_str() {
+                    canary += wt;
+                }
+            }
+        }
+        return (canary * 100).checked_div(total).unwrap_or(0) as u32;
+    }
+    match &c.root {
+        Some(root) => rendered_weight(&w.rendered(root), ns, name)
+            .unwrap_or_else(|| panic!("{root} renders no canary {ns}/{name}")),
+        None => w.base_weight(&c.file),
+    }
+}
+
+/// The weight of the Ingress `ns/name` in `kubectl kustomize` output (0 when absent).
+fn rendered_weight(text: &str, ns: &str, name: &str) -> Option<u32> {
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).expect("rendered YAML");
+    let ing = docs.iter().find(|d| {
+        d["kind"] == "Ingress" && d["metadata"]["name"] == name && d["metadata"]["namespace"] == ns
+    })?;
+    Some(
+        ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"]
+            .as_str()
+            .map_or(0, |v| v.parse().expect("an integer weight")),
+    )
+}
+
+/// The live canary weight: the Ingress's annotation, or the HTTPRoute canary's percentage.
+fn live_weight(w: &World, c: &CanaryAt) -> Option<u32> {
+    let (ns, name) = ns_name(&c.name);
+    match &c.route_service {
+        Some(svc) => {
+            let weights = w.live_route_weights(ns, name)?;
+            let total: u64 = weights.values().sum();
+            let canary = *weights.get(svc)?;
+            Some((canary * 100).checked_div(total).unwrap_or(0) as u32)
+        }
+        None => w.live_weight(ns, name),
+    }
 }
 
 fn default_sync() -> String {
@@ -93,6 +194,15 @@ struct Expect {
     /// GitHub: some comment on a stage PR contains each of these.
     #[serde(default)]
     stage_pr_comments_contain: Vec<String>,
+    /// Files of the seed repository that are byte for byte the same on the base at the end.
+    #[serde(default)]
+    unchanged: Vec<String>,
+    /// What other Kustomize roots render at the end: root -> (`NS/NAME` of the Ingress, weight).
+    #[serde(default)]
+    rendered: BTreeMap<String, (String, u32)>,
+    /// Live weights of other canary Ingresses at the end: `NS/NAME` -> weight.
+    #[serde(default)]
+    live: BTreeMap<String, u32>,
 }
 
 fn bin() -> PathBuf {
@@ -159,8 +269,17 @@ fn world_options(sc: &Scenario) -> WorldOptions {
             _ => Metrics::None,
         },
         extra_files: vec![(".gitops-canary.yaml".into(), sc.config.clone())],
+        example_repo: match &sc.repo {
+            Some(r) => repos_dir().join(r),
+            None => WorldOptions::default().example_repo,
+        },
+        render_roots: sc.render.clone(),
         ..WorldOptions::default()
     }
+}
+
+fn repos_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/rollout-repos")
 }
 
 fn stable_image_is_canary(w: &World) -> bool {
@@ -178,6 +297,9 @@ fn stable_image_is_canary(w: &World) -> bool {
 
 async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
     let mut failures = Vec::new();
+    if !sc.render.is_empty() && !e2e::kustomize_available() {
+        return failures;
+    }
     let w = World::start(world_options(&sc)).await;
     let dir = w.checkout();
     for (i, step) in sc.steps.iter().enumerate() {
@@ -215,10 +337,13 @@ async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
                     w.close_pr(pr.number);
                 }
             }
-            ScenarioStep::CrashLoop(on) => w.crash_loop("shop", "web-canary", *on),
+            ScenarioStep::CrashLoop(on) => {
+                let (ns, d) = ns_name(&sc.canary.deployment);
+                w.crash_loop(ns, d, *on)
+            }
             ScenarioStep::PauseSync(on) => w.pause_sync(*on),
             ScenarioStep::BaseWeight(want) => {
-                let got = w.base_weight(CANARY_FILE);
+                let got = base_weight(&w, &sc.canary);
                 if got != *want {
                     failures.push(format!("{name} step {i}: base weight {got}, want {want}"));
                 }
@@ -235,7 +360,7 @@ async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
         }
     }
     let e = &sc.expect;
-    let weight = w.base_weight(CANARY_FILE);
+    let weight = base_weight(&w, &sc.canary);
     if weight != e.base_weight {
         failures.push(format!(
             "{name}: base weight {weight}, want {}",
@@ -300,7 +425,7 @@ async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
     }
     if let Some(live) = e.live_weight {
         let ok = tokio::time::timeout(Duration::from_secs(10), async {
-            while w.live_weight("shop", "web-canary") != Some(live) {
+            while live_weight(&w, &sc.canary) != Some(live) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
@@ -309,7 +434,37 @@ async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
         if !ok {
             failures.push(format!(
                 "{name}: live weight {:?}, want {live}",
-                w.live_weight("shop", "web-canary")
+                live_weight(&w, &sc.canary)
+            ));
+        }
+    }
+    let seed = sc.repo.as_ref().map(|r| repos_dir().join(r));
+    for file in &e.unchanged {
+        let want = seed.as_ref().map_or_else(
+            || WorldOptions::default().example_repo.join(file),
+            |d| d.join(file),
+        );
+        let want = std::fs::read_to_string(&want).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let got = w.file_on_base(file).unwrap_or_default();
+        if got.trim_end() != want.trim_end() {
+            failures.push(format!("{name}: {file} changed on the base:\n{got}"));
+        }
+    }
+    for (root, (canary, want)) in &e.rendered {
+        let (ns, n) = ns_name(canary);
+        let got = rendered_weight(&w.rendered(root), ns, n);
+        if got != Some(*want) {
+            failures.push(format!(
+                "{name}: {root} renders {canary} at {got:?}, want {want}"
+            ));
+        }
+    }
+    for (canary, want) in &e.live {
+        let (ns, n) = ns_name(canary);
+        if w.live_weight(ns, n) != Some(*want) {
+            failures.push(format!(
+                "{name}: live {canary} at {:?}, want {want}",
+                w.live_weight(ns, n)
             ));
         }
     }

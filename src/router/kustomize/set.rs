@@ -49,62 +49,86 @@ impl Candidate<'_> {
     }
 }
 
-/// Set the canary weight of the Ingress `selector` names, as rendered by the root `overlay`
-/// picks (needed only when the name alone is ambiguous). Repositories without kustomizations
-/// go through [`crate::manifest::set_weight`], unchanged.
-pub fn set_weight(
-    dir: &Path,
-    selector: &str,
-    overlay: Option<&Path>,
-    weight: u32,
-    dry_run: bool,
-) -> Result<EditOutcome, ManifestError> {
-    let layout = Layout::discover(dir)?;
-    if layout.is_empty() {
-        if let Some(o) = overlay {
-            return Err(ManifestError::Unresolved {
-                file: o.to_path_buf(),
-                reason: "--overlay names a kustomization, but the repository has none".into(),
-            });
-        }
-        return crate::router::set_weight(dir, selector, weight, dry_run);
-    }
-    let sel = Selector::parse(selector)?;
-    let overlay = match overlay {
-        None => None,
-        Some(o) => {
-            let rel = o.strip_prefix(dir).unwrap_or(o);
-            let n = normalize(rel).ok_or_else(|| ManifestError::Unresolved {
-                file: o.to_path_buf(),
-                reason: "--overlay is outside the repository".into(),
-            })?;
-            if !layout.roots.contains(&n) {
-                return Err(ManifestError::Unresolved {
-                    file: o.to_path_buf(),
-                    reason: format!(
-                        "--overlay is not a root kustomization; roots: {}",
-                        layout
-                            .roots
-                            .iter()
-                            .map(|r| display_dir(r))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                });
-            }
-            Some(n)
-        }
-    };
-    let no = BTreeMap::new();
-    let fs = Fs {
-        root: dir,
-        overrides: &no,
-    };
-    let before = render_roots(fs, &layout);
+/// What a selector names in a repository with kustomizations: a canary rendered by a root, or
+/// an Ingress of a flat manifest (a file no kustomization reads).
+#[derive(Debug, Clone)]
+pub enum Chosen {
+    Rendered {
+        root: PathBuf,
+        /// Index of the object in the root's rendering ([`render_roots`]).
+        index: usize,
+        /// The rendered route, pointing at its source file and weight origin.
+        route: Route,
+    },
+    Flat(Route),
+}
 
+impl Chosen {
+    pub fn route(&self) -> &Route {
+        match self {
+            Chosen::Rendered { route, .. } | Chosen::Flat(route) => route,
+        }
+    }
+
+    /// The root that renders it (`None`: a flat manifest).
+    pub fn root(&self) -> Option<&Path> {
+        match self {
+            Chosen::Rendered { root, .. } => Some(root),
+            Chosen::Flat(_) => None,
+        }
+    }
+}
+
+/// `--overlay` as a root of the layout (relative to `dir`, normalized), or why it is not one.
+pub fn overlay_root(
+    dir: &Path,
+    layout: &Layout,
+    overlay: Option<&Path>,
+) -> Result<Option<PathBuf>, ManifestError> {
+    let Some(o) = overlay else {
+        return Ok(None);
+    };
+    if layout.is_empty() {
+        return Err(ManifestError::Unresolved {
+            file: o.to_path_buf(),
+            reason: "--overlay names a kustomization, but the repository has none".into(),
+        });
+    }
+    let rel = o.strip_prefix(dir).unwrap_or(o);
+    let n = normalize(rel).ok_or_else(|| ManifestError::Unresolved {
+        file: o.to_path_buf(),
+        reason: "--overlay is outside the repository".into(),
+    })?;
+    if !layout.roots.contains(&n) {
+        return Err(ManifestError::Unresolved {
+            file: o.to_path_buf(),
+            reason: format!(
+                "--overlay is not a root kustomization; roots: {}",
+                layout
+                    .roots
+                    .iter()
+                    .map(|r| display_dir(r))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(Some(n))
+}
+
+/// Choose the Ingress `sel` names among what the roots render (`before`) and the flat
+/// manifests, within the root `overlay` picks (already checked by [`overlay_root`]). The
+/// error lists the candidates, each with the `--overlay` that picks it.
+pub fn choose(
+    dir: &Path,
+    layout: &Layout,
+    before: &Renders,
+    sel: &Selector,
+    overlay: Option<&Path>,
+) -> Result<Chosen, ManifestError> {
     let mut cands: Vec<Candidate> = Vec::new();
-    for (root, r) in &before {
-        if overlay.as_ref().is_some_and(|o| o != root) {
+    for (root, r) in before {
+        if overlay.is_some_and(|o| o != root) {
             continue;
         }
         if let Ok(objs) = r {
@@ -115,24 +139,15 @@ pub fn set_weight(
         }
     }
     // Flat manifests (files no kustomization reads) stay candidates unless --overlay is given.
-    let flat_repo = match overlay {
-        Some(_) => None,
-        None => {
-            let name = sel.name.as_bytes().to_vec();
-            let router = router::default_router();
-            let mut repo =
-                Repo::load_filtered(dir, &|b| router.may_contain_route(b) && contains(b, &name))?;
-            repo.files.retain(|f| !layout.owns(&f.path));
-            Some(repo)
+    if overlay.is_none() {
+        let name = sel.name.as_bytes().to_vec();
+        let router = router::default_router();
+        let mut repo =
+            Repo::load_filtered(dir, &|b| router.may_contain_route(b) && contains(b, &name))?;
+        repo.files.retain(|f| !layout.owns(&f.path));
+        for f in &repo.files {
+            cands.extend(router.routes(f).into_iter().map(Candidate::Flat));
         }
-    };
-    for f in flat_repo.iter().flat_map(|r| &r.files) {
-        cands.extend(
-            router::default_router()
-                .routes(f)
-                .into_iter()
-                .map(Candidate::Flat),
-        );
     }
 
     let named: Vec<&Candidate> = cands
@@ -158,12 +173,17 @@ pub fn set_weight(
             }
         }
     };
-    let chosen = match chosen.as_slice() {
-        [one] => *one,
+    match chosen.as_slice() {
+        [Candidate::Rendered { root, index, route }] => Ok(Chosen::Rendered {
+            root: root.to_path_buf(),
+            index: *index,
+            route: route.clone(),
+        }),
+        [Candidate::Flat(route)] => Ok(Chosen::Flat(route.clone())),
         [] => {
             // A root that cannot be rendered may be where it lives: say why, not "no match".
-            for (root, r) in &before {
-                if overlay.as_ref().is_some_and(|o| o != root) {
+            for (root, r) in before {
+                if overlay.is_some_and(|o| o != root) {
                     continue;
                 }
                 if let Err(refusal) = r {
@@ -178,7 +198,7 @@ pub fn set_weight(
                     }
                 }
             }
-            return Err(ManifestError::NoMatch {
+            Err(ManifestError::NoMatch {
                 selector: sel.to_string(),
                 candidates: if named.is_empty() {
                     String::new()
@@ -193,28 +213,56 @@ pub fn set_weight(
                             .join(", ")
                     )
                 },
-            });
-        }
-        many => {
-            return Err(ManifestError::Ambiguous {
-                selector: sel.to_string(),
-                candidates: many.iter().map(|c| c.describe()).collect(),
             })
         }
+        many => Err(ManifestError::Ambiguous {
+            selector: sel.to_string(),
+            candidates: many.iter().map(|c| c.describe()).collect(),
+        }),
+    }
+}
+
+/// Set the canary weight of the Ingress `selector` names, as rendered by the root `overlay`
+/// picks (needed only when the name alone is ambiguous). Repositories without kustomizations
+/// go through [`crate::manifest::set_weight`], unchanged.
+pub fn set_weight(
+    dir: &Path,
+    selector: &str,
+    overlay: Option<&Path>,
+    weight: u32,
+    dry_run: bool,
+) -> Result<EditOutcome, ManifestError> {
+    let layout = Layout::discover(dir)?;
+    if layout.is_empty() {
+        overlay_root(dir, &layout, overlay)?;
+        return crate::router::set_weight(dir, selector, weight, dry_run);
+    }
+    let sel = Selector::parse(selector)?;
+    let overlay = overlay_root(dir, &layout, overlay)?;
+    let no = BTreeMap::new();
+    let fs = Fs {
+        root: dir,
+        overrides: &no,
     };
-    match chosen {
-        Candidate::Flat(route) => {
-            let repo = flat_repo.expect("flat candidates come from the flat repo");
-            let file = repo.file(&route.file).expect("route from a loaded file");
-            let edit = router::default_router().weight_edit(file, route, weight)?;
-            let outcome = edit::apply(file, std::slice::from_ref(&edit))?;
+    let before = render_roots(fs, &layout);
+    match choose(dir, &layout, &before, &sel, overlay.as_deref())? {
+        Chosen::Flat(route) => {
+            let text = fs.read(&route.file)?;
+            let file = SourceFile::parse(route.file.clone(), text).map_err(|e| {
+                ManifestError::Unresolved {
+                    file: route.file.clone(),
+                    reason: format!("not YAML: {e}"),
+                }
+            })?;
+            let edit = router::default_router().weight_edit(&file, &route, weight)?;
+            let outcome = edit::apply(&file, std::slice::from_ref(&edit))?;
             if !dry_run {
                 outcome.write(dir)?;
             }
             Ok(outcome)
         }
-        Candidate::Rendered { root, index, route } => {
-            let outcome = set_rendered(fs, &layout, &before, root, *index, route, weight)?;
+        Chosen::Rendered { root, index, route } => {
+            let outcome = set_rendered(fs, &layout, &before, &root, index, &route, weight)?;
             if !dry_run {
                 outcome.write(dir)?;
             }

@@ -98,6 +98,9 @@ pub struct WorldOptions {
     pub metrics: Metrics,
     /// Extra files for the seed commit: (repo-relative path, contents), e.g. a config file.
     pub extra_files: Vec<(String, String)>,
+    /// Kustomize roots (directories) the sync agent applies, each rendered by `kubectl
+    /// kustomize` as Argo CD / Flux would; empty: every YAML file as it is (flat manifests).
+    pub render_roots: Vec<String>,
 }
 
 impl Default for WorldOptions {
@@ -111,6 +114,7 @@ impl Default for WorldOptions {
             progress_deadline: Duration::from_secs(2),
             metrics: Metrics::None,
             extra_files: Vec::new(),
+            render_roots: Vec::new(),
         }
     }
 }
@@ -244,6 +248,7 @@ impl World {
             kube: kube.clone(),
             forge: forge.clone(),
             sync: opts.sync,
+            roots: opts.render_roots.clone(),
             shared: shared.clone(),
             seen: None,
             pending: None,
@@ -725,6 +730,32 @@ impl World {
             .ok()
     }
 
+    /// The live weights of an HTTPRoute's backendRefs, by Service name, summed over its rules
+    /// that split by weight (a missing weight is 1).
+    pub fn live_route_weights(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, u64>> {
+        let r = self
+            .kube
+            .get("gateway.networking.k8s.io/v1", "HTTPRoute", namespace, name)?;
+        let mut out = BTreeMap::new();
+        for rule in r.pointer("/spec/rules")?.as_array()? {
+            for b in rule["backendRefs"].as_array().into_iter().flatten() {
+                let n = b["name"].as_str().unwrap_or_default().to_string();
+                *out.entry(n).or_default() += b["weight"].as_u64().unwrap_or(1);
+            }
+        }
+        Some(out)
+    }
+
+    /// What a Kustomize root renders on the base branch.
+    pub fn rendered(&self, root: &str) -> String {
+        render_at(&self.bare, BASE, root).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A file on the base branch (None when absent).
+    pub fn file_on_base(&self, file: &str) -> Option<String> {
+        run_git(&self.bare, &["show", &format!("{BASE}:{file}")], &[]).ok()
+    }
+
     pub fn deployment(&self, namespace: &str, name: &str) -> Option<Value> {
         self.kube.get("apps/v1", "Deployment", namespace, name)
     }
@@ -1163,15 +1194,26 @@ fn typed(obj: Value) -> Result<Value, String> {
     }
 }
 
-/// Every object in the YAML files of `sha`, keyed; Err names the file that does not parse.
-fn manifests_at(bare: &Path, sha: &str) -> Result<BTreeMap<Key, Value>, String> {
-    let files = run_git(bare, &["ls-tree", "-r", "--name-only", sha], &[])?;
-    let mut out = BTreeMap::new();
-    for file in files.lines() {
-        if !(file.ends_with(".yaml") || file.ends_with(".yml")) {
-            continue;
+/// Every object the agent applies at `sha`, keyed: each YAML file as it is, or what each
+/// Kustomize root in `roots` renders. Err names what does not parse or render.
+fn manifests_at(bare: &Path, sha: &str, roots: &[String]) -> Result<BTreeMap<Key, Value>, String> {
+    let mut texts: Vec<(String, String)> = Vec::new();
+    if roots.is_empty() {
+        let files = run_git(bare, &["ls-tree", "-r", "--name-only", sha], &[])?;
+        for file in files.lines() {
+            if !(file.ends_with(".yaml") || file.ends_with(".yml")) {
+                continue;
+            }
+            let text = run_git(bare, &["show", &format!("{sha}:{file}")], &[])?;
+            texts.push((file.to_string(), text));
         }
-        let text = run_git(bare, &["show", &format!("{sha}:{file}")], &[])?;
+    } else {
+        for root in roots {
+            texts.push((format!("{root} (kustomize)"), render_at(bare, sha, root)?));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (file, text) in texts {
         let docs: Vec<Value> =
             serde_saphyr::from_multiple(&text).map_err(|e| format!("{file}: {e}"))?;
         for doc in docs {
@@ -1197,6 +1239,64 @@ fn manifests_at(bare: &Path, sha: &str) -> Result<BTreeMap<Key, Value>, String> 
         }
     }
     Ok(out)
+}
+
+/// `kubectl kustomize ROOT` over the tree of `rev` (a commit or branch), as Argo CD renders it.
+pub fn render_at(bare: &Path, rev: &str, root: &str) -> Result<String, String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let archive = Command::new("git")
+        .arg("-C")
+        .arg(bare)
+        .args(["archive", "--format=tar", rev])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !archive.status.success() {
+        return Err(format!(
+            "git archive {rev}: {}",
+            String::from_utf8_lossy(&archive.stderr)
+        ));
+    }
+    let mut tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    {
+        use std::io::Write;
+        let mut stdin = tar.stdin.take().ok_or("tar stdin")?;
+        stdin
+            .write_all(&archive.stdout)
+            .map_err(|e| e.to_string())?;
+    }
+    if !tar.wait().map_err(|e| e.to_string())?.success() {
+        return Err("tar -x failed".into());
+    }
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(tmp.path().join(root))
+        .output()
+        .map_err(|e| format!("kubectl kustomize (is kubectl with Kustomize v5 installed?): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "kubectl kustomize {root} at {rev}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Is `kubectl kustomize` there? Prints a SKIP line when not.
+pub fn kustomize_available() -> bool {
+    let ok = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: kubectl (with Kustomize v5) is not installed; install kubectl to run the overlay scenarios");
+    }
+    ok
 }
 
 /// What `kubectl apply` owns: everything but status and server-set metadata.
@@ -1303,6 +1403,8 @@ struct Agent {
     kube: Arc<FakeKube>,
     forge: ForgeHandle,
     sync: SyncAgent,
+    /// Kustomize roots to render and apply (empty: flat manifests).
+    roots: Vec<String>,
     shared: Arc<Mutex<Shared>>,
     /// Base head last seen.
     seen: Option<String>,
@@ -1612,7 +1714,7 @@ impl Agent {
             return;
         }
         self.pending = None;
-        let wanted = match manifests_at(&self.bare, &sha) {
+        let wanted = match manifests_at(&self.bare, &sha, &self.roots) {
             Ok(w) => w,
             Err(e) => {
                 self.shared
@@ -1634,7 +1736,30 @@ impl Agent {
             if let Some(status) = live.as_ref().and_then(|l| l.get("status")) {
                 new["status"] = status.clone();
             }
-            self.kube.upsert(new);
+            let stored = self.kube.upsert(new);
+            if kind == "HTTPRoute" {
+                // The Gateway accepts the route and resolves its backends at this generation.
+                let gen = stored.pointer("/metadata/generation").cloned();
+                self.kube.modify(api, kind, ns, name, |r| {
+                    let parents: Vec<Value> = r
+                        .pointer("/spec/parentRefs")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|p| {
+                            let cond = |t: &str, reason: &str| {
+                                json!({"type": t, "status": "True", "reason": reason,
+                                    "observedGeneration": gen, "lastTransitionTime": now_rfc3339(),
+                                    "message": ""})
+                            };
+                            json!({"parentRef": p, "controllerName": "example.com/fake-gateway",
+                                "conditions": [cond("Accepted", "Accepted"), cond("ResolvedRefs", "ResolvedRefs")]})
+                        })
+                        .collect();
+                    r["status"] = json!({ "parents": parents });
+                });
+            }
         }
         for key in self.applied.keys() {
             if !wanted.contains_key(key) {
