@@ -8,8 +8,8 @@ use super::RepoArgs;
 use crate::config::{self, Config};
 use crate::exit;
 use crate::report::Output;
-use crate::router::helm::{self, HelmCanary, TemplateHint, WeightFrom};
 use crate::router::gateway::{self, GatewayDiscovery};
+use crate::router::helm::{self, HelmCanary, TemplateHint, WeightFrom};
 use crate::router::kustomize::{self, Layout, RootPlan};
 use crate::router::{CanaryPair, Discovery, Problem, Severity};
 

@@ -5,8 +5,8 @@
 use super::RepoArgs;
 use crate::config::{self, Config};
 use crate::report::console;
-use crate::router::helm::WeightFrom;
 use crate::report::Output;
+use crate::router::helm::WeightFrom;
 use crate::{exit, manifest};
 
 #[derive(Debug, clap::Args)]

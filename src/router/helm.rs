@@ -265,7 +265,9 @@ fn typed(
                 Style::SingleQuoted | Style::DoubleQuoted => ScalarKind::String,
                 Style::Plain => {
                     let lower = value.to_ascii_lowercase();
-                    if value.parse::<f64>().is_ok() && !lower.contains("inf") && !lower.contains("nan")
+                    if value.parse::<f64>().is_ok()
+                        && !lower.contains("inf")
+                        && !lower.contains("nan")
                     {
                         ScalarKind::Int
                     } else if matches!(
@@ -288,7 +290,12 @@ fn typed(
 
 /// A document's `apiVersion` group and `kind`.
 fn kind_of(s: &Stream, root: NodeId) -> (String, String) {
-    let get = |k: &str| s.get(root, k).and_then(|n| s.str(n)).unwrap_or("").to_string();
+    let get = |k: &str| {
+        s.get(root, k)
+            .and_then(|n| s.str(n))
+            .unwrap_or("")
+            .to_string()
+    };
     let api = get("apiVersion");
     let group = api.split_once('/').map_or("", |(g, _)| g).to_string();
     (group, get("kind"))
@@ -345,9 +352,10 @@ pub fn locate(f: &SourceFile, wf: &WeightFrom) -> Result<Located, ManifestError>
         results.push((document, root, locate_in(f, document, root, &rel)));
     }
     if objects.len() == 1 {
-        return results.pop().map(|(_, _, r)| r).unwrap_or_else(|| {
-            Err(unresolved(&f.path, "no HelmRelease or Application"))
-        });
+        return results
+            .pop()
+            .map(|(_, _, r)| r)
+            .unwrap_or_else(|| Err(unresolved(&f.path, "no HelmRelease or Application")));
     }
     let ok: Vec<&(usize, NodeId, Result<Located, ManifestError>)> =
         results.iter().filter(|(_, _, r)| r.is_ok()).collect();
@@ -441,7 +449,9 @@ fn locate_in(
     }
     // An Argo CD Application: `spec.sources` (when set, `spec.source` is ignored), else
     // `spec.source`.
-    let sources = s.path(root, &["spec", "sources"]).map(|n| s.items(n).to_vec());
+    let sources = s
+        .path(root, &["spec", "sources"])
+        .map(|n| s.items(n).to_vec());
     let candidates: Vec<(Vec<PathSeg>, NodeId)> = match sources {
         Some(items) if !items.is_empty() => {
             let with_helm: Vec<(Vec<PathSeg>, NodeId)> = items
@@ -508,7 +518,12 @@ fn locate_in(
             let (base, _) = &candidates[0];
             let mut p = base.clone();
             p.push(PathSeg::Key("valuesObject".into()));
-            Err(missing(f, document, &join(&p, rel), " (nor a helm.parameters entry of that name)"))
+            Err(missing(
+                f,
+                document,
+                &join(&p, rel),
+                " (nor a helm.parameters entry of that name)",
+            ))
         }
         _ => Err(unresolved(
             &f.path,
@@ -753,7 +768,11 @@ mod tests {
         let f = file(text);
         let e = weight_edit(&f, &wf(path), w)?;
         let out = edit::apply(&f, &[e])?;
-        Ok(out.changed.first().map(|(_, t)| t.clone()).unwrap_or(f.text))
+        Ok(out
+            .changed
+            .first()
+            .map(|(_, t)| t.clone())
+            .unwrap_or(f.text))
     }
 
     #[test]
@@ -818,7 +837,10 @@ mod tests {
             .ends_with("      weight: 50\n"));
         let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: a\nspec:\n  source:\n    helm:\n      parameters:\n      - name: canary.weight\n        value: \"5\"\n      valuesObject:\n        canary:\n          weight: 5\n";
         let out = set(app, "canary.weight", 50).unwrap();
-        assert!(out.contains("value: \"50\"") && out.contains("weight: 5\n"), "{out}");
+        assert!(
+            out.contains("value: \"50\"") && out.contains("weight: 5\n"),
+            "{out}"
+        );
         let multi = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: a\nspec:\n  sources:\n  - repoURL: x\n    ref: values\n  - chart: c\n    helm:\n      valuesObject: {canary: {weight: 5}}\n";
         assert!(set(multi, "canary.weight", 7)
             .unwrap()
@@ -829,7 +851,10 @@ mod tests {
     fn values_string_block_is_refused_with_the_reason() {
         let app = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: a\nspec:\n  source:\n    helm:\n      values: |\n        canary:\n          weight: 5\n";
         let e = set(app, "canary.weight", 50).unwrap_err().to_string();
-        assert!(e.contains("spec.source.helm.values") && e.contains("valuesObject"), "{e}");
+        assert!(
+            e.contains("spec.source.helm.values") && e.contains("valuesObject"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -845,7 +870,11 @@ mod tests {
     #[test]
     fn template_hints_find_the_values_path() {
         let t = "metadata:\n  annotations:\n    nginx.ingress.kubernetes.io/canary-weight-total: \"100\"\n    nginx.ingress.kubernetes.io/canary-weight: {{ .Values.canary.weight | quote }}\n";
-        let h = template_hints(Path::new("/nonexistent"), Path::new("c/templates/i.yaml"), t);
+        let h = template_hints(
+            Path::new("/nonexistent"),
+            Path::new("c/templates/i.yaml"),
+            t,
+        );
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].line, 4);
         assert_eq!(h[0].path, "canary.weight");

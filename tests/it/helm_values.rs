@@ -75,7 +75,11 @@ fn oracle_request(chart: &Path, text: &str) -> Value {
                 req["values"] = helm["valuesObject"].clone();
                 let (mut set, mut set_string) = (Vec::new(), Vec::new());
                 for p in helm["parameters"].as_array().into_iter().flatten() {
-                    let expr = format!("{}={}", p["name"].as_str().unwrap(), p["value"].as_str().unwrap());
+                    let expr = format!(
+                        "{}={}",
+                        p["name"].as_str().unwrap(),
+                        p["value"].as_str().unwrap()
+                    );
                     if p["forceString"] == json!(true) {
                         set_string.push(expr);
                     } else {
@@ -114,7 +118,11 @@ fn copy_dir(from: &Path, to: &Path) {
 
 // `--repo` belongs to the subcommand.
 fn set_weight(repo: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["set-weight".to_string(), "--repo".into(), repo.display().to_string()];
+    let mut args = vec![
+        "set-weight".to_string(),
+        "--repo".into(),
+        repo.display().to_string(),
+    ];
     args.extend(extra.iter().map(|s| s.to_string()));
     Command::cargo_bin("gitops-canary")
         .unwrap()
@@ -278,12 +286,19 @@ fn values_string_block_is_refused_and_nothing_written() {
     let old = std::fs::read(repo.path().join(file)).unwrap();
     let out = set_weight(
         repo.path(),
-        &["--weight-from", &format!("{file}:canary.weight"), "--weight", "30"],
+        &[
+            "--weight-from",
+            &format!("{file}:canary.weight"),
+            "--weight",
+            "30",
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(file) && err.contains("spec.source.helm.values") && err.contains("valuesObject"),
+        err.contains(file)
+            && err.contains("spec.source.helm.values")
+            && err.contains("valuesObject"),
         "{err}"
     );
     assert_eq!(std::fs::read(repo.path().join(file)).unwrap(), old);
@@ -296,7 +311,12 @@ fn missing_path_names_file_document_and_path() {
     let old = std::fs::read(repo.path().join(file)).unwrap();
     let out = set_weight(
         repo.path(),
-        &["--weight-from", &format!("{file}:canary.percent"), "--weight", "30"],
+        &[
+            "--weight-from",
+            &format!("{file}:canary.percent"),
+            "--weight",
+            "30",
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -325,7 +345,11 @@ fn config_weight_from_drives_set_weight_and_plan() {
         .env_remove("GITOPS_CANARY_CONFIG")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let hv = &doc["helmValues"][0];
     assert_eq!(hv["located"]["weight"], json!(10), "{doc:#}");
@@ -337,9 +361,16 @@ fn config_weight_from_drives_set_weight_and_plan() {
     assert_eq!(hint["valuesFile"], json!("charts/shop/values.yaml"));
 
     let out = set_weight(repo.path(), &["--weight", "25"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(repo.path().join("apps/shop-helmrelease.yaml")).unwrap();
-    assert!(text.contains("      weight: 25   # moved by gitops-canary\n"), "{text}");
+    assert!(
+        text.contains("      weight: 25   # moved by gitops-canary\n"),
+        "{text}"
+    );
 
     // The human plan shows the value and the template hint; a broken weightFrom fails it.
     let out = Command::cargo_bin("gitops-canary")
@@ -354,7 +385,8 @@ fn config_weight_from_drives_set_weight_and_plan() {
     assert!(text.contains("1 Helm value canary (weightFrom)"), "{text}");
     assert!(text.contains("weight 25/100"), "{text}");
     assert!(
-        text.contains("hint charts/shop/templates/ingress.yaml:") && text.contains(".Values.canary.weight"),
+        text.contains("hint charts/shop/templates/ingress.yaml:")
+            && text.contains(".Values.canary.weight"),
         "{text}"
     );
     let out = Command::cargo_bin("gitops-canary")
@@ -383,7 +415,11 @@ fn corpus_applications_and_helm_releases() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/helm/apps");
     // One value path per file (a number where the file has one), and a missing one.
     let table: &[(&str, &str, Expect)] = &[
-        ("01-", "ingress.enabled", Refused("Argo CD ignores spec.source when spec.sources is set")),
+        (
+            "01-",
+            "ingress.enabled",
+            Refused("Argo CD ignores spec.source when spec.sources is set"),
+        ),
         ("02-", "controller.podSecurityContext.runAsUser", Number),
         ("03-", "profile", Refused("ambiguous: 4 helm sources")),
         ("03-", "configMap", Refused("a boolean or null")),
@@ -396,12 +432,20 @@ fn corpus_applications_and_helm_releases() {
         ("10-", "redis.tag", Text),
         ("11-", "httpRoute.hostnames[0]", Text),
         ("12-", "prometheus.prometheusSpec.retention", Text),
-        ("12-", "canary.weight", Refused("spec.values.canary.weight: no such value (it may come from spec.valuesFrom")),
+        (
+            "12-",
+            "canary.weight",
+            Refused("spec.values.canary.weight: no such value (it may come from spec.valuesFrom"),
+        ),
         ("13-", "singleBinary.replicas", Number),
         ("13-", "read.replicas", Number),
         ("14-", "resources.requests.memory", Text),
         ("15-", "replicaCount", Number),
-        ("15-", "canary.weight", Refused("(document 1): spec.values.canary.weight: no such value; nothing was written")),
+        (
+            "15-",
+            "canary.weight",
+            Refused("(document 1): spec.values.canary.weight: no such value; nothing was written"),
+        ),
     ];
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -413,8 +457,10 @@ fn corpus_applications_and_helm_releases() {
     let mut failures = Vec::new();
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let rows: Vec<&(&str, &str, Expect)> =
-            table.iter().filter(|(p, _, _)| name.starts_with(p)).collect();
+        let rows: Vec<&(&str, &str, Expect)> = table
+            .iter()
+            .filter(|(p, _, _)| name.starts_with(p))
+            .collect();
         assert!(!rows.is_empty(), "no case for {name}");
         for (_, path, expect) in rows {
             if let Err(e) = corpus_case(f, &name, path, expect) {
@@ -437,7 +483,10 @@ fn corpus_case(src: &Path, name: &str, path: &str, expect: &Expect) -> Result<()
     let new = std::fs::read_to_string(repo.path().join(name)).unwrap();
     if let Expect::Refused(why) = expect {
         if out.status.code() != Some(2) {
-            return Err(format!("want refused (exit 2), got {:?}: {stderr}", out.status.code()));
+            return Err(format!(
+                "want refused (exit 2), got {:?}: {stderr}",
+                out.status.code()
+            ));
         }
         if !stderr.contains(why) || !stderr.contains(name) {
             return Err(format!("message lacks {why:?} or the file: {stderr}"));
@@ -457,7 +506,9 @@ fn corpus_case(src: &Path, name: &str, path: &str, expect: &Expect) -> Result<()
         _ if was.starts_with('\'') => "'25'".to_string(),
         _ => "\"25\"".to_string(),
     };
-    if now != want_now || new.len() as isize - old.len() as isize != now.len() as isize - was.len() as isize {
+    if now != want_now
+        || new.len() as isize - old.len() as isize != now.len() as isize - was.len() as isize
+    {
         return Err(format!("changed {was:?} -> {now:?}, want -> {want_now:?}"));
     }
     if new.lines().count() != old.lines().count() {
