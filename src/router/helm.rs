@@ -265,14 +265,20 @@ fn typed(
                 Style::SingleQuoted | Style::DoubleQuoted => ScalarKind::String,
                 Style::Plain => {
                     let lower = value.to_ascii_lowercase();
-                    if value.parse::<f64>().is_ok()
-                        && !lower.contains("inf")
-                        && !lower.contains("nan")
-                    {
+                    if is_number(&lower) {
                         ScalarKind::Int
                     } else if matches!(
                         lower.as_str(),
-                        "" | "~" | "null" | "true" | "false" | "yes" | "no" | "on" | "off"
+                        "" | "~"
+                            | "null"
+                            | "true"
+                            | "false"
+                            | "yes"
+                            | "no"
+                            | "on"
+                            | "off"
+                            | "y"
+                            | "n"
                     ) {
                         return Err(refuse(&format!(
                             "is {value:?}, a boolean or null, not a number or a string: a weight there would change its type"
@@ -286,6 +292,18 @@ fn typed(
             Ok((value.clone(), kind, n.line))
         }
     }
+}
+
+/// A plain scalar the Go YAML decoder Helm uses reads as a number (decimal, float, hex, octal).
+fn is_number(lower: &str) -> bool {
+    let digits = lower.trim_start_matches(['-', '+']);
+    if let Some(hex) = digits.strip_prefix("0x") {
+        return !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit());
+    }
+    if let Some(oct) = digits.strip_prefix("0o") {
+        return !oct.is_empty() && oct.chars().all(|c| c.is_digit(8));
+    }
+    lower.parse::<f64>().is_ok() && !lower.contains("inf") && !lower.contains("nan")
 }
 
 /// A document's `apiVersion` group and `kind`.
@@ -808,6 +826,10 @@ mod tests {
         assert_eq!(
             set("canary:\n  weight: ten\n", "canary.weight", 25).unwrap(),
             "canary:\n  weight: \"25\"\n"
+        );
+        assert_eq!(
+            set("canary:\n  weight: 0x0a\n", "canary.weight", 25).unwrap(),
+            "canary:\n  weight: 25\n"
         );
         let e = set("canary:\n  weight: true\n", "canary.weight", 25).unwrap_err();
         assert!(e.to_string().contains("boolean"), "{e}");
