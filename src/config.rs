@@ -187,6 +187,11 @@ pub struct Config {
     /// Promote the canary to stable after the last stage (default true).
     #[serde(default)]
     pub promote: Option<bool>,
+    /// A canary whose weight is a Helm chart value: the file (a values file, a Flux
+    /// HelmRelease or an Argo CD Application) and the value's path, e.g.
+    /// `{file: apps/shop.yaml, path: canary.weight}`.
+    #[serde(default)]
+    pub weight_from: Option<crate::router::helm::WeightFrom>,
 }
 
 impl Config {
@@ -241,6 +246,7 @@ impl Config {
             prometheus_url: None,
             rollback: None,
             promote: None,
+            weight_from: None,
         }
     }
 
@@ -270,6 +276,9 @@ impl Config {
             if let Some(v) = value {
                 parse_duration(v).map_err(|m| invalid(field, m))?;
             }
+        }
+        if let Some(w) = &self.weight_from {
+            crate::router::helm::parse_path(&w.path).map_err(|m| invalid("weightFrom.path", m))?;
         }
         if let Some(m) = &self.merge_method {
             if !matches!(m.as_str(), "merge" | "squash" | "rebase") {
@@ -407,6 +416,27 @@ mod tests {
         assert!(msg.contains('2'), "the line is named: {msg}");
         let e = Config::parse(Path::new("c.yaml"), "timeout: soon\n").unwrap_err();
         assert!(e.to_string().contains("timeout"), "{e}");
+    }
+
+    #[test]
+    fn weight_from_is_a_file_and_a_value_path() {
+        let c = Config::parse(
+            Path::new("c.yaml"),
+            "weightFrom:\n  file: apps/shop.yaml\n  path: canary.weight\n",
+        )
+        .unwrap();
+        let w = c.weight_from.unwrap();
+        assert_eq!(w.file, PathBuf::from("apps/shop.yaml"));
+        assert_eq!(w.path, "canary.weight");
+        let e = Config::parse(
+            Path::new("c.yaml"),
+            "weightFrom: {file: v.yaml, path: 'a..b'}\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("weightFrom.path"), "{e}");
+        let e = Config::parse(Path::new("c.yaml"), "weightFrom: {file: v.yaml}\n").unwrap_err();
+        assert!(e.to_string().contains("path"), "{e}");
+        assert!(schema().to_string().contains("weightFrom"));
     }
 
     #[test]

@@ -5,9 +5,11 @@ use crate::report::console;
 use std::fmt::Write as _;
 
 use super::RepoArgs;
+use crate::config::{self, Config};
 use crate::exit;
 use crate::report::Output;
 use crate::router::gateway::{self, GatewayDiscovery};
+use crate::router::helm::{self, HelmCanary, TemplateHint, WeightFrom};
 use crate::router::kustomize::{self, Layout, RootPlan};
 use crate::router::{CanaryPair, Discovery, Problem, Severity};
 
@@ -22,6 +24,14 @@ pub struct PlanArgs {
     /// ends in -canary or selects a Deployment whose name does.
     #[arg(long, env = "GITOPS_CANARY_CANARY_SERVICE")]
     pub canary_service: Option<String>,
+    /// A canary whose weight is a Helm chart value: FILE:PATH, FILE a values file, a Flux
+    /// HelmRelease or an Argo CD Application (relative to --repo), PATH the value as Helm's
+    /// --set writes it, e.g. canary.weight (default: the config file's weightFrom).
+    #[arg(long, env = "GITOPS_CANARY_WEIGHT_FROM")]
+    pub weight_from: Option<WeightFrom>,
+    /// The rollout configuration file, relative to --repo (its weightFrom is listed).
+    #[arg(long, env = "GITOPS_CANARY_CONFIG", default_value = config::DEFAULT_FILE)]
+    pub config: std::path::PathBuf,
 }
 
 /// The JSON document `plan --output json` prints (documented in the README).
@@ -38,6 +48,12 @@ pub struct PlanJson<'a> {
     /// Kustomize roots (absent for a repository without kustomizations): what each renders.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub kustomize_roots: &'a [RootPlan],
+    /// Canaries whose weight is a Helm chart value (`weightFrom`), as found.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub helm_values: &'a [HelmCanary],
+    /// Chart templates that write the canary weight from a `.Values` path.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub helm_hints: &'a [TemplateHint],
 }
 
 /// The HTTPRoutes `plan` shows: every one with a canary, or the one `--route` names.
@@ -76,6 +92,12 @@ fn routes(args: &PlanArgs) -> anyhow::Result<Option<GatewayDiscovery>> {
 
 pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let mut repo = crate::router::load_repo(&args.repo.repo)?;
+    let weight_from = match &args.weight_from {
+        Some(w) => Some(w.clone()),
+        None => Config::load(&args.repo.repo.join(&args.config))?.weight_from,
+    };
+    let helm_values = helm::plan(&args.repo.repo, weight_from.as_slice());
+    let helm_hints = helm::hints(&repo);
     let layout = Layout::discover(&args.repo.repo)?;
     let roots = if layout.is_empty() {
         Vec::new()
@@ -131,6 +153,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
                 discovery: &discovery,
                 http_routes: http_routes.as_ref(),
                 kustomize_roots: &roots,
+                helm_values: &helm_values,
+                helm_hints: &helm_hints,
             };
             console::json(&doc)?;
         }
@@ -144,12 +168,18 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
                 text.push('\n');
                 text.push_str(&render_routes(d));
             }
+            if !helm_values.is_empty() || !helm_hints.is_empty() {
+                text.push('\n');
+                text.push_str(&render_helm(&helm_values, &helm_hints));
+            }
             console::out(&text)
         }
     }
+    let helm_errors = helm_values.iter().filter(|h| h.error.is_some()).count();
     let worst = root_problems
         .iter()
         .map(|p| p.severity)
+        .chain((helm_errors > 0).then_some(Severity::Error))
         .chain(discovery.worst())
         .chain(http_routes.as_ref().and_then(|d| d.worst()))
         .max();
@@ -162,7 +192,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             .chain(route_problems())
             .chain(root_problems.iter().copied())
             .filter(|p| p.severity == Severity::Error)
-            .count();
+            .count()
+            + helm_errors;
         console::err(&format!(
             "error: {n} error-level problem{} in {}",
             if n == 1 { "" } else { "s" },
@@ -435,6 +466,67 @@ pub fn render_routes(d: &GatewayDiscovery) -> String {
             pr.line,
             pr.code,
             pr.message
+        );
+    }
+    out
+}
+
+/// The Helm part of the terminal report: each configured chart-value canary, then the
+/// templates that could be one.
+pub fn render_helm(canaries: &[HelmCanary], hints: &[TemplateHint]) -> String {
+    let mut out = String::new();
+    let n = canaries.len();
+    let _ = writeln!(
+        out,
+        "{} Helm value canar{} (weightFrom)",
+        n,
+        if n == 1 { "y" } else { "ies" }
+    );
+    for c in canaries {
+        match (&c.located, &c.error) {
+            (Some(l), _) => {
+                let weight = match l.weight {
+                    Some(w) => format!("{w}/100"),
+                    None => format!("{:?} (invalid)/100", l.raw),
+                };
+                let _ = writeln!(out, "\n{}  weight {}", c.weight_from, weight);
+                let _ = writeln!(
+                    out,
+                    "  value   {}:{} (document {})  {}  {}",
+                    l.file.display(),
+                    l.line,
+                    l.document,
+                    l.form.describe(),
+                    l.field
+                );
+            }
+            (None, err) => {
+                let _ = writeln!(out, "\n{}  weight -", c.weight_from);
+                let _ = writeln!(
+                    out,
+                    "  error   [helm-value] {}",
+                    err.as_deref().unwrap_or("not found")
+                );
+            }
+        }
+    }
+    if !hints.is_empty() {
+        let _ = writeln!(out);
+    }
+    for h in hints {
+        let file = h
+            .values_file
+            .as_ref()
+            .map_or("VALUES_FILE".to_string(), |v| v.display().to_string());
+        let _ = writeln!(
+            out,
+            "hint {}:{} [helm-template] writes {} from .Values.{}; drive it with weightFrom: {{file: {}, path: {}}} (or the HelmRelease/Application that sets it)",
+            h.file.display(),
+            h.line,
+            crate::router::nginx::WEIGHT,
+            h.path,
+            file,
+            h.path
         );
     }
     out

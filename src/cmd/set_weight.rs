@@ -1,9 +1,12 @@
 //! `set-weight`: change one canary weight in the manifests, byte-exactly: an ingress-nginx
-//! canary Ingress's annotation, or both weights of an HTTPRoute's stable/canary split.
+//! canary Ingress's annotation, both weights of an HTTPRoute's stable/canary split, or a Helm
+//! chart value (`--weight-from`, or `weightFrom` in the config file).
 
 use super::RepoArgs;
+use crate::config::{self, Config};
 use crate::report::console;
 use crate::report::Output;
+use crate::router::helm::WeightFrom;
 use crate::{exit, manifest};
 
 #[derive(Debug, clap::Args)]
@@ -14,13 +17,21 @@ pub struct SetWeightArgs {
     #[arg(
         long,
         env = "GITOPS_CANARY_INGRESS",
-        required_unless_present = "route",
-        conflicts_with = "route"
+        conflicts_with_all = ["route", "weight_from"]
     )]
     pub ingress: Option<String>,
     /// The Gateway API HTTPRoute whose stable/canary split to set: NAME or NAMESPACE/NAME.
-    #[arg(long, env = "GITOPS_CANARY_ROUTE")]
+    #[arg(long, env = "GITOPS_CANARY_ROUTE", conflicts_with = "weight_from")]
     pub route: Option<String>,
+    /// A canary whose weight is a Helm chart value: FILE:PATH, FILE a values file, a Flux
+    /// HelmRelease or an Argo CD Application (relative to --repo), PATH the value as Helm's
+    /// --set writes it, e.g. canary.weight (default: the config file's weightFrom).
+    #[arg(long, env = "GITOPS_CANARY_WEIGHT_FROM")]
+    pub weight_from: Option<WeightFrom>,
+    /// The rollout configuration file, relative to --repo (its weightFrom applies when no
+    /// --ingress, --route or --weight-from is given).
+    #[arg(long, env = "GITOPS_CANARY_CONFIG", default_value = config::DEFAULT_FILE)]
+    pub config: std::path::PathBuf,
     /// The HTTPRoute backendRef that is the canary; default, the only one whose Service name
     /// ends in -canary or selects a Deployment whose name does.
     #[arg(long, env = "GITOPS_CANARY_CANARY_SERVICE")]
@@ -39,15 +50,29 @@ pub struct SetWeightArgs {
 }
 
 pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
-    let outcome = match (&args.route, &args.ingress) {
-        (Some(route), _) => crate::router::gateway::set_weight(
+    let weight_from = match (&args.weight_from, &args.route, &args.ingress) {
+        (Some(w), _, _) => Some(w.clone()),
+        (None, None, None) => Config::load(&args.repo.repo.join(&args.config))?.weight_from,
+        _ => None,
+    };
+    if weight_from.is_some() && (args.overlay.is_some() || args.canary_service.is_some()) {
+        return Err(exit::Usage(
+            "--overlay and --canary-service do not apply to a Helm value (--weight-from)".into(),
+        )
+        .into());
+    }
+    let outcome = match (&weight_from, &args.route, &args.ingress) {
+        (Some(wf), _, _) => {
+            crate::router::helm::set_weight(&args.repo.repo, wf, args.weight, args.dry_run)?
+        }
+        (None, Some(route), _) => crate::router::gateway::set_weight(
             &args.repo.repo,
             route,
             args.canary_service.as_deref(),
             args.weight,
             args.dry_run,
         )?,
-        (None, Some(ingress)) => {
+        (None, None, Some(ingress)) => {
             if args.canary_service.is_some() {
                 return Err(exit::Usage(
                     "--canary-service applies to --route (an HTTPRoute)".into(),
@@ -62,7 +87,13 @@ pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
                 args.dry_run,
             )?
         }
-        (None, None) => return Err(exit::Usage("give --ingress or --route".into()).into()),
+        (None, None, None) => {
+            return Err(exit::Usage(
+                "give --ingress, --route or --weight-from (or weightFrom in the config file)"
+                    .into(),
+            )
+            .into())
+        }
     };
     match args.repo.output {
         Output::Json => {

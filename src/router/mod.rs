@@ -6,6 +6,7 @@
 //! Git, gates) only talks to this trait and these values.
 
 pub mod gateway;
+pub mod helm;
 pub mod kustomize;
 pub mod nginx;
 pub mod select;

@@ -28,6 +28,7 @@ mod git_publish;
 mod git_ssh;
 mod git_workspace;
 mod health_corpus;
+mod helm_values;
 mod httproute_cases;
 mod httproute_corpus;
 mod httproute_proptest;
