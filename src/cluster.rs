@@ -1031,8 +1031,7 @@ pub async fn run_gates(
                         break;
                     }
                 }
-                let mut o =
-                    last.ok_or_else(|| missing(subject, "canary Ingress or HTTPRoute"))?;
+                let mut o = last.ok_or_else(|| missing(subject, "canary Ingress or HTTPRoute"))?;
                 o.last_state = seen.join("; ");
                 o.elapsed = gate_start.elapsed();
                 o

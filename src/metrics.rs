@@ -519,10 +519,11 @@ pub async fn run_analysis_with<S: MetricSource, C: Clock>(
     config
         .validate()
         .map_err(|reason| MetricsError::InvalidConfig { reason })?;
-    let requests_query = render(requests_template, vars).map_err(|source| MetricsError::Template {
-        check: "requests".into(),
-        source,
-    })?;
+    let requests_query =
+        render(requests_template, vars).map_err(|source| MetricsError::Template {
+            check: "requests".into(),
+            source,
+        })?;
     let rendered = checks
         .iter()
         .map(|c| {

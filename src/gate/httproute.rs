@@ -35,7 +35,10 @@ pub fn httproute_synced(route: &Value, want: &RouteWeights) -> Verdict {
     if let Some(wait) = split_differs(route, want) {
         return Verdict::Wait(wait);
     }
-    let Some(generation) = route.pointer("/metadata/generation").and_then(Value::as_i64) else {
+    let Some(generation) = route
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+    else {
         return Verdict::Wait("the HTTPRoute has no metadata.generation yet".into());
     };
     let parents = route
@@ -139,7 +142,10 @@ fn parent_condition(p: &Value, type_: &str, generation: i64, pending: &[&str]) -
     let Some(c) = p
         .get("conditions")
         .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(type_)))
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+        })
     else {
         return Verdict::Wait(format!("no {type_} condition yet"));
     };
@@ -255,7 +261,10 @@ mod tests {
         assert_eq!(httproute_synced(&r, &want(10, 90)), Verdict::Pass);
         // 0 / 0 sends nothing anywhere: only 0 / 0 equals it.
         let r = route(3, 0, 0, vec![parent("eg", Some("http"), accepted(3))]);
-        assert!(matches!(httproute_synced(&r, &want(0, 100)), Verdict::Wait(_)));
+        assert!(matches!(
+            httproute_synced(&r, &want(0, 100)),
+            Verdict::Wait(_)
+        ));
         // No weight in Git to compare: only the status decides.
         let mut w = want(10, 90);
         w.canary_weight = None;
@@ -301,23 +310,39 @@ mod tests {
             4,
             10,
             90,
-            vec![parent("eg", None, accepted(4)), parent("eg-2", None, accepted(3))],
+            vec![
+                parent("eg", None, accepted(4)),
+                parent("eg-2", None, accepted(3)),
+            ],
         );
-        assert!(matches!(httproute_synced(&r, &want(10, 90)), Verdict::Wait(m) if m.contains("infra/eg-2") && !m.contains("infra/eg:")));
+        assert!(
+            matches!(httproute_synced(&r, &want(10, 90)), Verdict::Wait(m) if m.contains("infra/eg-2") && !m.contains("infra/eg:"))
+        );
         // No Gateway has reported.
         let r = route(1, 10, 90, vec![]);
-        assert!(matches!(httproute_synced(&r, &want(10, 90)), Verdict::Wait(m) if m.contains("status.parents is empty")));
+        assert!(
+            matches!(httproute_synced(&r, &want(10, 90)), Verdict::Wait(m) if m.contains("status.parents is empty"))
+        );
         let mut r = route(1, 10, 90, vec![]);
         r.as_object_mut().unwrap().remove("status");
-        assert!(matches!(httproute_synced(&r, &want(10, 90)), Verdict::Wait(_)));
+        assert!(matches!(
+            httproute_synced(&r, &want(10, 90)),
+            Verdict::Wait(_)
+        ));
         // Accepted written, ResolvedRefs not yet.
         let r = route(
             1,
             10,
             90,
-            vec![parent("eg", None, vec![cond("Accepted", "True", "Accepted", 1)])],
+            vec![parent(
+                "eg",
+                None,
+                vec![cond("Accepted", "True", "Accepted", 1)],
+            )],
         );
-        assert!(matches!(httproute_synced(&r, &want(10, 90)), Verdict::Wait(m) if m.contains("no ResolvedRefs condition yet")));
+        assert!(
+            matches!(httproute_synced(&r, &want(10, 90)), Verdict::Wait(m) if m.contains("no ResolvedRefs condition yet"))
+        );
         // A condition without observedGeneration cannot be placed in time.
         let mut c = cond("Accepted", "True", "Accepted", 1);
         c.as_object_mut().unwrap().remove("observedGeneration");
@@ -325,9 +350,15 @@ mod tests {
             1,
             10,
             90,
-            vec![parent("eg", None, vec![c, cond("ResolvedRefs", "True", "ResolvedRefs", 1)])],
+            vec![parent(
+                "eg",
+                None,
+                vec![c, cond("ResolvedRefs", "True", "ResolvedRefs", 1)],
+            )],
         );
-        assert!(matches!(httproute_synced(&r, &want(10, 90)), Verdict::Wait(m) if m.contains("no observedGeneration")));
+        assert!(
+            matches!(httproute_synced(&r, &want(10, 90)), Verdict::Wait(m) if m.contains("no observedGeneration"))
+        );
     }
 
     #[test]
@@ -363,7 +394,9 @@ mod tests {
                 ],
             )],
         );
-        assert!(matches!(httproute_synced(&r, &want(10, 90)), Verdict::Fail(m) if m.ends_with("ResolvedRefs=False RefNotPermitted")));
+        assert!(
+            matches!(httproute_synced(&r, &want(10, 90)), Verdict::Fail(m) if m.ends_with("ResolvedRefs=False RefNotPermitted"))
+        );
         // The canary Service may be on its way: BackendNotFound waits, as does Pending.
         let r = route(
             2,
@@ -397,14 +430,18 @@ mod tests {
                 ],
             )],
         );
-        assert!(matches!(httproute_synced(&r, &want(10, 90)), Verdict::Wait(_)));
+        assert!(matches!(
+            httproute_synced(&r, &want(10, 90)),
+            Verdict::Wait(_)
+        ));
     }
 
     /// Every two-backend route of the corpus, given the status a Gateway writes for it,
     /// passes with its own weights and waits with others.
     #[test]
     fn corpus_routes_with_status() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/httproute");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/httproute");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             eprintln!("SKIP: no corpus at {}", dir.display());
             return;
@@ -423,19 +460,23 @@ mod tests {
                 if v.get("kind").and_then(Value::as_str) != Some("HTTPRoute") {
                     continue;
                 }
-                let Some(rule) = v
-                    .pointer("/spec/rules")
-                    .and_then(Value::as_array)
-                    .and_then(|rs| {
-                        rs.iter()
-                            .find(|r| r.get("backendRefs").and_then(Value::as_array).is_some_and(|b| b.len() == 2))
-                    })
+                let Some(rule) =
+                    v.pointer("/spec/rules")
+                        .and_then(Value::as_array)
+                        .and_then(|rs| {
+                            rs.iter().find(|r| {
+                                r.get("backendRefs")
+                                    .and_then(Value::as_array)
+                                    .is_some_and(|b| b.len() == 2)
+                            })
+                        })
                 else {
                     continue;
                 };
                 let refs = rule["backendRefs"].as_array().unwrap().clone();
                 let name = |i: usize| refs[i]["name"].as_str().unwrap_or_default().to_string();
-                let weight = |i: usize| refs[i].get("weight").and_then(Value::as_u64).unwrap_or(1) as u32;
+                let weight =
+                    |i: usize| refs[i].get("weight").and_then(Value::as_u64).unwrap_or(1) as u32;
                 if name(0) == name(1) {
                     continue;
                 }
@@ -447,7 +488,12 @@ mod tests {
                 };
                 v["metadata"]["generation"] = json!(7);
                 v["status"] = json!({"parents": [parent("gw", None, accepted(7))]});
-                assert_eq!(httproute_synced(&v, &w), Verdict::Pass, "{}", path.display());
+                assert_eq!(
+                    httproute_synced(&v, &w),
+                    Verdict::Pass,
+                    "{}",
+                    path.display()
+                );
                 // Another split: one more for the canary, or for a stable at 0 (whose canary
                 // has everything at any weight).
                 let other = if weight(0) == 0 {
@@ -467,10 +513,18 @@ mod tests {
                     path.display()
                 );
                 v["status"]["parents"][0]["conditions"][0]["observedGeneration"] = json!(6);
-                assert!(matches!(httproute_synced(&v, &w), Verdict::Wait(_)), "{}", path.display());
+                assert!(
+                    matches!(httproute_synced(&v, &w), Verdict::Wait(_)),
+                    "{}",
+                    path.display()
+                );
                 seen += 1;
             }
         }
-        assert!(seen >= 3, "only {seen} two-backend routes in {}", dir.display());
+        assert!(
+            seen >= 3,
+            "only {seen} two-backend routes in {}",
+            dir.display()
+        );
     }
 }

@@ -291,14 +291,15 @@ pub fn queries(
     max_p99_seconds: f64,
 ) -> Result<Queries, String> {
     let builtin = provider.builtin();
-    let pick = |given: &Option<String>, flag: &str, default: Option<&str>| {
-        match (given.as_deref().map(str::trim), default) {
-            (Some(t), _) if !t.is_empty() => Ok(t.to_string()),
-            (_, Some(d)) => Ok(d.to_string()),
-            (_, None) => Err(format!(
-                "--metrics-provider {provider} needs {flag} (a PromQL template)"
-            )),
-        }
+    let pick = |given: &Option<String>, flag: &str, default: Option<&str>| match (
+        given.as_deref().map(str::trim),
+        default,
+    ) {
+        (Some(t), _) if !t.is_empty() => Ok(t.to_string()),
+        (_, Some(d)) => Ok(d.to_string()),
+        (_, None) => Err(format!(
+            "--metrics-provider {provider} needs {flag} (a PromQL template)"
+        )),
     };
     let requests = pick(
         &templates.requests,
@@ -793,13 +794,23 @@ mod tests {
         };
         let q = queries(Provider::Custom, &all, 0.9, 1.0).unwrap();
         assert_eq!(
-            (q.requests.as_str(), q.checks[0].query.as_str(), q.checks[1].name.as_str()),
+            (
+                q.requests.as_str(),
+                q.checks[0].query.as_str(),
+                q.checks[1].name.as_str()
+            ),
             ("r", "s", "latency_p99")
         );
         // A p99 template on NGINX Gateway Fabric is a real p99 again.
         let q = queries(Provider::NginxGatewayFabric, &all, 0.9, 1.0).unwrap();
         assert_eq!(q.checks[1].name, "latency_p99");
-        let q = queries(Provider::NginxGatewayFabric, &QueryTemplates::default(), 0.9, 1.0).unwrap();
+        let q = queries(
+            Provider::NginxGatewayFabric,
+            &QueryTemplates::default(),
+            0.9,
+            1.0,
+        )
+        .unwrap();
         assert_eq!(q.checks[1].name, "latency_avg");
 
         let bad = QueryTemplates {
@@ -807,7 +818,10 @@ mod tests {
             ..Default::default()
         };
         let err = queries(Provider::IngressNginx, &bad, 0.9, 1.0).unwrap_err();
-        assert!(err.starts_with("--metrics-query-p99: unknown placeholder"), "{err}");
+        assert!(
+            err.starts_with("--metrics-query-p99: unknown placeholder"),
+            "{err}"
+        );
     }
 
     #[test]

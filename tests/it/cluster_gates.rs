@@ -811,12 +811,20 @@ async fn httproute_synced_waits_for_the_gateway_to_accept_the_new_generation() {
     let client = fake.client().await;
     let subject = route_subject(25, 75);
     let gate = tokio::spawn(async move {
-        cluster::run_gates(&client, &synced_settings(Duration::from_secs(30)), &subject, |_| {})
-            .await
+        cluster::run_gates(
+            &client,
+            &synced_settings(Duration::from_secs(30)),
+            &subject,
+            |_| {},
+        )
+        .await
     });
     fake.wait_watch_starts("httproutes", 1).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!gate.is_finished(), "must wait while the route weighs 10/90");
+    assert!(
+        !gate.is_finished(),
+        "must wait while the route weighs 10/90"
+    );
 
     // Argo CD applies the commit: new weights, generation 2, status still about generation 1.
     let route = fake.modify(ROUTES, "HTTPRoute", NS, "web", |r| {
@@ -845,7 +853,11 @@ async fn httproute_synced_waits_for_the_gateway_to_accept_the_new_generation() {
         outcomes[0].last_state
     );
     // Watched as the dynamic gateway.networking.k8s.io/v1 resource, no Ingress asked for.
-    assert!(count(&fake, |r| r.contains("/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes")) > 0);
+    assert!(
+        count(&fake, |r| r.contains(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes"
+        )) > 0
+    );
     assert_eq!(count(&fake, |r| r.contains("/ingresses")), 0);
 }
 
@@ -856,7 +868,11 @@ async fn httproute_rejected_by_the_gateway_fails_synced() {
     init();
     let fake = FakeKube::start().await;
     let mut route = fake.upsert(objects::http_route(NS, "web", "web", 25, 75));
-    objects::route_status(&mut route, ("False", "NotAllowedByListeners"), ("True", "ResolvedRefs"));
+    objects::route_status(
+        &mut route,
+        ("False", "NotAllowedByListeners"),
+        ("True", "ResolvedRefs"),
+    );
     fake.upsert(route);
     let client = fake.client().await;
     let outcomes = cluster::run_gates(

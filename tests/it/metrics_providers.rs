@@ -150,13 +150,23 @@ fn config() -> AnalysisConfig {
     }
 }
 
-async fn analyse(p: Provider, prom: &prometheus::Prometheus, route: &str, at: f64) -> AnalysisReport {
+async fn analyse(
+    p: Provider,
+    prom: &prometheus::Prometheus,
+    route: &str,
+    at: f64,
+) -> AnalysisReport {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = PrometheusClient::new(&prom.url, None)
         .unwrap()
         .with_retries(2, Duration::from_millis(20));
     let q = queries(p, &QueryTemplates::default(), 0.99, 0.5).unwrap();
-    let vars = Vars::new("shop", route, format!("{route}-canary"), Duration::from_secs(60));
+    let vars = Vars::new(
+        "shop",
+        route,
+        format!("{route}-canary"),
+        Duration::from_secs(60),
+    );
     run_analysis_with(
         &client,
         &q.requests,
@@ -205,7 +215,11 @@ async fn provider_scenarios(p: Provider, latency: &str) {
     assert_eq!(report.analysis.runs.len(), 2, "{p}");
     let rate = value(&report, 0, "success_rate").unwrap();
     assert!((0.88..=0.92).contains(&rate), "{p}: success rate {rate}");
-    assert_eq!(report.analysis.runs[0].checks[1].verdict, Verdict::Pass, "{p}");
+    assert_eq!(
+        report.analysis.runs[0].checks[1].verdict,
+        Verdict::Pass,
+        "{p}"
+    );
 
     let report = analyse(p, &prom, "quiet", at).await;
     let Verdict::Inconclusive(reason) = report.verdict() else {
@@ -295,7 +309,10 @@ fn rendered_provider_queries_snapshot() {
         Provider::NginxGatewayFabric,
     ] {
         let q = queries(p, &QueryTemplates::default(), 0.99, 0.5).unwrap();
-        out.push_str(&format!("== {p}\nrequests:\n{}\n", render(&q.requests, &v).unwrap()));
+        out.push_str(&format!(
+            "== {p}\nrequests:\n{}\n",
+            render(&q.requests, &v).unwrap()
+        ));
         for c in &q.checks {
             out.push_str(&format!(
                 "{} (min {:?}, max {:?}):\n{}\n",
@@ -332,8 +349,20 @@ async fn check_cli_reads_the_chosen_provider() {
     let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gitops-repo");
     let run = |extra: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_gitops-canary"))
-            .args(["check", "--ingress", "shop/web-canary", "--gates", "metrics"])
-            .args(["--metrics-replay", "--metrics-interval", "1m", "--bake-time", "2m"])
+            .args([
+                "check",
+                "--ingress",
+                "shop/web-canary",
+                "--gates",
+                "metrics",
+            ])
+            .args([
+                "--metrics-replay",
+                "--metrics-interval",
+                "1m",
+                "--bake-time",
+                "2m",
+            ])
             .args(["--min-requests", "1", "--repo", repo])
             .args(extra)
             .env("GITOPS_CANARY_PROMETHEUS_URL", &prom.url)
@@ -355,7 +384,10 @@ async fn check_cli_reads_the_chosen_provider() {
     assert!(text.contains("istio"), "{text}");
 
     let (code, text) = run(&[]);
-    assert_ne!(code, 0, "ingress-nginx's queries find no Istio series: {text}");
+    assert_ne!(
+        code, 0,
+        "ingress-nginx's queries find no Istio series: {text}"
+    );
     assert!(!text.contains("PASS metrics"), "{text}");
 
     // A template asking for more than the canary's share of 2xx fails the check.

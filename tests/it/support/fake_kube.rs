@@ -890,7 +890,13 @@ pub mod objects {
 
     /// An HTTPRoute splitting `/` between `stable` and `<stable>-canary` on Gateway
     /// `infra/eg`, without status (no Gateway has looked at it yet).
-    pub fn http_route(ns: &str, name: &str, stable: &str, canary_weight: u32, stable_weight: u32) -> Value {
+    pub fn http_route(
+        ns: &str,
+        name: &str,
+        stable: &str,
+        canary_weight: u32,
+        stable_weight: u32,
+    ) -> Value {
         json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
             "metadata": {"name": name, "namespace": ns},
             "spec": {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "infra", "name": "eg", "sectionName": "http"}],
