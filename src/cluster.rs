@@ -498,6 +498,11 @@ fn round_secs(d: Duration) -> Duration {
 pub enum SyncSource {
     /// The live Ingress carries the weight Git has (works without a GitOps controller API).
     Ingress { ingress: ObjectRef, weight: u32 },
+    /// The live HTTPRoute carries the split Git has and every Gateway accepted that generation.
+    HttpRoute {
+        route: ObjectRef,
+        weights: crate::gate::httproute::RouteWeights,
+    },
     /// An Argo CD `Application` is Synced and Healthy at the merged revision.
     ArgoCd { app: ObjectRef, revision: String },
     /// A Flux `Kustomization` is Ready with the merged revision applied.
@@ -515,6 +520,14 @@ pub fn argocd_application() -> ApiResource {
     ))
 }
 
+pub fn http_route() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "gateway.networking.k8s.io",
+        "v1",
+        "HTTPRoute",
+    ))
+}
+
 pub fn flux_kustomization() -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk(
         "kustomize.toolkit.fluxcd.io",
@@ -524,10 +537,10 @@ pub fn flux_kustomization() -> ApiResource {
 }
 
 /// The merge patch that asks the controller to reconcile now (Argo CD refresh annotation,
-/// Flux `requestedAt`), or `None` for the live Ingress which has no controller to poke.
+/// Flux `requestedAt`), or `None` for the live Ingress or HTTPRoute: no controller to poke.
 pub fn sync_now_patch(source: &SyncSource, now: SystemTime) -> Option<serde_json::Value> {
     match source {
-        SyncSource::Ingress { .. } => None,
+        SyncSource::Ingress { .. } | SyncSource::HttpRoute { .. } => None,
         SyncSource::ArgoCd { .. } => Some(serde_json::json!({
             "metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}
         })),
@@ -594,6 +607,13 @@ pub async fn synced(
                 },
                 timeout,
             )
+            .await?
+        }
+        SyncSource::HttpRoute { route, weights } => {
+            let ar = http_route();
+            wait_dynamic(client, &ar, route, source, false, timeout, |v| {
+                crate::gate::httproute::httproute_synced(v, weights)
+            })
             .await?
         }
         SyncSource::ArgoCd { app, revision } => {
@@ -1011,7 +1031,7 @@ pub async fn run_gates(
                         break;
                     }
                 }
-                let mut o = last.ok_or_else(|| missing(subject, "canary Ingress"))?;
+                let mut o = last.ok_or_else(|| missing(subject, "canary Ingress or HTTPRoute"))?;
                 o.last_state = seen.join("; ");
                 o.elapsed = gate_start.elapsed();
                 o
@@ -1050,7 +1070,7 @@ fn missing(subject: &Subject, what: &str) -> ClusterError {
     }
 }
 
-/// Where `synced` looks: every canary Ingress, or the one Argo CD / Flux object.
+/// Where `synced` looks: every canary Ingress and HTTPRoute, or the one Argo CD / Flux object.
 fn sync_sources(via: &SyncVia, subject: &Subject) -> Result<Vec<SyncSource>, ClusterError> {
     let revision = |kind: &str, obj: &ObjectRef| {
         subject
@@ -1072,6 +1092,16 @@ fn sync_sources(via: &SyncVia, subject: &Subject) -> Result<Vec<SyncSource>, Clu
                 ingress: i.clone(),
                 weight: subject.weight,
             })
+            .chain(
+                subject
+                    .targets
+                    .routes
+                    .iter()
+                    .map(|r| SyncSource::HttpRoute {
+                        route: r.route.clone(),
+                        weights: r.weights.clone(),
+                    }),
+            )
             .collect(),
         SyncVia::ArgoCd(app) => vec![SyncSource::ArgoCd {
             app: app.clone(),

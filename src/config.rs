@@ -182,6 +182,10 @@ pub struct Config {
     /// Prometheus for the metrics gate.
     #[serde(default)]
     pub prometheus_url: Option<String>,
+    /// Whose metrics the metrics gate reads: `ingress-nginx` (the default), `envoy-gateway`,
+    /// `istio`, `nginx-gateway-fabric` or `custom`.
+    #[serde(default)]
+    pub metrics_provider: Option<crate::gate::metrics::Provider>,
     #[serde(default)]
     pub rollback: Option<RollbackPolicy>,
     /// Promote the canary to stable after the last stage (default true).
@@ -244,6 +248,7 @@ impl Config {
             argocd_app: None,
             flux_kustomization: None,
             prometheus_url: None,
+            metrics_provider: None,
             rollback: None,
             promote: None,
             weight_from: None,

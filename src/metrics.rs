@@ -503,13 +503,27 @@ pub async fn run_analysis<S: MetricSource, C: Clock>(
     config: &AnalysisConfig,
     clock: &C,
 ) -> Result<AnalysisReport, MetricsError> {
+    run_analysis_with(source, REQUESTS_QUERY, checks, vars, config, clock).await
+}
+
+/// [`run_analysis`] with the canary's request count from `requests_template` (another
+/// provider's metric, or a user's template) instead of ingress-nginx's.
+pub async fn run_analysis_with<S: MetricSource, C: Clock>(
+    source: &S,
+    requests_template: &str,
+    checks: &[MetricCheck],
+    vars: &Vars,
+    config: &AnalysisConfig,
+    clock: &C,
+) -> Result<AnalysisReport, MetricsError> {
     config
         .validate()
         .map_err(|reason| MetricsError::InvalidConfig { reason })?;
-    let requests_query = render(REQUESTS_QUERY, vars).map_err(|source| MetricsError::Template {
-        check: "requests".into(),
-        source,
-    })?;
+    let requests_query =
+        render(requests_template, vars).map_err(|source| MetricsError::Template {
+            check: "requests".into(),
+            source,
+        })?;
     let rendered = checks
         .iter()
         .map(|c| {

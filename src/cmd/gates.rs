@@ -13,10 +13,10 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use crate::app::{GateContext, GateLine, GateReport, GateRunner};
 use crate::cluster::{self, GateOutcome, GateSettings, ObjectRef, Subject, SyncVia};
 use crate::exit::Usage;
-use crate::gate::metrics::{builtin_checks, AnalysisConfig, Vars};
+use crate::gate::metrics::{queries, AnalysisConfig, Provider, Queries, QueryTemplates, Vars};
 use crate::gate::target::MetricsLabels;
 use crate::gate::{Gate, Verdict};
-use crate::metrics::{run_analysis, ManualClock, PrometheusClient, SystemClock};
+use crate::metrics::{run_analysis_with, ManualClock, PrometheusClient, SystemClock};
 use crate::secret::Token;
 
 pub use crate::gate::SyncSourceKind;
@@ -72,16 +72,51 @@ pub struct MetricsArgs {
     /// Highest acceptable p99 latency of canary requests, in seconds.
     #[arg(long, env = "GITOPS_CANARY_MAX_P99_SECONDS", default_value_t = 0.5)]
     pub max_p99_seconds: f64,
+    /// Whose metrics the built-in queries read: ingress-nginx, envoy-gateway, istio,
+    /// nginx-gateway-fabric, or custom (every query from --metrics-query-*).
+    #[arg(long, env = "GITOPS_CANARY_METRICS_PROVIDER", value_enum)]
+    pub metrics_provider: Option<Provider>,
+    /// PromQL template of the canary's success rate (0..1), replacing the provider's;
+    /// placeholders {{namespace}}, {{service}}, {{route}} (or {{ingress}}), {{interval}}.
+    #[arg(long, env = "GITOPS_CANARY_METRICS_QUERY_SUCCESS")]
+    pub metrics_query_success: Option<String>,
+    /// PromQL template of the canary's p99 latency in seconds, replacing the provider's
+    /// (same placeholders).
+    #[arg(long, env = "GITOPS_CANARY_METRICS_QUERY_P99")]
+    pub metrics_query_p99: Option<String>,
+    /// PromQL template of the canary's request count in the interval (the minimum-traffic
+    /// rule), replacing the provider's (same placeholders).
+    #[arg(long, env = "GITOPS_CANARY_METRICS_QUERY_REQUESTS")]
+    pub metrics_query_requests: Option<String>,
     /// Evaluate the analysis runs at their times without waiting for them (for data that is
     /// already stored: replays and tests).
     #[arg(long, env = "GITOPS_CANARY_METRICS_REPLAY", hide = true)]
     pub metrics_replay: bool,
 }
 
+impl MetricsArgs {
+    /// The queries these flags ask for: the provider's built-ins (ingress-nginx when none is
+    /// given), each replaced by its template. A missing or broken template is a usage error.
+    pub fn queries(&self) -> Result<Queries, Usage> {
+        queries(
+            self.metrics_provider.unwrap_or_default(),
+            &QueryTemplates {
+                requests: self.metrics_query_requests.clone(),
+                success: self.metrics_query_success.clone(),
+                p99: self.metrics_query_p99.clone(),
+            },
+            self.min_success_rate,
+            self.max_p99_seconds,
+        )
+        .map_err(Usage)
+    }
+}
+
 /// The Prometheus analysis as a gate.
 pub struct MetricsGate {
     pub client: PrometheusClient,
     pub args: MetricsArgs,
+    pub queries: Queries,
 }
 
 impl MetricsGate {
@@ -89,9 +124,11 @@ impl MetricsGate {
         let Some(url) = &args.prometheus_url else {
             return Ok(None);
         };
+        let queries = args.queries()?;
         Ok(Some(MetricsGate {
             client: PrometheusClient::new(url, args.prometheus_token.clone())?,
             args: args.clone(),
+            queries,
         }))
     }
 
@@ -159,12 +196,12 @@ impl MetricsGate {
             min_requests: self.args.min_requests,
             min_passing_runs: 1,
         };
-        let checks = builtin_checks(self.args.min_success_rate, self.args.max_p99_seconds);
+        let (requests, checks) = (&self.queries.requests, &self.queries.checks);
         let report = if self.args.metrics_replay {
             let clock = ManualClock::starting_at(crate::metrics::Clock::now(&SystemClock));
-            run_analysis(&self.client, &checks, &vars, &config, &clock).await?
+            run_analysis_with(&self.client, requests, checks, &vars, &config, &clock).await?
         } else {
-            run_analysis(&self.client, &checks, &vars, &config, &SystemClock).await?
+            run_analysis_with(&self.client, requests, checks, &vars, &config, &SystemClock).await?
         };
         let runs = serde_json::to_value(&report.analysis)
             .ok()
@@ -173,8 +210,9 @@ impl MetricsGate {
         Ok((
             report.verdict().clone(),
             format!(
-                "{runs} run(s) over {} for {}/{} (service {})",
+                "{runs} run(s) over {} of {} metrics for {}/{} (service {})",
                 humantime::format_duration(config.bake_time),
+                self.queries.provider,
                 vars.namespace,
                 vars.ingress,
                 vars.service

@@ -384,6 +384,9 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
     if metrics.prometheus_url.is_none() {
         metrics.prometheus_url = cfg.prometheus_url.clone();
     }
+    if metrics.metrics_provider.is_none() {
+        metrics.metrics_provider = cfg.metrics_provider;
+    }
     Ok(Resolved {
         settings,
         ws,

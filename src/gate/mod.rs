@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Gate {
-    /// Git's change reached the cluster (the live Ingress weight, Argo CD or Flux).
+    /// Git's change reached the cluster (the live Ingress or HTTPRoute weights, Argo CD or
+    /// Flux).
     Synced,
     /// The canary and stable Deployments finished their rollouts.
     RolledOut,
@@ -79,6 +80,7 @@ pub enum Verdict {
     Inconclusive(String),
 }
 
+pub mod httproute;
 pub mod k8s;
 pub mod metrics;
 pub mod target;
@@ -98,7 +100,8 @@ pub mod target;
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum SyncSourceKind {
-    /// The live canary Ingress carries the weight Git has.
+    /// The live canary Ingress carries the weight Git has (an HTTPRoute canary: the live
+    /// HTTPRoute carries Git's weights and its Gateways accepted it).
     #[default]
     Ingress,
     /// The Argo CD Application is Synced and Healthy at the merged revision.

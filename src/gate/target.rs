@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::gate::httproute::RouteWeights;
 use crate::gate::ObjectRef;
 use crate::manifest::workload::{ServiceInfo, Workload};
 use crate::router::Route;
@@ -28,11 +29,21 @@ pub struct MetricsLabels {
     pub service: String,
 }
 
+/// An HTTPRoute canary as `synced` watches it: the route and the split the base has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteTarget {
+    pub route: ObjectRef,
+    pub weights: RouteWeights,
+}
+
 /// Everything one stage's gates watch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Targets {
     /// Every canary Ingress (for `synced` through the live Ingress).
     pub ingresses: Vec<ObjectRef>,
+    /// Every HTTPRoute canary (for `synced` through the live HTTPRoute and its status).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteTarget>,
     /// Every Deployment behind the canary routes' Services.
     pub canary: Vec<ObjectRef>,
     /// Every Deployment behind the stable routes' Services.
@@ -91,10 +102,27 @@ pub fn resolve(
     t.canary = canary;
     t.stable = stable;
     for p in pairs {
-        push_unique(
-            &mut t.ingresses,
-            ObjectRef::new(ns_of(&p.canary), p.canary.name.clone()),
-        );
+        let canary_ref = ObjectRef::new(ns_of(&p.canary), p.canary.name.clone());
+        if p.canary.kind == crate::router::gateway::KIND {
+            // The canary and the stable are backendRefs of one HTTPRoute.
+            let stable = p.stables.first();
+            let target = RouteTarget {
+                route: canary_ref,
+                weights: RouteWeights {
+                    canary: p.canary.services().first().cloned().unwrap_or_default(),
+                    stable: stable
+                        .and_then(|s| s.services().first().cloned())
+                        .unwrap_or_default(),
+                    canary_weight: p.canary.weight,
+                    stable_weight: stable.and_then(|s| s.weight),
+                },
+            };
+            if !t.routes.contains(&target) {
+                t.routes.push(target);
+            }
+        } else {
+            push_unique(&mut t.ingresses, canary_ref);
+        }
         let stable = p.stables.first().unwrap_or(&p.canary);
         let labels = MetricsLabels {
             namespace: ns_of(stable),
@@ -155,6 +183,65 @@ mod tests {
             service: "api".into()
         }));
         assert_eq!(t.metrics.len(), t.ingresses.len());
+    }
+
+    /// An HTTPRoute canary is watched as a route with the base's split, not as an Ingress;
+    /// its metric labels name the route.
+    #[test]
+    fn an_httproute_canary_is_a_route_target() {
+        use crate::manifest::SourceFile;
+        use crate::router::Router;
+        let text = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web
+  namespace: shop
+spec:
+  parentRefs:
+  - name: eg
+  rules:
+  - backendRefs:
+    - name: web
+      port: 80
+      weight: 70
+    - name: web-canary
+      port: 80
+      weight: 30
+"#;
+        let file = SourceFile::parse("route.yaml".into(), text.to_string()).unwrap();
+        let files = [file];
+        let d = crate::router::gateway::GatewayApi.discover(&files, &[]);
+        let pairs: Vec<RoutePair> = d
+            .pairs
+            .into_iter()
+            .map(|p| RoutePair {
+                canary: p.canary,
+                stables: p.stable,
+            })
+            .collect();
+        assert_eq!(pairs.len(), 1, "{pairs:?}");
+        let t = resolve(&pairs, &[], &[], "default");
+        assert!(t.ingresses.is_empty(), "{:?}", t.ingresses);
+        assert_eq!(
+            t.routes,
+            [RouteTarget {
+                route: ObjectRef::new("shop", "web"),
+                weights: RouteWeights {
+                    canary: "web-canary".into(),
+                    stable: "web".into(),
+                    canary_weight: Some(30),
+                    stable_weight: Some(70),
+                },
+            }]
+        );
+        assert_eq!(
+            t.metrics,
+            [MetricsLabels {
+                namespace: "shop".into(),
+                ingress: "web".into(),
+                service: "web-canary".into()
+            }]
+        );
     }
 
     #[test]

@@ -764,3 +764,152 @@ async fn sync_now_patch_is_retried_through_server_errors() {
         "{err}"
     );
 }
+
+const ROUTES: &str = "gateway.networking.k8s.io/v1";
+
+fn route_subject(canary_weight: u32, stable_weight: u32) -> cluster::Subject {
+    use gitops_canary::gate::httproute::RouteWeights;
+    use gitops_canary::gate::target::{RouteTarget, Targets};
+    cluster::Subject {
+        targets: Targets {
+            routes: vec![RouteTarget {
+                route: ObjectRef::new(NS, "web"),
+                weights: RouteWeights {
+                    canary: "web-canary".into(),
+                    stable: "web".into(),
+                    canary_weight: Some(canary_weight),
+                    stable_weight: Some(stable_weight),
+                },
+            }],
+            ..Default::default()
+        },
+        weight: canary_weight,
+        revision: None,
+    }
+}
+
+fn synced_settings(timeout: Duration) -> cluster::GateSettings {
+    cluster::GateSettings {
+        gates: vec![cluster::Gate::Synced],
+        sync_via: cluster::SyncVia::Ingress,
+        sync_now: false,
+        timeout,
+        bake: Duration::ZERO,
+        restart_threshold: 3,
+    }
+}
+
+/// An HTTPRoute stage: Git's new weights reach the live route (its generation moves on), and
+/// `synced` waits until the Gateway's controller has accepted that generation, then passes.
+#[tokio::test]
+async fn httproute_synced_waits_for_the_gateway_to_accept_the_new_generation() {
+    init();
+    let fake = FakeKube::start().await;
+    let mut route = fake.upsert(objects::http_route(NS, "web", "web", 10, 90));
+    objects::route_status(&mut route, ("True", "Accepted"), ("True", "ResolvedRefs"));
+    fake.upsert(route);
+    let client = fake.client().await;
+    let subject = route_subject(25, 75);
+    let gate = tokio::spawn(async move {
+        cluster::run_gates(
+            &client,
+            &synced_settings(Duration::from_secs(30)),
+            &subject,
+            |_| {},
+        )
+        .await
+    });
+    fake.wait_watch_starts("httproutes", 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !gate.is_finished(),
+        "must wait while the route weighs 10/90"
+    );
+
+    // Argo CD applies the commit: new weights, generation 2, status still about generation 1.
+    let route = fake.modify(ROUTES, "HTTPRoute", NS, "web", |r| {
+        r["spec"]["rules"][0]["backendRefs"][0]["weight"] = json!(75);
+        r["spec"]["rules"][0]["backendRefs"][1]["weight"] = json!(25);
+    });
+    assert_eq!(route["metadata"]["generation"], 2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !gate.is_finished(),
+        "must wait while the status describes generation 1"
+    );
+
+    let accepted = Instant::now();
+    fake.modify(ROUTES, "HTTPRoute", NS, "web", |r| {
+        objects::route_status(r, ("True", "Accepted"), ("True", "ResolvedRefs"));
+    });
+    let outcomes = gate.await.unwrap().unwrap();
+    assert!(accepted.elapsed() < GENEROUS);
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].gate, "synced");
+    assert_eq!(outcomes[0].verdict, Verdict::Pass, "{:?}", outcomes[0]);
+    assert!(
+        outcomes[0].last_state.contains("HTTPRoute shop/web"),
+        "{}",
+        outcomes[0].last_state
+    );
+    // Watched as the dynamic gateway.networking.k8s.io/v1 resource, no Ingress asked for.
+    assert!(
+        count(&fake, |r| r.contains(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes"
+        )) > 0
+    );
+    assert_eq!(count(&fake, |r| r.contains("/ingresses")), 0);
+}
+
+/// A Gateway rejecting the route at its current generation fails `synced` at once with the
+/// parent and the reason; a timeout names what the status last said.
+#[tokio::test]
+async fn httproute_rejected_by_the_gateway_fails_synced() {
+    init();
+    let fake = FakeKube::start().await;
+    let mut route = fake.upsert(objects::http_route(NS, "web", "web", 25, 75));
+    objects::route_status(
+        &mut route,
+        ("False", "NotAllowedByListeners"),
+        ("True", "ResolvedRefs"),
+    );
+    fake.upsert(route);
+    let client = fake.client().await;
+    let outcomes = cluster::run_gates(
+        &client,
+        &synced_settings(Duration::from_secs(30)),
+        &route_subject(25, 75),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    match &outcomes[0].verdict {
+        Verdict::Fail(r) => {
+            assert!(r.contains("Gateway infra/eg section http"), "{r}");
+            assert!(r.contains("Accepted=False NotAllowedByListeners"), "{r}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+
+    // Never accepted (no status at all): a timeout with the last observed state.
+    fake.upsert(objects::http_route(NS, "api", "api", 25, 75));
+    let mut subject = route_subject(25, 75);
+    subject.targets.routes[0].route = ObjectRef::new(NS, "api");
+    subject.targets.routes[0].weights.canary = "api-canary".into();
+    subject.targets.routes[0].weights.stable = "api".into();
+    let outcomes = cluster::run_gates(
+        &client,
+        &synced_settings(Duration::from_secs(1)),
+        &subject,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    match &outcomes[0].verdict {
+        Verdict::Fail(r) => {
+            assert!(r.starts_with("timed out after 1s: "), "{r}");
+            assert!(r.contains("status.parents is empty"), "{r}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}

@@ -35,6 +35,7 @@ mod httproute_proptest;
 mod kustomize_cases;
 mod kustomize_plan;
 mod metrics_prometheus;
+mod metrics_providers;
 mod proptest_edit;
 mod report_github;
 mod report_gitlab;

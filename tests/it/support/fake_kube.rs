@@ -888,6 +888,39 @@ pub mod objects {
             "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}});
     }
 
+    /// An HTTPRoute splitting `/` between `stable` and `<stable>-canary` on Gateway
+    /// `infra/eg`, without status (no Gateway has looked at it yet).
+    pub fn http_route(
+        ns: &str,
+        name: &str,
+        stable: &str,
+        canary_weight: u32,
+        stable_weight: u32,
+    ) -> Value {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "infra", "name": "eg", "sectionName": "http"}],
+                "hostnames": ["shop.example.com"],
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "backendRefs": [
+                        {"group": "", "kind": "Service", "name": stable, "port": 80, "weight": stable_weight},
+                        {"group": "", "kind": "Service", "name": format!("{stable}-canary"), "port": 80, "weight": canary_weight}]}]}})
+    }
+
+    /// The status the Gateway's controller writes for the route's current generation:
+    /// `Accepted` and `ResolvedRefs` with the given status and reason.
+    pub fn route_status(route: &mut Value, accepted: (&str, &str), resolved: (&str, &str)) {
+        let generation = route["metadata"]["generation"].as_i64().unwrap_or(1);
+        let cond = |t: &str, (status, reason): (&str, &str)| {
+            json!({"type": t, "status": status, "reason": reason, "message": "",
+                "observedGeneration": generation, "lastTransitionTime": "2026-11-27T00:00:00Z"})
+        };
+        route["status"] = json!({"parents": [{
+            "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "infra", "name": "eg", "sectionName": "http"},
+            "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
+            "conditions": [cond("Accepted", accepted), cond("ResolvedRefs", resolved)]}]});
+    }
+
     pub fn argo_app(ns: &str, name: &str, revision: &str, sync: &str, health: &str) -> Value {
         json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
             "metadata": {"name": name, "namespace": ns},

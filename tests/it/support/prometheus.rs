@@ -230,3 +230,108 @@ async fn wait_ready(child: &mut Child, url: &str) -> bool {
     }
     false
 }
+
+/// How one implementation names its request metrics, for [`openmetrics_as`].
+#[derive(Debug, Clone, Copy)]
+pub struct Names {
+    /// The request counter, one series per response code (class).
+    pub requests: &'static str,
+    /// The label holding the code, and the values written for a success and an error.
+    pub code_label: &'static str,
+    pub ok: &'static str,
+    pub error: &'static str,
+    pub latency: Latency,
+}
+
+/// How an implementation reports latency.
+#[derive(Debug, Clone, Copy)]
+pub enum Latency {
+    /// A histogram (`_bucket`, `_count`, `_sum`) in `unit`s per second (1000 for milliseconds).
+    Histogram { name: &'static str, unit: f64 },
+    /// A gauge of each series' average response time, in `unit`s per second.
+    AverageGauge { name: &'static str, unit: f64 },
+}
+
+/// One series set of traffic: its identifying labels (`k="v",...`) and its behaviour, with the
+/// same shares as [`Traffic`]: `error_ratio` answered with the error code, `slow_ratio` taking
+/// 0.8 s (the rest 0.04 s).
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub labels: String,
+    pub rps: f64,
+    pub error_ratio: f64,
+    pub slow_ratio: f64,
+}
+
+/// OpenMetrics text for `series` in `names`' metric names, from `start` for `duration` seconds,
+/// one sample every `step`. Counters are declared as gauges as in [`openmetrics`].
+pub fn openmetrics_as(
+    names: &Names,
+    start: i64,
+    duration: i64,
+    step: i64,
+    series: &[Series],
+) -> String {
+    let mut requests = format!("# TYPE {} gauge\n", names.requests);
+    let mut latency = match names.latency {
+        Latency::Histogram { name, .. } => format!("# TYPE {name} histogram\n"),
+        Latency::AverageGauge { name, .. } => format!("# TYPE {name} gauge\n"),
+    };
+    for s in series {
+        for (code, share) in [
+            (names.ok, 1.0 - s.error_ratio),
+            (names.error, s.error_ratio),
+        ] {
+            if share <= 0.0 {
+                continue;
+            }
+            let labels = format!("{},{}=\"{code}\"", s.labels, names.code_label);
+            let mut ts = start;
+            while ts <= start + duration {
+                let total = (s.rps * share * (ts - start) as f64).floor();
+                writeln!(requests, "{}{{{labels}}} {total} {ts}", names.requests).unwrap();
+                ts += step;
+            }
+        }
+        let mut ts = start;
+        while ts <= start + duration {
+            let total = (s.rps * (ts - start) as f64).floor();
+            let slow = (total * s.slow_ratio).floor();
+            let fast = total - slow;
+            match names.latency {
+                Latency::Histogram { name, unit } => {
+                    for le in BUCKETS {
+                        let (bound, shown) = if le == "+Inf" {
+                            (f64::INFINITY, le.to_string())
+                        } else {
+                            let b: f64 = le.parse().unwrap();
+                            (b, format!("{}", b * unit))
+                        };
+                        let n = if bound >= SLOW {
+                            total
+                        } else if bound >= FAST {
+                            fast
+                        } else {
+                            0.0
+                        };
+                        writeln!(
+                            latency,
+                            "{name}_bucket{{{},le=\"{shown}\"}} {n} {ts}",
+                            s.labels
+                        )
+                        .unwrap();
+                    }
+                    writeln!(latency, "{name}_count{{{}}} {total} {ts}", s.labels).unwrap();
+                    let sum = (fast * FAST + slow * SLOW) * unit;
+                    writeln!(latency, "{name}_sum{{{}}} {sum} {ts}", s.labels).unwrap();
+                }
+                Latency::AverageGauge { name, unit } => {
+                    let avg = (FAST * (1.0 - s.slow_ratio) + SLOW * s.slow_ratio) * unit;
+                    writeln!(latency, "{name}{{{}}} {avg} {ts}", s.labels).unwrap();
+                }
+            }
+            ts += step;
+        }
+    }
+    format!("{requests}{latency}# EOF\n")
+}
