@@ -207,15 +207,6 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
             &notes,
         )?;
     }
-    if !args.route.is_empty()
-        && args.sync_source == SyncSourceKind::Ingress
-        && args.gates.contains(&Gate::Synced)
-    {
-        return Err(Usage(
-            "the synced gate reads the live canary Ingress by default, and an HTTPRoute has none: pass --sync-source argocd or flux, or leave synced out of --gates".into(),
-        )
-        .into());
-    }
     let sync_via = super::gates::sync_via(
         args.sync_source,
         args.argocd_app.as_deref(),

@@ -351,15 +351,6 @@ fn resolve(args: &RolloutArgs) -> anyhow::Result<Resolved> {
         }
     };
     let sync_source = args.sync_source.or(cfg.sync_source).unwrap_or_default();
-    if !selection.routes.is_empty()
-        && sync_source == SyncSourceKind::Ingress
-        && gate_list.contains(&Gate::Synced)
-    {
-        return Err(Usage(
-            "the synced gate reads the live canary Ingress by default, and an HTTPRoute has none: set `syncSource: argocd` or `flux` (--sync-source), or leave `synced` out of the gates".into(),
-        )
-        .into());
-    }
     let argocd_app = args.argocd_app.clone().or(cfg.argocd_app.clone());
     let flux = args
         .flux_kustomization
