@@ -17,7 +17,7 @@ LAYERS = [
     ["plan", "gate"],
     ["config"],
     ["git", "forge", "cluster", "metrics"],
-    ["app", "rollout"],
+    ["rollout"],
     ["report"],
     ["exit"],
     ["cli", "cmd"],

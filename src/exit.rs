@@ -40,7 +40,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             .or_else(|| classify::<crate::git::GitError>(cause))
             .or_else(|| classify::<crate::forge::ForgeError>(cause))
             .or_else(|| classify::<crate::cluster::ClusterError>(cause))
-            .or_else(|| classify::<crate::app::AppError>(cause));
+            .or_else(|| classify::<crate::rollout::AppError>(cause));
         if let Some(code) = code {
             return code;
         }

@@ -2,10 +2,10 @@
 //!
 //! The crate is split the way the tool thinks: pure decisions (`yaml`, `manifest`, `router`,
 //! `gate`, `plan`) that take plain values and return plain values, and adapters at the edges
-//! (`git`, `forge`, `cluster`, `metrics`, `report`) behind small traits. `app` is the one loop
-//! that observes, decides, acts and reports; `cli` and `cmd` are a thin shell over it.
+//! (`git`, `forge`, `cluster`, `metrics`) behind small traits. `rollout` is the one loop that
+//! observes, decides and acts; `report` holds every line of text; `cli` and `cmd` are a thin
+//! shell over them. `.ci/check-layers.py` holds the layers.
 
-pub mod app;
 pub mod cli;
 pub mod cluster;
 pub mod cmd;
@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod plan;
 pub mod report;
+pub mod rollout;
 pub mod router;
 pub mod secret;
 pub mod yaml;

@@ -99,7 +99,7 @@ struct Resolved {
 }
 
 fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
-    let selection = crate::app::Selection {
+    let selection = crate::rollout::Selection {
         ingresses: args.ingress.clone(),
         routes: args.route.clone(),
         canary_service: args.canary_service.clone(),
@@ -111,7 +111,7 @@ fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
         .iter()
         .find_map(|s| manifest::Selector::parse(s).ok().and_then(|s| s.namespace))
         .unwrap_or_else(|| "default".into());
-    let r = crate::app::resolve_canaries(&args.repo.repo, &selection, &default_namespace)?;
+    let r = crate::rollout::resolve_canaries(&args.repo.repo, &selection, &default_namespace)?;
     if r.weights.windows(2).any(|w| w[0].1 != w[1].1) {
         let list: Vec<String> = r.weights.iter().map(|(n, w)| format!("{n}={w}")).collect();
         return Err(Usage(format!(

@@ -10,13 +10,13 @@ use futures::future::BoxFuture;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use crate::app::{GateContext, GateLine, GateReport, GateRunner};
 use crate::cluster::{self, GateOutcome, GateSettings, ObjectRef, Subject, SyncVia};
 use crate::exit::Usage;
 use crate::gate::metrics::{queries, AnalysisConfig, Provider, Queries, QueryTemplates, Vars};
 use crate::gate::target::MetricsLabels;
 use crate::gate::{Gate, Verdict};
 use crate::metrics::{run_analysis_with, ManualClock, PrometheusClient, SystemClock};
+use crate::rollout::{GateContext, GateLine, GateReport, GateRunner};
 use crate::secret::Token;
 
 pub use crate::gate::SyncSourceKind;

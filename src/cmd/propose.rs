@@ -13,8 +13,8 @@
 //! request of that branch before one is created (and `create_pr` itself returns the existing
 //! one on "already exists"). So a re-run after any failure prints the same request.
 
-use crate::app::PrOperation;
 use crate::report::{self, console, OutputKey};
+use crate::rollout::PrOperation;
 use std::path::PathBuf;
 
 use super::RepoArgs;
@@ -94,7 +94,7 @@ fn env_token(var: &str) -> Option<Token> {
 /// The rollout a proposal belongs to: its id, its Ingresses, its stages and labels.
 struct Scheme {
     rollout: String,
-    selection: crate::app::Selection,
+    selection: crate::rollout::Selection,
     change: ChangeKind,
     total: usize,
     labels: Vec<String>,
@@ -139,14 +139,14 @@ fn scheme(args: &ProposeArgs) -> anyhow::Result<Scheme> {
         })
         .collect();
     let selection = if cfg.ingresses.is_empty() && cfg.routes.is_empty() {
-        crate::app::Selection {
+        crate::rollout::Selection {
             ingresses: args.ingress.iter().cloned().collect(),
             routes: args.route.iter().cloned().collect(),
             canary_service: args.canary_service.clone(),
             overlay: args.overlay.clone().or(cfg.overlay.clone()),
         }
     } else {
-        crate::app::Selection {
+        crate::rollout::Selection {
             ingresses: cfg.ingresses.clone(),
             routes: cfg.routes.clone(),
             canary_service: args.canary_service.clone().or(cfg.canary_service.clone()),
@@ -236,7 +236,7 @@ pub async fn run(args: ProposeArgs) -> anyhow::Result<u8> {
         }
         // The rollout's state record goes in the same commit, as the rollout's own changes do.
         if !changed.is_empty() {
-            changed.push(crate::app::write_record(d, &sc.rollout, &record)?);
+            changed.push(crate::rollout::write_record(d, &sc.rollout, &record)?);
         }
         Ok(changed)
     })?;

@@ -1,4 +1,4 @@
-//! `run`, `reconcile`, `status`, `rollback`, `promote`: the rollout commands over `app`.
+//! `run`, `reconcile`, `status`, `rollback`, `promote`: the rollout commands over `rollout`.
 //!
 //! They share one set of flags (`RolloutArgs`), each also read from the config file in the
 //! repository; a flag wins over the file. They differ only in how far they go: `status`
@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use super::gates::{self, MetricsArgs, RunnerSettings, SyncSourceKind};
 use super::RepoArgs;
-use crate::app::{self, GateRunner, NoGates, PassReport, PrOperation, Rollout, Settings};
 use crate::config::{self, ClusterMode, Config, ForgeKind, RollbackPolicy};
 use crate::exit::{self, Usage};
 use crate::forge::{AnyForge, GitHub, GitLab, MergeMethod};
@@ -18,6 +17,7 @@ use crate::git::{Auth, Author, Remote, Workspace};
 use crate::plan::{self, Approval, Step};
 use crate::report::Output;
 use crate::report::{self, console, OutputKey, Report, RunStatus, Table};
+use crate::rollout::{self, GateRunner, NoGates, PassReport, PrOperation, Rollout, Settings};
 use crate::secret::Token;
 
 /// Flags shared by the rollout commands; each overrides the same field of the config file.
@@ -199,7 +199,7 @@ fn default_author(forge: ForgeKind, dir: &std::path::Path) -> Author {
 }
 
 /// The canaries the rollout moves: flags win over the file, field by field.
-fn selection(args: &RolloutArgs, cfg: &Config) -> anyhow::Result<app::Selection> {
+fn selection(args: &RolloutArgs, cfg: &Config) -> anyhow::Result<rollout::Selection> {
     let pick = |flag: &Vec<String>, file: &Vec<String>| {
         if flag.is_empty() {
             file.clone()
@@ -216,7 +216,7 @@ fn selection(args: &RolloutArgs, cfg: &Config) -> anyhow::Result<app::Selection>
             pick(&args.route, &Vec::new()),
         )
     };
-    let sel = app::Selection {
+    let sel = rollout::Selection {
         ingresses,
         routes,
         canary_service: args.canary_service.clone().or(cfg.canary_service.clone()),
@@ -468,7 +468,7 @@ pub fn render_stage_list(s: &Settings, r: &PassReport, waited: Duration) -> Stri
             out.push_str(&format!(
                 "      gate {}: {} {}\n",
                 line.gate,
-                app::verdict_word(&line.verdict),
+                rollout::verdict_word(&line.verdict),
                 line.detail
             ));
         }
@@ -700,7 +700,7 @@ pub async fn run(mode: Mode, args: RolloutArgs, reason: Option<String>) -> anyho
     })
 }
 
-fn empty_report(s: &Settings, obs: &app::Observation) -> PassReport {
+fn empty_report(s: &Settings, obs: &rollout::Observation) -> PassReport {
     let pos = plan::position(&obs.observed);
     PassReport {
         rollout: s.rollout.clone(),

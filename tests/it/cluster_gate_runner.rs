@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fake_kube::{objects, FakeKube};
-use gitops_canary::app::{GateContext, GateRunner};
 use gitops_canary::cluster::{GateSettings, ObjectRef, SyncVia};
 use gitops_canary::cmd::gates::Runner;
 use gitops_canary::gate::target::{self, RoutePair};
 use gitops_canary::gate::{Gate, Verdict};
 use gitops_canary::manifest::{self, workload, Repo};
+use gitops_canary::rollout::{GateContext, GateRunner};
 use serde_json::json;
 
 fn context(weight: u32) -> GateContext {
