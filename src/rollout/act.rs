@@ -153,6 +153,7 @@ impl Rollout<'_> {
                 if let Some(v) = view.filter(|v| v.merge == MergeDecision::Merge) {
                     let branch = pr.branch.clone();
                     self.merge(number, &v.head_sha, &branch, report).await?;
+                    self.close_stale_stages(obs, reason).await?;
                     report.action = format!("rolled back (merged #{}): {reason}", v.number);
                     return Ok(());
                 }

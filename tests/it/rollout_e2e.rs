@@ -826,3 +826,72 @@ async fn a_shallow_checkout_still_sees_the_rollback() {
     assert_eq!(w.base_weight(CANARY_FILE), 0, "not started again");
     assert_eq!(w.commits_on_base().len(), commits, "nothing committed");
 }
+
+/// A merge that took effect but was answered 502 (then, retried, "not mergeable") is read back:
+/// the request is merged at the head the tool judged, so the step succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_answered_502_after_it_took_effect_is_a_success() {
+    assert!(e2e::available(), "the end-to-end world needs git");
+    let config =
+        "ingresses: [shop/web-canary]\nid: shop-web\nstages: [10, 50, 100]\napproval: auto\n";
+    let w = World::start(WorldOptions {
+        extra_files: vec![(".gitops-canary.yaml".into(), config.into())],
+        ..WorldOptions::default()
+    })
+    .await;
+    let args: Vec<String> = vec!["--cluster".into(), "none".into()];
+    let opened = tool(&w, &w.checkout(), "reconcile", &args, &[]).await;
+    assert!(opened.status.success());
+    w.github().fail_on(
+        "PUT",
+        "/merge",
+        1,
+        e2e::fake_github::Fault::BadGatewayAfterEffect,
+    );
+    let merged = tool(&w, &w.checkout(), "reconcile", &args, &[]).await;
+    let out = String::from_utf8_lossy(&merged.stdout).to_string()
+        + &String::from_utf8_lossy(&merged.stderr);
+    assert!(merged.status.success(), "{out}");
+    assert!(out.contains("merged #1"), "{out}");
+    assert_eq!(w.base_weight("apps/shop/canary.yaml"), 50);
+    assert_eq!(w.prs()[0].state, "merged");
+}
+
+/// After a rollback no stage may merge: the open stage request is closed, with a comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_closes_the_open_stage_request() {
+    assert!(e2e::available(), "the end-to-end world needs git");
+    let config =
+        "ingresses: [shop/web-canary]\nid: shop-web\nstages: [10, 50, 100]\napproval: pull-request\nrollback: auto\n";
+    let w = World::start(WorldOptions {
+        extra_files: vec![(".gitops-canary.yaml".into(), config.into())],
+        ..WorldOptions::default()
+    })
+    .await;
+    let args: Vec<String> = vec!["--cluster".into(), "none".into()];
+    let opened = tool(&w, &w.checkout(), "reconcile", &args, &[]).await;
+    assert!(opened.status.success());
+    assert_eq!(
+        w.open_prs().len(),
+        1,
+        "the stage 2 request waits for a person"
+    );
+    let mut rb = args.clone();
+    rb.extend(["--reason".to_string(), "latency regression".to_string()]);
+    let rolled = tool(&w, &w.checkout(), "rollback", &rb, &[]).await;
+    let out = String::from_utf8_lossy(&rolled.stdout).to_string()
+        + &String::from_utf8_lossy(&rolled.stderr);
+    let stage = w
+        .prs()
+        .into_iter()
+        .find(|p| p.title.contains("stage 2/3"))
+        .expect("the stage request");
+    assert_eq!(stage.state, "closed", "{out}");
+    assert!(
+        w.github()
+            .comments(stage.number)
+            .iter()
+            .any(|c| c.contains("must not be merged")),
+        "{out}"
+    );
+}

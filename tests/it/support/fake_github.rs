@@ -54,6 +54,9 @@ pub enum Fault {
     ServerError,
     /// 502 Bad Gateway.
     BadGateway,
+    /// The request takes effect, then the answer is lost: 502 Bad Gateway (a proxy timing out
+    /// after the backend merged).
+    BadGatewayAfterEffect,
     /// 429 with `retry-after`.
     TooManyRequests { retry_after: u64 },
     /// 403 "You have exceeded a secondary rate limit" with `retry-after`.
@@ -509,6 +512,8 @@ impl Responder {
         Some(match rule.fault.clone() {
             Fault::ServerError => reply(500, json!({"message": "Server Error"})),
             Fault::BadGateway => reply(502, json!({"message": "Server Error"})),
+            // Status 0 marks "answer after the effect" for `handle`.
+            Fault::BadGatewayAfterEffect => reply(0, json!({})),
             Fault::TooManyRequests { retry_after } => (
                 429,
                 json!({"message": "Too Many Requests", "documentation_url": "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"}),
@@ -551,8 +556,17 @@ impl Responder {
             );
         }
         if let Some(f) = self.fault(st, method, path) {
-            return f;
+            if f.0 != 0 {
+                return f;
+            }
+            // Take effect, then lose the answer.
+            let _ = self.route(st, req, method, path);
+            return reply(502, json!({"message": "Server Error"}));
         }
+        self.route(st, req, method, path)
+    }
+
+    fn route(&self, st: &mut State, req: &Request, method: &str, path: &str) -> Answer {
         let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
         let q: BTreeMap<String, String> = req.url.query_pairs().into_owned().collect();
         let body: Value = if req.body.is_empty() {
