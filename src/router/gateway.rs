@@ -1151,51 +1151,31 @@ pub fn weight_edits(rc: &RouteCanary, pct: u32) -> Result<Vec<Edit>, ManifestErr
     Ok(edits)
 }
 
-/// Choose the one HTTPRoute a selector means (as `manifest::select` does for Ingresses).
+impl super::select::Named for HttpRoute {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+    fn describe(&self) -> String {
+        HttpRoute::describe(self)
+    }
+}
+
+/// Choose the one HTTPRoute a selector means (the same rule as for Ingresses).
 pub fn select<'a>(routes: &'a [HttpRoute], sel: &Selector) -> Result<&'a HttpRoute, ManifestError> {
-    let named: Vec<&HttpRoute> = routes.iter().filter(|r| r.name == sel.name).collect();
-    let chosen: Vec<&HttpRoute> = match &sel.namespace {
-        Some(ns) => named
-            .iter()
-            .copied()
-            .filter(|r| r.namespace.as_deref() == Some(ns.as_str()))
-            .collect(),
-        None => {
-            let bare: Vec<&HttpRoute> = named
-                .iter()
-                .copied()
-                .filter(|r| r.namespace.is_none())
-                .collect();
-            if bare.is_empty() {
-                named.clone()
-            } else {
-                bare
-            }
-        }
-    };
-    match chosen.as_slice() {
-        [one] => Ok(one),
-        [] => Err(ManifestError::NoRoute {
+    use super::select::{candidates_named, choose, Unchosen};
+    choose(routes, sel).map_err(|u| match u {
+        Unchosen::None { named } => ManifestError::NoRoute {
             selector: sel.to_string(),
-            candidates: if named.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; HTTPRoutes named {}: {}",
-                    sel.name,
-                    named
-                        .iter()
-                        .map(|r| r.describe())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            },
-        }),
-        many => Err(ManifestError::Ambiguous {
+            candidates: candidates_named("HTTPRoutes", &sel.name, &named),
+        },
+        Unchosen::Many(many) => ManifestError::Ambiguous {
             selector: sel.to_string(),
             candidates: many.iter().map(|r| r.describe()).collect(),
-        }),
-    }
+        },
+    })
 }
 
 /// Load the files that may hold the HTTPRoute `selector` names, and choose it.

@@ -21,22 +21,51 @@ pub fn discover(repo: &Repo) -> Discovery {
     router::default_router().discover(&repo.files, &repo.skipped)
 }
 
-/// Choose the one route a selector means. `NAME` matches routes without a namespace, or,
-/// when that finds none, the one route of that name in any namespace; `NS/NAME` must match
-/// both. The error lists the candidates with their files so the user can pick.
-pub fn select<'a>(routes: &'a [Route], selector: &Selector) -> Result<&'a Route, ManifestError> {
-    let named: Vec<&Route> = routes.iter().filter(|r| r.name == selector.name).collect();
-    let chosen: Vec<&Route> = match &selector.namespace {
+/// An object a `[NS/]NAME` selector can name.
+pub(crate) trait Named {
+    fn name(&self) -> &str;
+    fn namespace(&self) -> Option<&str>;
+    fn describe(&self) -> String;
+}
+
+impl Named for Route {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+    fn describe(&self) -> String {
+        Route::describe(self)
+    }
+}
+
+/// Why no single object was chosen: none (with those of that name in other namespaces), or
+/// several.
+pub(crate) enum Unchosen<'a, T> {
+    None { named: Vec<&'a T> },
+    Many(Vec<&'a T>),
+}
+
+/// Choose the one object a selector means. `NAME` matches objects without a namespace, or,
+/// when that finds none, the one object of that name in any namespace; `NS/NAME` must match
+/// both. Shared by every router's `select`, which words the errors.
+pub(crate) fn choose<'a, T: Named>(
+    items: &'a [T],
+    selector: &Selector,
+) -> Result<&'a T, Unchosen<'a, T>> {
+    let named: Vec<&T> = items.iter().filter(|r| r.name() == selector.name).collect();
+    let chosen: Vec<&T> = match &selector.namespace {
         Some(ns) => named
             .iter()
             .copied()
-            .filter(|r| r.namespace.as_deref() == Some(ns.as_str()))
+            .filter(|r| r.namespace() == Some(ns.as_str()))
             .collect(),
         None => {
-            let bare: Vec<&Route> = named
+            let bare: Vec<&T> = named
                 .iter()
                 .copied()
-                .filter(|r| r.namespace.is_none())
+                .filter(|r| r.namespace().is_none())
                 .collect();
             if bare.is_empty() {
                 named.clone()
@@ -47,27 +76,39 @@ pub fn select<'a>(routes: &'a [Route], selector: &Selector) -> Result<&'a Route,
     };
     match chosen.as_slice() {
         [one] => Ok(one),
-        [] => Err(ManifestError::NoMatch {
+        [] => Err(Unchosen::None { named }),
+        _ => Err(Unchosen::Many(chosen)),
+    }
+}
+
+/// "; KIND named NAME: a, b" for a no-match error, or nothing when no object has that name.
+pub(crate) fn candidates_named<T: Named>(kind: &str, name: &str, named: &[&T]) -> String {
+    if named.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; {kind} named {name}: {}",
+        named
+            .iter()
+            .map(|r| r.describe())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Choose the one Ingress route a selector means (see [`choose`]). The error lists the
+/// candidates with their files so the user can pick.
+pub fn select<'a>(routes: &'a [Route], selector: &Selector) -> Result<&'a Route, ManifestError> {
+    choose(routes, selector).map_err(|u| match u {
+        Unchosen::None { named } => ManifestError::NoMatch {
             selector: selector.to_string(),
-            candidates: if named.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; Ingresses named {}: {}",
-                    selector.name,
-                    named
-                        .iter()
-                        .map(|r| r.describe())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            },
-        }),
-        many => Err(ManifestError::Ambiguous {
+            candidates: candidates_named("Ingresses", &selector.name, &named),
+        },
+        Unchosen::Many(many) => ManifestError::Ambiguous {
             selector: selector.to_string(),
             candidates: many.iter().map(|r| r.describe()).collect(),
-        }),
-    }
+        },
+    })
 }
 
 /// [`select`], refused as ambiguous when a file that does not parse names the target too.
