@@ -363,8 +363,44 @@ pub(super) fn merge_targets(
         }
     }
     add(&mut into.ingresses, t.ingresses);
+    add(&mut into.routes, t.routes);
     add(&mut into.canary, t.canary);
     add(&mut into.stable, t.stable);
     add(&mut into.metrics, t.metrics);
     add(&mut into.notes, t.notes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::httproute::RouteWeights;
+    use crate::gate::target::{RouteTarget, Targets};
+    use crate::gate::ObjectRef;
+
+    /// Regression: merging a group's targets dropped its HTTPRoutes, so `synced` on the live
+    /// route found no canary to watch.
+    #[test]
+    fn merged_targets_keep_every_kind() {
+        let route = RouteTarget {
+            route: ObjectRef::new("shop", "web"),
+            weights: RouteWeights {
+                canary: "web-canary".into(),
+                stable: "web".into(),
+                canary_weight: Some(25),
+                stable_weight: Some(75),
+            },
+        };
+        let group = Targets {
+            ingresses: vec![ObjectRef::new("shop", "web-canary")],
+            routes: vec![route.clone()],
+            canary: vec![ObjectRef::new("shop", "web-canary")],
+            stable: vec![ObjectRef::new("shop", "web")],
+            metrics: Vec::new(),
+            notes: vec!["a note".into()],
+        };
+        let mut into = Targets::default();
+        merge_targets(&mut into, group.clone());
+        merge_targets(&mut into, group.clone());
+        assert_eq!(into, group, "every kind once");
+    }
 }
