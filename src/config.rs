@@ -1,5 +1,6 @@
 //! The rollout configuration: `.gitops-canary.yaml` in the GitOps repository, with every
-//! field also settable by flag, environment variable and action input (flags win).
+//! field also settable by flag, environment variable and action input (flags win; the one
+//! resolution is `cmd::settings`).
 //!
 //! The Rust types are the schema: `gitops-canary schema` prints the JSON Schema generated from
 //! them (schemars), and unknown or mistyped fields are errors that name the file and line.
@@ -77,9 +78,9 @@ pub enum ForgeKind {
 }
 
 impl ForgeKind {
-    /// The forge of the CI system this runs in, when its variables tell.
-    pub fn from_ci_env() -> Option<ForgeKind> {
-        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    /// The forge of the CI system this runs in, when its variables tell; `set` says whether a
+    /// variable is set and not empty.
+    pub fn from_ci(set: impl Fn(&str) -> bool) -> Option<ForgeKind> {
         if set("GITHUB_ACTIONS") || set("GITHUB_REPOSITORY") {
             Some(ForgeKind::Github)
         } else if set("GITLAB_CI") || set("CI_SERVER_URL") {

@@ -2,94 +2,48 @@
 //! cluster showed last and why.
 //!
 //! What Git says (namespaces, names, weight, every Deployment behind the Services) comes from
-//! the manifests, resolved as the rollout resolves it (`gate::target`); flags override it.
+//! the manifests, resolved as the rollout resolves it (`gate::target`); flags override it. The
+//! canaries and the gate settings resolve as the rollout's do (flags over the config file over
+//! the defaults, in `settings`), with one default of its own: a one-off check also bakes.
 //! The gates run through the rollout's own runner (`cmd::gates::Runner`): synced and
 //! rolled-out in order, then the bake (steady) and the metrics analysis side by side; the
 //! first that does not pass stops it.
 
 use crate::report::console;
-use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
 
-use super::gates::{RunnerSettings, SyncSourceKind};
-use super::RepoArgs;
-use crate::cluster::{self, GateOutcome, ObjectRef, Subject, SyncVia};
-use crate::exit::{self, Usage};
+use super::args::{CanaryArgs, ConfigArg, GateArgs, RepoArgs};
+use super::connect::connect;
+use super::settings::{self, Cmd};
+use crate::cluster::{GateOutcome, ObjectRef, Subject, SyncVia};
+use crate::exit::{self, UsageError};
 use crate::gate::target::Targets;
-use crate::gate::{Gate, Verdict};
+use crate::gate::Verdict;
 use crate::manifest;
 use crate::report::Output;
+use crate::rollout::Selection;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
-    /// The canary Ingress(es), [NAMESPACE/]NAME as in the manifests, comma-separated; several
-    /// are gated together, as a rollout moves them.
-    #[arg(
-        long,
-        env = "GITOPS_CANARY_INGRESS",
-        value_delimiter = ',',
-        required_unless_present = "route"
-    )]
-    pub ingress: Vec<String>,
-    /// The Gateway API HTTPRoute(s), [NAMESPACE/]NAME, comma-separated, whose canary to gate.
-    #[arg(long, env = "GITOPS_CANARY_ROUTE", value_delimiter = ',')]
-    pub route: Vec<String>,
-    /// The HTTPRoute backendRef that is the canary; default, the only one whose Service name
-    /// ends in -canary or selects a Deployment whose name does.
-    #[arg(long, env = "GITOPS_CANARY_CANARY_SERVICE", requires = "route")]
-    pub canary_service: Option<String>,
-    /// With Kustomize overlays: the root kustomization (directory, relative to --repo) whose
-    /// rendering names the canary, when the Ingress name alone is ambiguous.
-    #[arg(long, env = "GITOPS_CANARY_OVERLAY")]
-    pub overlay: Option<std::path::PathBuf>,
-    /// Gates to run, in order.
-    #[arg(
-        long,
-        env = "GITOPS_CANARY_GATES",
-        value_enum,
-        value_delimiter = ',',
-        default_value = "synced,rolled-out,steady"
-    )]
-    pub gates: Vec<Gate>,
-    /// How long synced and rolled-out may take together.
-    #[arg(long, env = "GITOPS_CANARY_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
-    /// How long the canary must stay steady.
-    #[arg(long, env = "GITOPS_CANARY_BAKE_TIME", default_value = "5m", value_parser = humantime::parse_duration)]
-    pub bake_time: Duration,
-    /// Kubeconfig context (default: the current context, or in-cluster config).
-    #[arg(long, env = "GITOPS_CANARY_CONTEXT")]
-    pub context: Option<String>,
-    /// What shows that Git's change reached the cluster.
-    #[arg(long, env = "GITOPS_CANARY_SYNC_SOURCE", value_enum, default_value_t = SyncSourceKind::Ingress)]
-    pub sync_source: SyncSourceKind,
-    /// The Argo CD Application (NAMESPACE/NAME; namespace defaults to argocd).
-    #[arg(long, env = "GITOPS_CANARY_ARGOCD_APP")]
-    pub argocd_app: Option<String>,
-    /// The Flux Kustomization (NAMESPACE/NAME; namespace defaults to flux-system).
-    #[arg(long, env = "GITOPS_CANARY_FLUX_KUSTOMIZATION")]
-    pub flux_kustomization: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub canary: CanaryArgs,
+    #[command(flatten)]
+    pub gates: GateArgs,
     /// The merged commit Argo CD / Flux must have applied (default: HEAD of --repo).
     #[arg(long, env = "GITOPS_CANARY_REVISION")]
     pub revision: Option<String>,
-    /// Ask Argo CD / Flux to reconcile now instead of waiting for their poll interval.
-    #[arg(long, env = "GITOPS_CANARY_SYNC_NOW")]
-    pub sync_now: bool,
     /// The canary Deployment (default: the one behind the canary Ingress's Service).
     #[arg(long, env = "GITOPS_CANARY_CANARY_DEPLOYMENT")]
     pub canary_deployment: Option<String>,
     /// The stable Deployment (default: the one behind the stable Ingress's Service).
     #[arg(long, env = "GITOPS_CANARY_STABLE_DEPLOYMENT")]
     pub stable_deployment: Option<String>,
-    /// Container restarts during the bake that count as unsteady.
-    #[arg(long, env = "GITOPS_CANARY_RESTART_THRESHOLD", default_value_t = cluster::DEFAULT_RESTART_THRESHOLD)]
-    pub restart_threshold: i32,
-    #[command(flatten)]
-    pub metrics: super::gates::MetricsArgs,
 }
 
 /// What the manifests say about the canaries: what their gates watch, and their weight.
@@ -98,26 +52,21 @@ struct Resolved {
     weight: u32,
 }
 
-fn resolve(args: &CheckArgs) -> anyhow::Result<Resolved> {
-    let selection = crate::rollout::Selection {
-        ingresses: args.ingress.clone(),
-        routes: args.route.clone(),
-        canary_service: args.canary_service.clone(),
-        overlay: args.overlay.clone(),
-    };
+fn resolve(repo: &std::path::Path, selection: &Selection) -> anyhow::Result<Resolved> {
     // A route or Ingress named without a namespace is gated in the first selector's.
     let default_namespace = selection
         .names()
         .iter()
         .find_map(|s| manifest::Selector::parse(s).ok().and_then(|s| s.namespace))
         .unwrap_or_else(|| "default".into());
-    let r = crate::rollout::resolve_canaries(&args.repo.repo, &selection, &default_namespace)?;
+    let r = crate::rollout::resolve_canaries(repo, selection, &default_namespace)?;
     if r.weights.windows(2).any(|w| w[0].1 != w[1].1) {
         let list: Vec<String> = r.weights.iter().map(|(n, w)| format!("{n}={w}")).collect();
-        return Err(Usage(format!(
+        return Err(UsageError::new(format!(
             "the canaries disagree on the weight: {}",
             list.join(", ")
         ))
+        .help("check canaries that move together one by one, or set them to one weight first")
         .into());
     }
     Ok(Resolved {
@@ -149,20 +98,28 @@ fn deployments(
     which: &str,
     notes: &[String],
 ) -> anyhow::Result<()> {
+    let flag_name = if which == "canary" {
+        "--canary-deployment"
+    } else {
+        "--stable-deployment"
+    };
     match flag {
         Some(f) => {
             *found =
                 vec![ObjectRef::parse(f, ns)
-                    .map_err(|e| Usage(format!("--{which}-deployment: {e}")))?];
+                    .map_err(|e| UsageError::flag(flag_name, e.to_string()))?];
             Ok(())
         }
-        None if found.is_empty() => Err(Usage(format!(
-            "cannot tell the {which} Deployment from the manifests ({}); pass --{which}-deployment",
+        None if found.is_empty() => Err(UsageError::new(format!(
+            "cannot tell the {which} Deployment from the manifests ({}); pass {flag_name}",
             if notes.is_empty() {
                 "no match".to_string()
             } else {
                 notes.join("; ")
             }
+        ))
+        .help(format!(
+            "{flag_name} NAMESPACE/NAME names the Deployment to gate"
         ))
         .into()),
         None => Ok(()),
@@ -182,15 +139,20 @@ struct Report<'a> {
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    let settings = settings::load(Cmd::Check(&args))?;
+    let gates = settings
+        .gates
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("check runs gates: no gate settings resolved"))?;
     let Resolved {
         mut targets,
         weight,
-    } = resolve(&args)?;
+    } = resolve(&settings.repo, &settings.rollout.selection)?;
     let ns = targets
         .ingresses
         .first()
         .map_or_else(|| "default".to_string(), |i| i.namespace.clone());
-    if args.gates.iter().any(|g| g.needs_deployments()) {
+    if gates.runner.gates.iter().any(|g| g.needs_deployments()) {
         let notes = targets.notes.clone();
         deployments(
             &args.canary_deployment,
@@ -207,30 +169,15 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
             &notes,
         )?;
     }
-    let sync_via = super::gates::sync_via(
-        args.sync_source,
-        args.argocd_app.as_deref(),
-        args.flux_kustomization.as_deref(),
-    )?;
-    let revision = match (&sync_via, &args.revision) {
+    let revision = match (&gates.runner.sync_via, &args.revision) {
         (_, Some(r)) => Some(r.clone()),
         (SyncVia::Ingress, None) => None,
-        (_, None) => Some(head_revision(&args.repo.repo)?),
+        (_, None) => Some(head_revision(&settings.repo)?),
     };
-    let runner = super::gates::runner(
-        RunnerSettings {
-            gates: args.gates.clone(),
-            context: args.context.clone(),
-            sync_via,
-            sync_now: args.sync_now,
-            timeout: args.timeout,
-            bake: args.bake_time,
-            stage_bakes: Vec::new(),
-            restart_threshold: args.restart_threshold,
-        },
-        &args.metrics,
-    )
-    .await?;
+    let runner = connect(&settings)
+        .await?
+        .runner
+        .ok_or_else(|| anyhow::anyhow!("check runs gates: no gate runner was built"))?;
     let ingress = targets
         .ingresses
         .iter()
@@ -243,11 +190,11 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
         revision,
     };
 
-    let human = args.repo.output == Output::Human;
+    let human = settings.output == Output::Human;
     let outcomes = runner
         .judge(
             &subject,
-            args.bake_time,
+            gates.runner.bake,
             runner.settings.timeout,
             &mut |o| {
                 if human {
@@ -257,7 +204,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
         )
         .await?;
     let failed = outcomes.iter().find(|o| !o.passed());
-    if args.repo.output == Output::Json {
+    if settings.output == Output::Json {
         let report = Report {
             schema_version: 1,
             passed: failed.is_none(),

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::cluster::{self, GateOutcome, GateSettings, ObjectRef, Subject, SyncVia};
-use crate::exit::Usage;
+use crate::exit::UsageError;
 use crate::gate::metrics::{queries, AnalysisConfig, Provider, Queries, QueryTemplates, Vars};
 use crate::gate::target::MetricsLabels;
 use crate::gate::{Gate, Verdict};
@@ -26,23 +26,28 @@ pub fn sync_via(
     kind: SyncSourceKind,
     argocd_app: Option<&str>,
     flux_kustomization: Option<&str>,
-) -> Result<SyncVia, Usage> {
+) -> Result<SyncVia, UsageError> {
     Ok(match kind {
         SyncSourceKind::Ingress => SyncVia::Ingress,
         SyncSourceKind::Argocd => {
-            let app = argocd_app
-                .ok_or_else(|| Usage("--sync-source argocd needs --argocd-app NS/NAME".into()))?;
+            let app = argocd_app.ok_or_else(|| {
+                UsageError::flag("--sync-source", "argocd needs --argocd-app NS/NAME")
+                    .help("pass --argocd-app NAMESPACE/NAME, or set argocdApp in the config file")
+            })?;
             SyncVia::ArgoCd(
-                ObjectRef::parse(app, "argocd").map_err(|e| Usage(format!("--argocd-app: {e}")))?,
+                ObjectRef::parse(app, "argocd")
+                    .map_err(|e| UsageError::flag("--argocd-app", e.to_string()))?,
             )
         }
         SyncSourceKind::Flux => {
             let ks = flux_kustomization.ok_or_else(|| {
-                Usage("--sync-source flux needs --flux-kustomization NS/NAME".into())
+                UsageError::flag("--sync-source", "flux needs --flux-kustomization NS/NAME").help(
+                    "pass --flux-kustomization NAMESPACE/NAME, or set fluxKustomization in the config file",
+                )
             })?;
             SyncVia::Flux(
                 ObjectRef::parse(ks, "flux-system")
-                    .map_err(|e| Usage(format!("--flux-kustomization: {e}")))?,
+                    .map_err(|e| UsageError::flag("--flux-kustomization", e.to_string()))?,
             )
         }
     })
@@ -97,7 +102,7 @@ pub struct MetricsArgs {
 impl MetricsArgs {
     /// The queries these flags ask for: the provider's built-ins (ingress-nginx when none is
     /// given), each replaced by its template. A missing or broken template is a usage error.
-    pub fn queries(&self) -> Result<Queries, Usage> {
+    pub fn queries(&self) -> Result<Queries, UsageError> {
         queries(
             self.metrics_provider.unwrap_or_default(),
             &QueryTemplates {
@@ -108,7 +113,7 @@ impl MetricsArgs {
             self.min_success_rate,
             self.max_p99_seconds,
         )
-        .map_err(Usage)
+        .map_err(UsageError::new)
     }
 }
 
@@ -384,7 +389,11 @@ pub async fn runner(s: RunnerSettings, metrics: &MetricsArgs) -> anyhow::Result<
     };
     let metrics = if s.gates.contains(&Gate::Metrics) {
         Some(MetricsGate::new(metrics)?.ok_or_else(|| {
-            Usage("the metrics gate needs --prometheus-url (GITOPS_CANARY_PROMETHEUS_URL)".into())
+            UsageError::flag(
+                "--gates",
+                "the metrics gate needs --prometheus-url (GITOPS_CANARY_PROMETHEUS_URL)",
+            )
+            .help("pass --prometheus-url URL, or set prometheusUrl in the config file")
         })?)
     } else {
         None

@@ -1,25 +1,19 @@
-//! One file per subcommand: parse nothing, decide nothing; call the library and print.
+//! One file per subcommand: parse nothing, decide nothing; call the library and print. The flags
+//! several commands share are declared once (`args`); what they resolve to with the config file
+//! and the environment is decided once (`settings`), and opened once (`connect`).
 
+pub mod args;
 pub mod check;
+pub(crate) mod connect;
 pub mod gates;
 pub mod init_canary;
 pub mod plan;
 pub mod propose;
 pub mod rollout;
 pub mod set_weight;
+pub(crate) mod settings;
 
-use crate::report::Output;
-
-/// Flags every repository command shares.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RepoArgs {
-    /// The GitOps repository (a checkout) to read and edit.
-    #[arg(long, env = "GITOPS_CANARY_REPO", default_value = ".")]
-    pub repo: std::path::PathBuf,
-    /// Output format.
-    #[arg(long, env = "GITOPS_CANARY_OUTPUT", value_enum, default_value_t = Output::Human)]
-    pub output: Output,
-}
+pub use args::RepoArgs;
 
 /// Wait for SIGINT or SIGTERM (CI cancels a job with SIGTERM, then SIGKILL ~7.5 s later) and
 /// end the process cleanly: say so on stderr, write `status=cancelled` to the CI outputs and

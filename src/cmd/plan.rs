@@ -4,12 +4,12 @@
 use crate::report::console;
 use std::fmt::Write as _;
 
-use super::RepoArgs;
-use crate::config::{self, Config};
-use crate::exit;
+use super::args::{CanaryServiceArg, ConfigArg, RepoArgs, RouteArg, WeightFromArg};
+use crate::config::Config;
+use crate::exit::{self, UsageError};
 use crate::report::Output;
 use crate::router::gateway::{self, GatewayDiscovery};
-use crate::router::helm::{self, HelmCanary, TemplateHint, WeightFrom};
+use crate::router::helm::{self, HelmCanary, TemplateHint};
 use crate::router::kustomize::{self, Layout, RootPlan};
 use crate::router::{CanaryPair, Discovery, Problem, Severity};
 
@@ -17,21 +17,14 @@ use crate::router::{CanaryPair, Discovery, Problem, Severity};
 pub struct PlanArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
-    /// Show only this Gateway API HTTPRoute: NAME or NAMESPACE/NAME.
-    #[arg(long, env = "GITOPS_CANARY_ROUTE")]
-    pub route: Option<String>,
-    /// The HTTPRoute backendRef that is the canary; default, the only one whose Service name
-    /// ends in -canary or selects a Deployment whose name does.
-    #[arg(long, env = "GITOPS_CANARY_CANARY_SERVICE")]
-    pub canary_service: Option<String>,
-    /// A canary whose weight is a Helm chart value: FILE:PATH, FILE a values file, a Flux
-    /// HelmRelease or an Argo CD Application (relative to --repo), PATH the value as Helm's
-    /// --set writes it, e.g. canary.weight (default: the config file's weightFrom).
-    #[arg(long, env = "GITOPS_CANARY_WEIGHT_FROM")]
-    pub weight_from: Option<WeightFrom>,
-    /// The rollout configuration file, relative to --repo (its weightFrom is listed).
-    #[arg(long, env = "GITOPS_CANARY_CONFIG", default_value = config::DEFAULT_FILE)]
-    pub config: std::path::PathBuf,
+    #[command(flatten)]
+    pub route: RouteArg,
+    #[command(flatten)]
+    pub canary_service: CanaryServiceArg,
+    #[command(flatten)]
+    pub weight_from: WeightFromArg,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 /// The JSON document `plan --output json` prints (documented in the README).
@@ -58,8 +51,14 @@ pub struct PlanJson<'a> {
 
 /// The HTTPRoutes `plan` shows: every one with a canary, or the one `--route` names.
 fn routes(args: &PlanArgs) -> anyhow::Result<Option<GatewayDiscovery>> {
-    let mut d = gateway::discover_repo(&args.repo.repo, args.canary_service.as_deref())?;
-    if let Some(sel) = &args.route {
+    let canary_service = args.canary_service.canary_service.as_deref();
+    let mut d = gateway::discover_repo(&args.repo.repo, canary_service)?;
+    let only = match args.route.route.as_slice() {
+        [] => None,
+        [one] => Some(one),
+        _ => return Err(UsageError::flag("--route", "plan shows one HTTPRoute, or all").into()),
+    };
+    if let Some(sel) = only {
         let sel = crate::manifest::Selector::parse(sel)?;
         let all: Vec<gateway::HttpRoute> = d.routes.iter().map(|r| r.route.clone()).collect();
         let chosen = gateway::select(&all, &sel).map(|r| (r.file.clone(), r.document, r.item));
@@ -76,11 +75,7 @@ fn routes(args: &PlanArgs) -> anyhow::Result<Option<GatewayDiscovery>> {
                     repo.files.iter().flat_map(gateway::http_routes).collect();
                 let route = gateway::select(&all, &sel)?;
                 let ctx = gateway::Context::load(&args.repo.repo)?;
-                d.routes = vec![gateway::analyze(
-                    route,
-                    args.canary_service.as_deref(),
-                    &ctx,
-                )];
+                d.routes = vec![gateway::analyze(route, canary_service, &ctx)];
             }
             Err(e) => return Err(e.into()),
         }
@@ -92,9 +87,9 @@ fn routes(args: &PlanArgs) -> anyhow::Result<Option<GatewayDiscovery>> {
 
 pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let mut repo = crate::router::load_repo(&args.repo.repo)?;
-    let weight_from = match &args.weight_from {
+    let weight_from = match &args.weight_from.weight_from {
         Some(w) => Some(w.clone()),
-        None => Config::load(&args.repo.repo.join(&args.config))?.weight_from,
+        None => Config::load(&args.repo.repo.join(&args.config.config))?.weight_from,
     };
     let helm_values = helm::plan(&args.repo.repo, weight_from.as_slice());
     let helm_hints = helm::hints(&repo);

@@ -2,95 +2,100 @@
 //! canary Ingress's annotation, both weights of an HTTPRoute's stable/canary split, or a Helm
 //! chart value (`--weight-from`, or `weightFrom` in the config file).
 
-use super::RepoArgs;
-use crate::config::{self, Config};
+use super::args::{CanaryArgs, ConfigArg, DryRunArg, RepoArgs, WeightArg};
+use crate::config::Config;
+use crate::exit::UsageError;
 use crate::report::console;
 use crate::report::Output;
-use crate::router::helm::WeightFrom;
 use crate::{exit, manifest};
 
 #[derive(Debug, clap::Args)]
 pub struct SetWeightArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
-    /// The canary Ingress: NAME or NAMESPACE/NAME.
-    #[arg(
-        long,
-        env = "GITOPS_CANARY_INGRESS",
-        conflicts_with_all = ["route", "weight_from"]
-    )]
-    pub ingress: Option<String>,
-    /// The Gateway API HTTPRoute whose stable/canary split to set: NAME or NAMESPACE/NAME.
-    #[arg(long, env = "GITOPS_CANARY_ROUTE", conflicts_with = "weight_from")]
-    pub route: Option<String>,
-    /// A canary whose weight is a Helm chart value: FILE:PATH, FILE a values file, a Flux
-    /// HelmRelease or an Argo CD Application (relative to --repo), PATH the value as Helm's
-    /// --set writes it, e.g. canary.weight (default: the config file's weightFrom).
-    #[arg(long, env = "GITOPS_CANARY_WEIGHT_FROM")]
-    pub weight_from: Option<WeightFrom>,
-    /// The rollout configuration file, relative to --repo (its weightFrom applies when no
-    /// --ingress, --route or --weight-from is given).
-    #[arg(long, env = "GITOPS_CANARY_CONFIG", default_value = config::DEFAULT_FILE)]
-    pub config: std::path::PathBuf,
-    /// The HTTPRoute backendRef that is the canary; default, the only one whose Service name
-    /// ends in -canary or selects a Deployment whose name does.
-    #[arg(long, env = "GITOPS_CANARY_CANARY_SERVICE")]
-    pub canary_service: Option<String>,
-    /// With Kustomize overlays: the root kustomization (directory, relative to --repo) whose
-    /// rendering to change, when the Ingress name alone is ambiguous.
-    #[arg(long, env = "GITOPS_CANARY_OVERLAY", conflicts_with = "route")]
-    pub overlay: Option<std::path::PathBuf>,
-    /// The new weight (0..=canary-weight-total, 100 by default); for --route, the canary's
-    /// percentage, written as both weights of each split.
-    #[arg(long, env = "GITOPS_CANARY_WEIGHT")]
-    pub weight: u32,
-    /// Print the diff and write nothing.
-    #[arg(long, env = "GITOPS_CANARY_DRY_RUN")]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub canary: CanaryArgs,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub weight: WeightArg,
+    #[command(flatten)]
+    pub dry_run: DryRunArg,
+}
+
+/// The one value of a flag that names one canary here (the rollout moves several together).
+fn one<'a>(flag: &'static str, values: &'a [String]) -> Result<Option<&'a String>, UsageError> {
+    match values {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        _ => Err(UsageError::flag(flag, "set-weight sets one canary")
+            .help("run it once per canary, or let the rollout move them together")),
+    }
 }
 
 pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
-    let weight_from = match (&args.weight_from, &args.route, &args.ingress) {
+    let weight = args.weight.required()?;
+    let dry_run = args.dry_run.dry_run;
+    let dir = &args.repo.repo;
+    let c = &args.canary;
+    let ingress = one("--ingress", &c.ingress.ingress)?;
+    let route = one("--route", &c.route.route)?;
+    let canary_service = c.canary_service.canary_service.as_deref();
+    let given = [
+        ingress.map(|_| "--ingress"),
+        route.map(|_| "--route"),
+        c.weight_from.weight_from.as_ref().map(|_| "--weight-from"),
+    ];
+    let given: Vec<&str> = given.into_iter().flatten().collect();
+    if given.len() > 1 {
+        return Err(
+            UsageError::new(format!("{} name different canaries", given.join(" and ")))
+                .help("give one of --ingress, --route and --weight-from")
+                .into(),
+        );
+    }
+    let weight_from = match (&c.weight_from.weight_from, route, ingress) {
         (Some(w), _, _) => Some(w.clone()),
-        (None, None, None) => Config::load(&args.repo.repo.join(&args.config))?.weight_from,
+        (None, None, None) => Config::load(&dir.join(&args.config.config))?.weight_from,
         _ => None,
     };
-    if weight_from.is_some() && (args.overlay.is_some() || args.canary_service.is_some()) {
-        return Err(exit::Usage(
-            "--overlay and --canary-service do not apply to a Helm value (--weight-from)".into(),
+    if weight_from.is_some() && (c.overlay.is_some() || canary_service.is_some()) {
+        return Err(UsageError::new(
+            "--overlay and --canary-service do not apply to a Helm value (--weight-from)",
         )
         .into());
     }
-    let outcome = match (&weight_from, &args.route, &args.ingress) {
-        (Some(wf), _, _) => {
-            crate::router::helm::set_weight(&args.repo.repo, wf, args.weight, args.dry_run)?
+    let outcome = match (&weight_from, route, ingress) {
+        (Some(wf), _, _) => crate::router::helm::set_weight(dir, wf, weight, dry_run)?,
+        (None, Some(route), _) => {
+            if c.overlay.is_some() {
+                return Err(UsageError::flag(
+                    "--overlay",
+                    "applies to --ingress (Kustomize renderings of an Ingress)",
+                )
+                .into());
+            }
+            crate::router::gateway::set_weight(dir, route, canary_service, weight, dry_run)?
         }
-        (None, Some(route), _) => crate::router::gateway::set_weight(
-            &args.repo.repo,
-            route,
-            args.canary_service.as_deref(),
-            args.weight,
-            args.dry_run,
-        )?,
         (None, None, Some(ingress)) => {
-            if args.canary_service.is_some() {
-                return Err(exit::Usage(
-                    "--canary-service applies to --route (an HTTPRoute)".into(),
+            if canary_service.is_some() {
+                return Err(UsageError::flag(
+                    "--canary-service",
+                    "applies to --route (an HTTPRoute)",
                 )
                 .into());
             }
             crate::router::kustomize::set::set_weight(
-                &args.repo.repo,
+                dir,
                 ingress,
-                args.overlay.as_deref(),
-                args.weight,
-                args.dry_run,
+                c.overlay.as_deref(),
+                weight,
+                dry_run,
             )?
         }
         (None, None, None) => {
-            return Err(exit::Usage(
-                "give --ingress, --route or --weight-from (or weightFrom in the config file)"
-                    .into(),
+            return Err(UsageError::new(
+                "give --ingress, --route or --weight-from (or weightFrom in the config file)",
             )
             .into())
         }
@@ -99,7 +104,7 @@ pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
         Output::Json => {
             let doc = serde_json::json!({
                 "schemaVersion": 1,
-                "dryRun": args.dry_run,
+                "dryRun": dry_run,
                 "changed": !outcome.changed.is_empty(),
                 "edits": outcome.edits,
                 "files": outcome.changed_files(),
@@ -108,11 +113,11 @@ pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
             console::json(&doc)?;
         }
         Output::Human => {
-            if args.dry_run {
+            if dry_run {
                 console::out(&outcome.diff);
             }
             for e in &outcome.edits {
-                let verb = match (outcome.changed.is_empty(), args.dry_run) {
+                let verb = match (outcome.changed.is_empty(), dry_run) {
                     (true, _) => "unchanged",
                     (false, true) => "would set",
                     (false, false) => "set",

@@ -22,6 +22,7 @@ use crate::gate::Verdict;
 use crate::git::{Author, ChangeRequest, Target, Workspace};
 use crate::manifest::{self, workload, Repo, Selector};
 use crate::plan::{self, Approval, ChangeKind, Observed, PrView, Stage, Step};
+use crate::router::helm::WeightFrom;
 use crate::router::{default_router, Route};
 
 /// Errors of the loop itself; adapter errors pass through as their own types.
@@ -59,7 +60,7 @@ impl crate::fault::Classify for AppError {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub rollout: String,
-    /// The canaries moved together: Ingresses, HTTPRoutes, the Kustomize root.
+    /// The canaries moved together: Ingresses, HTTPRoutes, a chart value, the Kustomize root.
     pub selection: Selection,
     pub stages: Vec<Stage>,
     pub min_approvals: u32,

@@ -1,6 +1,8 @@
 //! Which canaries a rollout moves and what gates them: the selection from the flags and the
-//! configuration (Ingresses, HTTPRoutes, a Kustomize overlay), resolved once against the
-//! manifests into routes, Deployments and gate targets.
+//! configuration (Ingresses, HTTPRoutes, a Kustomize overlay, a Helm chart value), resolved once
+//! against the manifests into routes, Deployments and gate targets. A chart value's canary
+//! Ingress is rendered by Helm, so it is not looked for in the manifests: the gates watch it
+//! live, by the name the selection gives.
 
 use super::*;
 
@@ -9,13 +11,16 @@ pub(super) fn same_route(a: &Route, b: &Route) -> bool {
 }
 
 /// What a rollout moves, as configured: canary Ingresses (flat, or rendered by a Kustomize
-/// root), HTTPRoutes, and the root that picks among renderings.
+/// root), HTTPRoutes, or a Helm chart value, and the root that picks among renderings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
-    /// `[NS/]NAME` of canary Ingresses, as the manifests (or a root's rendering) name them.
+    /// `[NS/]NAME` of canary Ingresses, as the manifests (or a root's rendering) name them;
+    /// with `weight_from`, the live canary Ingresses the chart renders (never edited).
     pub ingresses: Vec<String>,
     /// `[NS/]NAME` of HTTPRoutes whose stable/canary split moves.
     pub routes: Vec<String>,
+    /// A canary whose weight is a Helm chart value: the value is what moves.
+    pub weight_from: Option<WeightFrom>,
     /// The HTTPRoute backendRef that is the canary (default: by convention).
     pub canary_service: Option<String>,
     /// The Kustomize root (directory relative to the repository) whose rendering moves.
@@ -24,7 +29,7 @@ pub struct Selection {
 
 impl Selection {
     pub fn is_empty(&self) -> bool {
-        self.ingresses.is_empty() && self.routes.is_empty()
+        self.ingresses.is_empty() && self.routes.is_empty() && self.weight_from.is_none()
     }
 
     /// Every selector, for messages and the default rollout id.
@@ -34,6 +39,12 @@ impl Selection {
 
     /// `shop/web-canary, route shop/web (overlays/prod)`, for PR bodies.
     pub fn describe(&self) -> String {
+        if let Some(wf) = &self.weight_from {
+            return format!(
+                "the chart value {wf} (canary Ingress {} as the chart renders it)",
+                self.ingresses.join(", ")
+            );
+        }
         let mut parts: Vec<String> = self.ingresses.clone();
         parts.extend(self.routes.iter().map(|r| format!("HTTPRoute {r}")));
         let mut out = parts.join(", ");
@@ -45,13 +56,19 @@ impl Selection {
 
     /// Set every selected canary to `weight` percent in the checkout at `dir`: an Ingress
     /// through its Kustomize root (the edit checked by rendering every root) or its flat file,
-    /// an HTTPRoute's split through the Gateway API router.
+    /// an HTTPRoute's split through the Gateway API router, a chart value through the Helm
+    /// router (byte-exact, its type kept; the Ingresses it renders are not in the manifests).
     pub fn set_weight(
         &self,
         dir: &Path,
         weight: u32,
         dry_run: bool,
     ) -> anyhow::Result<Vec<manifest::EditOutcome>> {
+        if let Some(wf) = &self.weight_from {
+            return Ok(vec![crate::router::helm::set_weight(
+                dir, wf, weight, dry_run,
+            )?]);
+        }
         let mut out = Vec::new();
         for sel in &self.ingresses {
             out.push(crate::router::kustomize::set::set_weight(
@@ -105,6 +122,9 @@ pub fn resolve_canaries(
     default_namespace: &str,
 ) -> anyhow::Result<Resolved> {
     use crate::router::kustomize::{self, set, Layout};
+    if let Some(wf) = &sel.weight_from {
+        return resolve_chart_value(dir, sel, wf, default_namespace);
+    }
     let target_err = |selector: &str, reason: String| AppError::Target {
         selector: selector.to_string(),
         reason,
@@ -288,6 +308,49 @@ pub fn resolve_canaries(
     Ok(out)
 }
 
+/// A canary whose weight is a chart value: the weight is the value Git has; the gates watch
+/// the live canary Ingresses the selection names (Helm renders them, so they, and the
+/// Deployments behind them, are not in the manifests).
+fn resolve_chart_value(
+    dir: &Path,
+    sel: &Selection,
+    wf: &WeightFrom,
+    default_namespace: &str,
+) -> anyhow::Result<Resolved> {
+    let located = crate::router::helm::load(dir, &wf.file)
+        .and_then(|f| crate::router::helm::locate(&f, wf))?;
+    let Some(weight) = located.weight.filter(|w| *w <= 100) else {
+        return Err(AppError::Target {
+            selector: wf.to_string(),
+            reason: format!(
+                "the value {} ({}:{}) is {:?}, not a weight in 0..=100",
+                located.field,
+                located.file.display(),
+                located.line,
+                located.raw
+            ),
+        }
+        .into());
+    };
+    let mut out = Resolved::default();
+    for text in &sel.ingresses {
+        let s = Selector::parse(text)?;
+        let live = crate::gate::ObjectRef::new(
+            s.namespace.unwrap_or_else(|| default_namespace.to_string()),
+            s.name,
+        );
+        out.weights
+            .push((format!("{}/{}", live.namespace, live.name), weight));
+        if !out.targets.ingresses.contains(&live) {
+            out.targets.ingresses.push(live);
+        }
+    }
+    out.targets.notes.push(format!(
+        "{wf} is a Helm chart value: the Deployments behind its canary are rendered by Helm, not in the manifests"
+    ));
+    Ok(out)
+}
+
 pub(super) fn merge_targets(
     into: &mut crate::gate::target::Targets,
     t: crate::gate::target::Targets,
@@ -300,8 +363,44 @@ pub(super) fn merge_targets(
         }
     }
     add(&mut into.ingresses, t.ingresses);
+    add(&mut into.routes, t.routes);
     add(&mut into.canary, t.canary);
     add(&mut into.stable, t.stable);
     add(&mut into.metrics, t.metrics);
     add(&mut into.notes, t.notes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::httproute::RouteWeights;
+    use crate::gate::target::{RouteTarget, Targets};
+    use crate::gate::ObjectRef;
+
+    /// Regression: merging a group's targets dropped its HTTPRoutes, so `synced` on the live
+    /// route found no canary to watch.
+    #[test]
+    fn merged_targets_keep_every_kind() {
+        let route = RouteTarget {
+            route: ObjectRef::new("shop", "web"),
+            weights: RouteWeights {
+                canary: "web-canary".into(),
+                stable: "web".into(),
+                canary_weight: Some(25),
+                stable_weight: Some(75),
+            },
+        };
+        let group = Targets {
+            ingresses: vec![ObjectRef::new("shop", "web-canary")],
+            routes: vec![route.clone()],
+            canary: vec![ObjectRef::new("shop", "web-canary")],
+            stable: vec![ObjectRef::new("shop", "web")],
+            metrics: Vec::new(),
+            notes: vec!["a note".into()],
+        };
+        let mut into = Targets::default();
+        merge_targets(&mut into, group.clone());
+        merge_targets(&mut into, group.clone());
+        assert_eq!(into, group, "every kind once");
+    }
 }

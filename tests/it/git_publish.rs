@@ -534,7 +534,7 @@ fn edit_failures_and_bad_paths_are_reported() {
     assert!(format!("{:#}", anyhow::Error::new(err)).contains("no such ingress shop/web"));
     let err = ws
         .publish(&req, &mut |_: &Path| {
-            Err(gitops_canary::exit::Usage("bad weight".into()).into())
+            Err(gitops_canary::fault::Usage("bad weight".into()).into())
         })
         .unwrap_err();
     assert!(

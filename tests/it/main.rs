@@ -15,6 +15,7 @@ mod ci_reports_e2e;
 mod ci_runner_sim;
 mod cli_manifest;
 mod cli_propose;
+mod cli_route;
 mod cluster_check_cli;
 mod cluster_gate_runner;
 mod cluster_gates;

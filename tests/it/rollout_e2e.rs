@@ -65,6 +65,9 @@ struct CanaryAt {
     deployment: String,
     /// The canary is the backendRef to this Service of the HTTPRoute `name`.
     route_service: Option<String>,
+    /// The weight is this value (a dotted path) of the HelmRelease in `file`; `name` is the
+    /// canary Ingress the chart renders.
+    value: Option<String>,
 }
 
 impl Default for CanaryAt {
@@ -75,6 +78,7 @@ impl Default for CanaryAt {
             name: "shop/web-canary".into(),
             deployment: "shop/web-canary".into(),
             route_service: None,
+            value: None,
         }
     }
 }
@@ -84,9 +88,22 @@ fn ns_name(s: &str) -> (&str, &str) {
 }
 
 /// The canary weight Git has on the base branch, read independently of the tool where it can
-/// be: the rendering of `kubectl kustomize`, or the HTTPRoute's weights as YAML.
+/// be: the rendering of `kubectl kustomize`, the HTTPRoute's weights or the HelmRelease's value
+/// as YAML.
 fn base_weight(w: &World, c: &CanaryAt) -> u32 {
     let (ns, name) = ns_name(&c.name);
+    if let Some(path) = &c.value {
+        let text = w.file_on_base(&c.file).expect("the HelmRelease file");
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("YAML");
+        let release = docs
+            .iter()
+            .find(|d| d["kind"] == "HelmRelease")
+            .expect("a HelmRelease");
+        let value = path
+            .split('.')
+            .fold(&release["spec"]["values"], |v, key| &v[key]);
+        return value.as_u64().expect("an integer weight") as u32;
+    }
     if let Some(svc) = &c.route_service {
         let text = w.file_on_base(&c.file).expect("the HTTPRoute file");
         let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("HTTPRoute YAML");
@@ -298,6 +315,9 @@ fn stable_image_is_canary(w: &World) -> bool {
 async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
     let mut failures = Vec::new();
     if !sc.render.is_empty() && !e2e::kustomize_available() {
+        return failures;
+    }
+    if sc.canary.value.is_some() && !crate::support::helm::available() {
         return failures;
     }
     let w = World::start(world_options(&sc)).await;

@@ -1194,18 +1194,27 @@ fn typed(obj: Value) -> Result<Value, String> {
     }
 }
 
-/// Every object the agent applies at `sha`, keyed: each YAML file as it is, or what each
-/// Kustomize root in `roots` renders. Err names what does not parse or render.
+/// Every object the agent applies at `sha`, keyed: each YAML file as it is (and what each Flux
+/// HelmRelease of a chart in the repository renders, the chart's own files skipped), or what
+/// each Kustomize root in `roots` renders. Err names what does not parse or render.
 fn manifests_at(bare: &Path, sha: &str, roots: &[String]) -> Result<BTreeMap<Key, Value>, String> {
     let mut texts: Vec<(String, String)> = Vec::new();
     if roots.is_empty() {
         let files = run_git(bare, &["ls-tree", "-r", "--name-only", sha], &[])?;
+        let charts = super::helm::chart_dirs(files.lines());
         for file in files.lines() {
-            if !(file.ends_with(".yaml") || file.ends_with(".yml")) {
+            if !(file.ends_with(".yaml") || file.ends_with(".yml"))
+                || super::helm::in_chart(file, &charts)
+            {
                 continue;
             }
             let text = run_git(bare, &["show", &format!("{sha}:{file}")], &[])?;
             texts.push((file.to_string(), text));
+        }
+        if super::helm::has_local_release(&texts) {
+            let tree = extract_at(bare, sha)?;
+            let rendered = super::helm::render_releases(tree.path(), &texts)?;
+            texts.extend(rendered);
         }
     } else {
         for root in roots {
@@ -1243,6 +1252,23 @@ fn manifests_at(bare: &Path, sha: &str, roots: &[String]) -> Result<BTreeMap<Key
 
 /// `kubectl kustomize ROOT` over the tree of `rev` (a commit or branch), as Argo CD renders it.
 pub fn render_at(bare: &Path, rev: &str, root: &str) -> Result<String, String> {
+    let tmp = extract_at(bare, rev)?;
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(tmp.path().join(root))
+        .output()
+        .map_err(|e| format!("kubectl kustomize (is kubectl with Kustomize v5 installed?): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "kubectl kustomize {root} at {rev}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The tree of `rev` (a commit or branch), written to a temporary directory.
+fn extract_at(bare: &Path, rev: &str) -> Result<tempfile::TempDir, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let archive = Command::new("git")
         .arg("-C")
@@ -1273,18 +1299,7 @@ pub fn render_at(bare: &Path, rev: &str, root: &str) -> Result<String, String> {
     if !tar.wait().map_err(|e| e.to_string())?.success() {
         return Err("tar -x failed".into());
     }
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(tmp.path().join(root))
-        .output()
-        .map_err(|e| format!("kubectl kustomize (is kubectl with Kustomize v5 installed?): {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "kubectl kustomize {root} at {rev}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(tmp)
 }
 
 /// Is `kubectl kustomize` there? Prints a SKIP line when not.

@@ -8,5 +8,6 @@ pub mod fake_github;
 pub mod fake_gitlab;
 pub mod fake_kube;
 pub mod git_server;
+pub mod helm;
 pub mod prometheus;
 pub mod ssh_server;
