@@ -149,13 +149,6 @@ impl Ctx<'_> {
     }
 }
 
-pub(super) fn now_epoch() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
 /// Send with bounded retries on transport errors and transient statuses; any other status is
 /// returned for the caller to interpret. `attempt` must build a fresh request each call.
 pub(crate) async fn send<F, Fut>(
@@ -188,6 +181,7 @@ where
                         humantime::format_duration(request_timeout)
                     ))
                 });
+            let now = crate::clock::since_epoch().as_secs();
             match answer {
                 Err(transport) => Err(ForgeError::Unavailable {
                     repo: ctx.repo.to_string(),
@@ -198,14 +192,14 @@ where
                     message: transport,
                     retry_after: None,
                 }),
-                Ok(raw) if raw.is_transient(now_epoch()) => Err(ForgeError::Unavailable {
+                Ok(raw) if raw.is_transient(now) => Err(ForgeError::Unavailable {
                     repo: ctx.repo.to_string(),
                     op: ctx.op,
                     number: ctx.number,
                     status: Some(raw.status),
                     attempts: 0,
                     message: raw.message(),
-                    retry_after: raw.server_wait(now_epoch()),
+                    retry_after: raw.server_wait(now),
                 }),
                 Ok(raw) => Ok(raw),
             }
