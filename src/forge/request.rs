@@ -1,6 +1,5 @@
-//! The request layer both adapters share: one bounded retry policy (transport errors, 5xx,
-//! rate limits with the server's own wait), one deadline per request, the raw answer and the
-//! context every error names.
+//! One request, whatever the client library: one bounded retry policy (transport errors, 5xx,
+//! rate limits with the server's own wait), one deadline per request, and the raw answer.
 
 use super::*;
 
@@ -99,53 +98,6 @@ impl RawResponse {
         self.status >= 500
             || self.status == 429
             || (self.status == 403 && self.server_wait(now_epoch).is_some())
-    }
-}
-
-/// Who is calling, for error messages.
-#[derive(Debug, Clone)]
-pub(crate) struct Ctx<'a> {
-    pub repo: &'a str,
-    pub op: &'static str,
-    pub number: Option<u64>,
-}
-
-impl Ctx<'_> {
-    pub fn api(&self, raw: &RawResponse) -> ForgeError {
-        ForgeError::Api {
-            repo: self.repo.to_string(),
-            op: self.op,
-            number: self.number,
-            status: raw.status,
-            message: raw.message(),
-        }
-    }
-
-    pub fn decode(&self, err: impl std::fmt::Display) -> ForgeError {
-        ForgeError::Decode {
-            repo: self.repo.to_string(),
-            op: self.op,
-            message: err.to_string(),
-        }
-    }
-
-    pub fn not_found(&self) -> ForgeError {
-        ForgeError::NotFound {
-            repo: self.repo.to_string(),
-            op: self.op,
-            number: self.number.unwrap_or_default(),
-        }
-    }
-
-    pub fn permission(&self, raw: &RawResponse, permission: String) -> ForgeError {
-        ForgeError::Permission {
-            repo: self.repo.to_string(),
-            op: self.op,
-            number: self.number,
-            status: raw.status,
-            permission,
-            message: raw.message(),
-        }
     }
 }
 

@@ -4,7 +4,11 @@
 //! and headers: the typed builders hide `retry-after` and `x-ratelimit-*`, which decide between
 //! a secondary rate limit (retry) and a missing permission (stop and say which). Bodies are
 //! still read into octocrab's own models, so what the fake serves is what octocrab accepts.
-//! octocrab's own retry layer is switched off; [`super::send`] retries with bounded backoff.
+//! octocrab's own retry layer is switched off: retries, scrubbing, paging and what an answer
+//! means are the shared [`Rest`] layer's. This module says how one attempt goes over octocrab
+//! and what each operation asks; `answers` reads what GitHub sends back.
+
+mod answers;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,13 +16,13 @@ use std::fmt;
 use octocrab::models::{self, pulls};
 use octocrab::service::middleware::retry::RetryConfig;
 use octocrab::Octocrab;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::approval::{self, GitHubReview, ReviewState};
+use super::approval::{self, GitHubReview};
+use super::rest::{Endpoint, Rest};
 use super::{
-    send, Checks, Comment, Ctx, Forge, ForgeError, MergeMethod, MergeOutcome, Mergeable,
-    NewPullRequest, PrState, PullRequest, RawResponse, RetryPolicy, Reviews, StateFilter,
+    Checks, Comment, Forge, ForgeError, MergeMethod, MergeOutcome, Mergeable, NewPullRequest,
+    PullRequest, RawResponse, RetryPolicy, Reviews, StateFilter,
 };
 use crate::secret::Token;
 
@@ -76,22 +80,6 @@ impl fmt::Debug for GitHub {
     }
 }
 
-/// The permission each operation needs, named as in a workflow's `permissions:` block.
-fn permission_for(op: &str) -> &'static str {
-    match op {
-        "merge" => "contents: write",
-        "checks" => "checks: read` and `statuses: read",
-        "reviewer permission" => "metadata: read",
-        "create pull request"
-        | "update body"
-        | "add labels"
-        | "comment"
-        | "update comment"
-        | "close" => "pull-requests: write",
-        _ => "pull-requests: read",
-    }
-}
-
 impl GitHub {
     pub fn new(cfg: GitHubConfig) -> Result<Self, ForgeError> {
         let (owner, name) = cfg.repo.split_once('/').ok_or_else(|| ForgeError::Config {
@@ -129,120 +117,14 @@ impl GitHub {
         &self.cfg.repo
     }
 
-    fn ctx(&self, op: &'static str, number: Option<u64>) -> Ctx<'_> {
-        Ctx {
-            repo: &self.cfg.repo,
-            op,
-            number,
-        }
-    }
-
     fn path(&self, rest: &str) -> String {
         format!("/repos/{}{rest}", self.cfg.repo)
     }
 
-    /// One call with retries; returns any non-transient answer for the caller to judge, except
-    /// 401/403 which always become a permission error naming what the token lacks.
-    async fn call(
-        &self,
-        ctx: &Ctx<'_>,
-        method: http::Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<RawResponse, ForgeError> {
-        let raw = send(&self.cfg.retry, ctx, || {
-            let method = method.clone();
-            let body = body.clone();
-            async move {
-                let res = match method {
-                    http::Method::GET => self.client._get(path).await,
-                    http::Method::POST => self.client._post(path, body.as_ref()).await,
-                    http::Method::PATCH => self.client._patch(path, body.as_ref()).await,
-                    http::Method::PUT => self.client._put(path, body.as_ref()).await,
-                    _ => self.client._delete(path, body.as_ref()).await,
-                };
-                let res = res.map_err(|e| self.scrub(&e.to_string()))?;
-                let status = res.status().as_u16();
-                let headers = res.headers().clone();
-                let text = self
-                    .client
-                    .body_to_string(res)
-                    .await
-                    .map_err(|e| self.scrub(&e.to_string()))?;
-                Ok(RawResponse {
-                    status,
-                    headers,
-                    body: self.scrub(&text).into_bytes(),
-                })
-            }
-        })
-        .await?;
-        if raw.status == 401 {
-            return Err(ctx.permission(&raw, "a valid token (it was rejected)".into()));
-        }
-        if raw.status == 403 {
-            return Err(ctx.permission(&raw, self.missing_permission(ctx.op, &raw)));
-        }
-        Ok(raw)
-    }
-
-    fn scrub(&self, text: &str) -> String {
-        crate::secret::redact(text, &[&self.cfg.token])
-    }
-
-    /// GitHub names what it wanted in `x-accepted-github-permissions` (`pull_requests=write`);
-    /// without it, fall back to what the operation needs.
-    fn missing_permission(&self, op: &str, raw: &RawResponse) -> String {
-        let msg = raw.message();
-        if msg.contains("not permitted to create or approve pull requests") {
-            return "the repository setting \"Allow GitHub Actions to create and approve pull requests\"".into();
-        }
-        if let Some(accepted) = raw
-            .headers
-            .get("x-accepted-github-permissions")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.trim().is_empty())
-        {
-            // Alternatives are separated by `;`, permissions within one by `,`.
-            let first = accepted.split(';').next().unwrap_or(accepted);
-            return first
-                .split(',')
-                .filter_map(|p| p.trim().split_once('='))
-                .map(|(k, v)| format!("{}: {v}", k.replace('_', "-")))
-                .collect::<Vec<_>>()
-                .join("`, `");
-        }
-        permission_for(op).to_string()
-    }
-
-    fn parse<T: DeserializeOwned>(
-        &self,
-        ctx: &Ctx<'_>,
-        raw: &RawResponse,
-    ) -> Result<T, ForgeError> {
-        serde_json::from_slice(&raw.body).map_err(|e| ctx.decode(e))
-    }
-
-    fn expect_ok(&self, ctx: &Ctx<'_>, raw: &RawResponse) -> Result<(), ForgeError> {
-        match raw.status {
-            s if (200..300).contains(&s) => Ok(()),
-            404 if ctx.number.is_some() => Err(ctx.not_found()),
-            _ => Err(ctx.api(raw)),
-        }
-    }
-
     async fn get_pr(&self, number: u64) -> Result<pulls::PullRequest, ForgeError> {
         let ctx = self.ctx("get pull request", Some(number));
-        let raw = self
-            .call(
-                &ctx,
-                http::Method::GET,
-                &self.path(&format!("/pulls/{number}")),
-                None,
-            )
-            .await?;
-        self.expect_ok(&ctx, &raw)?;
-        self.parse(&ctx, &raw)
+        self.get(&ctx, &self.path(&format!("/pulls/{number}")))
+            .await
     }
 
     /// Pulls in `state`, newest update first, following pages up to a bound.
@@ -251,72 +133,26 @@ impl GitHub {
         op: &'static str,
         query: &str,
     ) -> Result<Vec<pulls::PullRequest>, ForgeError> {
-        const PER_PAGE: usize = 100;
-        const MAX_PAGES: usize = 10;
         let ctx = self.ctx(op, None);
-        let mut out = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let path = self.path(&format!(
-                "/pulls?{query}&sort=updated&direction=desc&per_page={PER_PAGE}&page={page}"
-            ));
-            let raw = self.call(&ctx, http::Method::GET, &path, None).await?;
-            self.expect_ok(&ctx, &raw)?;
-            let batch: Vec<pulls::PullRequest> = self.parse(&ctx, &raw)?;
-            let n = batch.len();
-            out.extend(batch);
-            if n < PER_PAGE {
-                break;
-            }
-        }
-        Ok(out)
+        self.pages(&ctx, |paging| {
+            self.path(&format!(
+                "/pulls?{query}&sort=updated&direction=desc&{paging}"
+            ))
+        })
+        .await
     }
 
     /// A pull request's reviews in the order they were submitted, following pages up to a bound.
     async fn list_reviews(&self, number: u64) -> Result<Vec<GitHubReview>, ForgeError> {
-        const PER_PAGE: usize = 100;
-        const MAX_PAGES: usize = 10;
         let ctx = self.ctx("reviews", Some(number));
-        let mut all: Vec<pulls::Review> = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let path = self.path(&format!(
-                "/pulls/{number}/reviews?per_page={PER_PAGE}&page={page}"
-            ));
-            let raw = self.call(&ctx, http::Method::GET, &path, None).await?;
-            self.expect_ok(&ctx, &raw)?;
-            let batch: Vec<pulls::Review> = self.parse(&ctx, &raw)?;
-            let n = batch.len();
-            all.extend(batch);
-            if n < PER_PAGE {
-                break;
-            }
-        }
+        let mut all: Vec<pulls::Review> = self
+            .pages(&ctx, |paging| {
+                self.path(&format!("/pulls/{number}/reviews?{paging}"))
+            })
+            .await?;
         // GitHub lists them chronologically; sorting (stably) keeps that true across pages.
         all.sort_by_key(|r| r.submitted_at);
-        Ok(all.into_iter().map(Self::convert_review).collect())
-    }
-
-    fn convert_review(r: pulls::Review) -> GitHubReview {
-        use models::AuthorAssociation as A;
-        let state = match r.state {
-            Some(pulls::ReviewState::Approved) => ReviewState::Approved,
-            Some(pulls::ReviewState::ChangesRequested) => ReviewState::ChangesRequested,
-            Some(pulls::ReviewState::Commented) => ReviewState::Commented,
-            Some(pulls::ReviewState::Dismissed) => ReviewState::Dismissed,
-            _ => ReviewState::Pending,
-        };
-        let association = match r.author_association {
-            Some(A::Owner) => "OWNER".to_string(),
-            Some(A::Member) => "MEMBER".to_string(),
-            Some(A::Collaborator) => "COLLABORATOR".to_string(),
-            Some(A::Other(s)) => s,
-            _ => "NONE".to_string(),
-        };
-        GitHubReview {
-            reviewer: r.user.map(|u| u.login).unwrap_or_default(),
-            state,
-            commit_id: r.commit_id,
-            association,
-        }
+        Ok(all.into_iter().map(answers::review).collect())
     }
 
     /// `permission` of `login` on the repository (`none` when GitHub does not know them).
@@ -330,65 +166,52 @@ impl GitHub {
             "/collaborators/{}/permission",
             super::encode_segment(login)
         ));
-        let raw = self.call(&ctx, http::Method::GET, &path, None).await?;
-        match raw.status {
-            404 => Ok("none".into()),
-            s if (200..300).contains(&s) => {
-                let p: Permission = self.parse(&ctx, &raw)?;
-                Ok(p.permission)
-            }
-            _ => Err(ctx.api(&raw)),
+        let found: Option<Permission> = self.get_if_found(&ctx, &path).await?;
+        Ok(found.map_or_else(|| "none".into(), |p| p.permission))
+    }
+}
+
+impl Rest for GitHub {
+    fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint {
+            repo: &self.cfg.repo,
+            token: &self.cfg.token,
+            retry: &self.cfg.retry,
         }
     }
 
-    fn convert(pr: pulls::PullRequest) -> PullRequest {
-        let state = if pr.merged_at.is_some() || pr.merged == Some(true) {
-            PrState::Merged {
-                merge_sha: pr.merge_commit_sha.clone().unwrap_or_default(),
-            }
-        } else if pr.state == Some(models::IssueState::Closed) {
-            PrState::Closed
-        } else {
-            PrState::Open
+    async fn attempt(
+        &self,
+        method: &http::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<RawResponse, String> {
+        let res = match *method {
+            http::Method::GET => self.client._get(path).await,
+            http::Method::POST => self.client._post(path, body).await,
+            http::Method::PATCH => self.client._patch(path, body).await,
+            http::Method::PUT => self.client._put(path, body).await,
+            _ => self.client._delete(path, body).await,
         };
-        PullRequest {
-            number: pr.number,
-            url: pr.html_url.map(|u| u.to_string()).unwrap_or(pr.url),
-            branch: pr.head.ref_field,
-            base: pr.base.ref_field,
-            head_sha: pr.head.sha,
-            author: pr.user.map(|u| u.login).unwrap_or_default(),
-            title: pr.title.unwrap_or_default(),
-            body: pr.body.unwrap_or_default(),
-            labels: pr
-                .labels
-                .unwrap_or_default()
-                .into_iter()
-                .map(|l| l.name)
-                .collect(),
-            state,
-        }
+        let res = res.map_err(|e| e.to_string())?;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = self
+            .client
+            .body_to_string(res)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(RawResponse {
+            status,
+            headers,
+            body: text.into_bytes(),
+        })
+    }
+
+    fn lacks(&self, op: &str, raw: &RawResponse) -> String {
+        answers::missing_permission(op, raw)
     }
 }
-
-/// The open one first; else the most recently updated (the list comes newest first).
-fn pick_for_branch(prs: Vec<PullRequest>) -> Option<PullRequest> {
-    let open = prs.iter().position(|p| p.state == PrState::Open);
-    match open {
-        Some(i) => prs.into_iter().nth(i),
-        None => prs.into_iter().next(),
-    }
-}
-
-/// Check runs that ended in one of these failed the commit.
-const FAILED_CONCLUSIONS: &[&str] = &[
-    "failure",
-    "timed_out",
-    "cancelled",
-    "action_required",
-    "startup_failure",
-    "stale",
-];
 
 impl Forge for GitHub {
     async fn find_pr_by_branch(&self, branch: &str) -> Result<Option<PullRequest>, ForgeError> {
@@ -397,10 +220,10 @@ impl Forge for GitHub {
             .list_pulls("find pull request", &format!("state=all&head={head}"))
             .await?
             .into_iter()
-            .map(Self::convert)
+            .map(answers::pull_request)
             .filter(|p| p.branch == branch)
             .collect();
-        Ok(pick_for_branch(prs))
+        Ok(super::pick_for_branch(prs))
     }
 
     async fn list_prs_by_label(
@@ -418,7 +241,7 @@ impl Forge for GitHub {
             .list_pulls("list pull requests", &format!("state={s}"))
             .await?
             .into_iter()
-            .map(Self::convert)
+            .map(answers::pull_request)
             .filter(|p| p.labels.iter().any(|l| l == label))
             .collect())
     }
@@ -431,7 +254,7 @@ impl Forge for GitHub {
             .call(&ctx, http::Method::POST, &self.path("/pulls"), Some(body))
             .await?;
         let pr = match raw.status {
-            201 | 200 => Self::convert(self.parse(&ctx, &raw)?),
+            201 | 200 => answers::pull_request(ctx.parse(&raw)?),
             422 if raw.message().contains("already exists") => {
                 super::existing_open(self, &self.cfg.repo, &new.head, raw.status, raw.message())
                     .await?
@@ -443,30 +266,19 @@ impl Forge for GitHub {
 
     async fn update_pr_body(&self, number: u64, body: &str) -> Result<(), ForgeError> {
         let ctx = self.ctx("update body", Some(number));
-        let raw = self
-            .call(
-                &ctx,
-                http::Method::PATCH,
-                &self.path(&format!("/pulls/{number}")),
-                Some(json!({"body": body})),
-            )
-            .await?;
-        self.expect_ok(&ctx, &raw)
+        let path = self.path(&format!("/pulls/{number}"));
+        self.send_ok(&ctx, http::Method::PATCH, &path, json!({"body": body}))
+            .await
+            .map(drop)
     }
 
     async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), ForgeError> {
         let ctx = self.ctx("add labels", Some(number));
         let path = self.path(&format!("/issues/{number}/labels"));
         let raw = self
-            .call(
-                &ctx,
-                http::Method::POST,
-                &path,
-                Some(json!({"labels": labels})),
-            )
+            .send_ok(&ctx, http::Method::POST, &path, json!({"labels": labels}))
             .await?;
-        self.expect_ok(&ctx, &raw)?;
-        let _: Vec<models::Label> = self.parse(&ctx, &raw)?;
+        let _: Vec<models::Label> = ctx.parse(&raw)?;
         Ok(())
     }
 
@@ -474,50 +286,35 @@ impl Forge for GitHub {
         let ctx = self.ctx("comment", Some(number));
         let path = self.path(&format!("/issues/{number}/comments"));
         let raw = self
-            .call(&ctx, http::Method::POST, &path, Some(json!({"body": body})))
+            .send_ok(&ctx, http::Method::POST, &path, json!({"body": body}))
             .await?;
-        self.expect_ok(&ctx, &raw)?;
-        let _: models::issues::Comment = self.parse(&ctx, &raw)?;
+        let _: models::issues::Comment = ctx.parse(&raw)?;
         Ok(())
     }
 
     async fn list_comments(&self, number: u64) -> Result<Vec<Comment>, ForgeError> {
-        const PER_PAGE: usize = 100;
-        const MAX_PAGES: usize = 10;
         let ctx = self.ctx("list comments", Some(number));
-        let mut out = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let path = self.path(&format!(
-                "/issues/{number}/comments?per_page={PER_PAGE}&page={page}"
-            ));
-            let raw = self.call(&ctx, http::Method::GET, &path, None).await?;
-            self.expect_ok(&ctx, &raw)?;
-            let batch: Vec<models::issues::Comment> = self.parse(&ctx, &raw)?;
-            let n = batch.len();
-            out.extend(batch.into_iter().map(|c| Comment {
+        let all: Vec<models::issues::Comment> = self
+            .pages(&ctx, |paging| {
+                self.path(&format!("/issues/{number}/comments?{paging}"))
+            })
+            .await?;
+        Ok(all
+            .into_iter()
+            .map(|c| Comment {
                 id: c.id.0,
                 body: c.body.unwrap_or_default(),
-            }));
-            if n < PER_PAGE {
-                break;
-            }
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     async fn update_comment(&self, number: u64, id: u64, body: &str) -> Result<(), ForgeError> {
         let ctx = self.ctx("update comment", Some(number));
         let path = self.path(&format!("/issues/comments/{id}"));
         let raw = self
-            .call(
-                &ctx,
-                http::Method::PATCH,
-                &path,
-                Some(json!({"body": body})),
-            )
+            .send_ok(&ctx, http::Method::PATCH, &path, json!({"body": body}))
             .await?;
-        self.expect_ok(&ctx, &raw)?;
-        let _: models::issues::Comment = self.parse(&ctx, &raw)?;
+        let _: models::issues::Comment = ctx.parse(&raw)?;
         Ok(())
     }
 
@@ -538,37 +335,12 @@ impl Forge for GitHub {
 
     async fn checks(&self, sha: &str) -> Result<Checks, ForgeError> {
         let ctx = self.ctx("checks", None);
-        let raw = self
-            .call(
-                &ctx,
-                http::Method::GET,
-                &self.path(&format!("/commits/{sha}/status")),
-                None,
-            )
+        let combined: models::CombinedStatus = self
+            .get(&ctx, &self.path(&format!("/commits/{sha}/status")))
             .await?;
-        self.expect_ok(&ctx, &raw)?;
-        let combined: models::CombinedStatus = self.parse(&ctx, &raw)?;
         let path = self.path(&format!("/commits/{sha}/check-runs?per_page=100"));
-        let raw = self.call(&ctx, http::Method::GET, &path, None).await?;
-        self.expect_ok(&ctx, &raw)?;
-        let runs: models::checks::ListCheckRuns = self.parse(&ctx, &raw)?;
-        let statuses = combined.statuses.iter().map(|s| {
-            let state = match s.state {
-                models::StatusState::Success => CheckState::Success,
-                models::StatusState::Pending => CheckState::Pending,
-                _ => CheckState::Failed,
-            };
-            (s.context.clone().unwrap_or_else(|| "status".into()), state)
-        });
-        let runs = runs.check_runs.iter().map(|r| {
-            let state = match r.conclusion.as_deref() {
-                None => CheckState::Pending,
-                Some(c) if FAILED_CONCLUSIONS.contains(&c) => CheckState::Failed,
-                Some(_) => CheckState::Success,
-            };
-            (r.name.clone(), state)
-        });
-        Ok(combine_checks(statuses.chain(runs)))
+        let runs: models::checks::ListCheckRuns = self.get(&ctx, &path).await?;
+        Ok(answers::checks(&combined, &runs))
     }
 
     async fn mergeable(&self, number: u64) -> Result<Mergeable, ForgeError> {
@@ -592,50 +364,26 @@ impl Forge for GitHub {
         let raw = self
             .call(&ctx, http::Method::PUT, &path, Some(body))
             .await?;
-        match raw.status {
-            200 => {
-                let m: pulls::Merge = self.parse(&ctx, &raw)?;
-                match m.sha {
-                    Some(sha) if m.merged => Ok(MergeOutcome::Merged { sha }),
-                    _ => Err(ForgeError::NotMergeable {
-                        repo: self.cfg.repo.clone(),
-                        number,
-                        status: raw.status,
-                        message: m
-                            .message
-                            .unwrap_or_else(|| "merge reported merged: false".into()),
-                    }),
-                }
-            }
-            404 => Err(ctx.not_found()),
-            405 | 422 => Err(ForgeError::NotMergeable {
-                repo: self.cfg.repo.clone(),
-                number,
-                status: raw.status,
-                message: raw.message(),
-            }),
-            409 => Err(ForgeError::HeadChanged {
-                repo: self.cfg.repo.clone(),
-                number,
-                status: raw.status,
-                expected_head_sha: expected_head_sha.to_string(),
-                message: raw.message(),
-            }),
-            _ => Err(ctx.api(&raw)),
+        if raw.status != 200 {
+            return Err(ctx.merge_refused(&raw, expected_head_sha));
+        }
+        let m: pulls::Merge = ctx.parse(&raw)?;
+        match m.sha {
+            Some(sha) if m.merged => Ok(MergeOutcome::Merged { sha }),
+            _ => Err(ctx.not_mergeable(
+                raw.status,
+                m.message
+                    .unwrap_or_else(|| "merge reported merged: false".into()),
+            )),
         }
     }
 
     async fn close(&self, number: u64) -> Result<(), ForgeError> {
         let ctx = self.ctx("close", Some(number));
-        let raw = self
-            .call(
-                &ctx,
-                http::Method::PATCH,
-                &self.path(&format!("/pulls/{number}")),
-                Some(json!({"state": "closed"})),
-            )
-            .await?;
-        self.expect_ok(&ctx, &raw)
+        let path = self.path(&format!("/pulls/{number}"));
+        self.send_ok(&ctx, http::Method::PATCH, &path, json!({"state": "closed"}))
+            .await
+            .map(drop)
     }
 
     fn web_url(&self, number: u64) -> String {
@@ -644,81 +392,5 @@ impl Forge for GitHub {
             self.cfg.server_url.trim_end_matches('/'),
             self.cfg.repo
         )
-    }
-}
-
-/// One check's state, forge-neutral.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CheckState {
-    Success,
-    Pending,
-    Failed,
-}
-
-/// Any failure names the first failing check; else any pending waits; none at all is `None`.
-pub(crate) fn combine_checks(items: impl Iterator<Item = (String, CheckState)>) -> Checks {
-    let mut any = false;
-    let mut pending = false;
-    for (name, state) in items {
-        any = true;
-        match state {
-            CheckState::Failed => return Checks::Failure(name),
-            CheckState::Pending => pending = true,
-            CheckState::Success => {}
-        }
-    }
-    match (any, pending) {
-        (false, _) => Checks::None,
-        (true, true) => Checks::Pending,
-        (true, false) => Checks::Success,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checks_combine() {
-        use CheckState::*;
-        let c = |v: Vec<(&str, CheckState)>| {
-            combine_checks(v.into_iter().map(|(n, s)| (n.to_string(), s)))
-        };
-        assert_eq!(c(vec![]), Checks::None);
-        assert_eq!(c(vec![("a", Success), ("b", Success)]), Checks::Success);
-        assert_eq!(c(vec![("a", Success), ("b", Pending)]), Checks::Pending);
-        assert_eq!(
-            c(vec![("a", Pending), ("b", Failed)]),
-            Checks::Failure("b".into())
-        );
-    }
-
-    #[test]
-    fn picks_open_request_over_newer_closed_one() {
-        let mk = |n, state| PullRequest {
-            number: n,
-            url: String::new(),
-            branch: "b".into(),
-            base: "main".into(),
-            head_sha: String::new(),
-            author: String::new(),
-            title: String::new(),
-            body: String::new(),
-            labels: vec![],
-            state,
-        };
-        let got = pick_for_branch(vec![mk(3, PrState::Closed), mk(2, PrState::Open)]);
-        assert_eq!(got.map(|p| p.number), Some(2));
-        let got = pick_for_branch(vec![
-            mk(3, PrState::Closed),
-            mk(
-                1,
-                PrState::Merged {
-                    merge_sha: "x".into(),
-                },
-            ),
-        ]);
-        assert_eq!(got.map(|p| p.number), Some(3));
-        assert_eq!(pick_for_branch(vec![]), None);
     }
 }
