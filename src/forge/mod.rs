@@ -7,7 +7,7 @@
 //! [`ForgeError`] that names the repository, the request number, the HTTP status and, for
 //! 401/403, the permission the token lacks. Whether to merge is decided by the pure
 //! [`decide_merge`] from plain values; the adapters only observe and act. Transient faults
-//! (5xx, 429, GitHub's secondary rate limit) are retried with bounded backoff in [`send`]; the
+//! (5xx, 429, GitHub's secondary rate limit) are retried with bounded backoff in `send`; the
 //! rest of the plumbing both adapters share (scrubbing, permission errors, bodies, paging, what
 //! a merge answer means) is the `rest` layer under them.
 

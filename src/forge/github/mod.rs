@@ -5,7 +5,7 @@
 //! a secondary rate limit (retry) and a missing permission (stop and say which). Bodies are
 //! still read into octocrab's own models, so what the fake serves is what octocrab accepts.
 //! octocrab's own retry layer is switched off: retries, scrubbing, paging and what an answer
-//! means are the shared [`Rest`] layer's. This module says how one attempt goes over octocrab
+//! means are the shared `Rest` layer's. This module says how one attempt goes over octocrab
 //! and what each operation asks; `answers` reads what GitHub sends back.
 
 mod answers;

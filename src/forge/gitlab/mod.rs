@@ -6,7 +6,7 @@
 //! `detailed_merge_status` (`requested_changes`), checks from the newest pipeline of the
 //! commit, and merging can be deferred to GitLab with `auto_merge` (GitLab 17+) and its older
 //! name `merge_when_pipeline_succeeds`, sent together because GitLab ignores the one it does not
-//! know. Retries, scrubbing, paging and what an answer means are the shared [`Rest`] layer's;
+//! know. Retries, scrubbing, paging and what an answer means are the shared `Rest` layer's;
 //! this module says how one attempt goes over reqwest and what each operation asks, and
 //! `answers` reads what GitLab sends back.
 
