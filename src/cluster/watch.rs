@@ -69,23 +69,19 @@ pub(super) enum Fault {
 pub(super) fn status_fault(target: &Target, verb: &str, status: &Status) -> Fault {
     let message = status.message.clone();
     let t = target.clone();
+    let denial = |t: Target, message| {
+        Box::new(Denial {
+            verb: verb.into(),
+            resource: t.resource,
+            kind: t.kind,
+            namespace: t.namespace,
+            name: t.name,
+            message,
+        })
+    };
     match status.code {
-        401 => Fault::Fatal(ClusterError::Unauthorized(Box::new(Denial {
-            verb: verb.into(),
-            resource: t.resource,
-            kind: t.kind,
-            namespace: t.namespace,
-            name: t.name,
-            message,
-        }))),
-        403 => Fault::Fatal(ClusterError::Forbidden(Box::new(Denial {
-            verb: verb.into(),
-            resource: t.resource,
-            kind: t.kind,
-            namespace: t.namespace,
-            name: t.name,
-            message,
-        }))),
+        401 => Fault::Fatal(ClusterError::Unauthorized(denial(t, message))),
+        403 => Fault::Fatal(ClusterError::Forbidden(denial(t, message))),
         // A list or watch of a collection answers 404 only when the type is not served.
         404 if verb != "get" && verb != "patch" => Fault::Fatal(ClusterError::NotServed {
             resource: t.resource,
