@@ -11,7 +11,7 @@ import re
 import sys
 
 LAYERS = [
-    ["secret", "yaml"],
+    ["clock", "secret", "yaml"],
     ["manifest"],
     ["router"],
     ["plan", "gate"],

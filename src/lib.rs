@@ -7,6 +7,7 @@
 //! shell over them. `.ci/check-layers.py` holds the layers.
 
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod cmd;
 pub mod config;

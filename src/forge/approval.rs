@@ -99,6 +99,49 @@ fn matters(r: &GitHubReview, head_sha: &str, author: &str) -> bool {
     }
 }
 
+/// What a decision that matters does to the request when its author may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Approves,
+    RequestsChanges,
+}
+
+/// The one count both forges make: of the decisions that matter (keyed by who decided, each
+/// once), those whose author `may_write` take effect: an approval adds one, a requested change
+/// blocks.
+fn tally<K>(
+    decisions: impl IntoIterator<Item = (K, Decision)>,
+    may_write: impl Fn(&K) -> bool,
+) -> Reviews {
+    let mut out = Reviews::default();
+    for (who, decision) in decisions {
+        if !may_write(&who) {
+            continue;
+        }
+        match decision {
+            Decision::Approves => out.approvals += 1,
+            Decision::RequestsChanges => out.changes_requested = true,
+        }
+    }
+    out
+}
+
+/// Each reviewer's latest deciding review that matters, keyed by lower-cased login.
+fn github_decisions<'a>(
+    reviews: &'a [GitHubReview],
+    head_sha: &'a str,
+    author: &'a str,
+) -> impl Iterator<Item = (String, Decision)> + 'a {
+    latest_decisions(reviews)
+        .into_iter()
+        .filter(move |(_, r)| matters(r, head_sha, author))
+        .filter_map(|(login, r)| match r.state {
+            ReviewState::Approved => Some((login, Decision::Approves)),
+            ReviewState::ChangesRequested => Some((login, Decision::RequestsChanges)),
+            _ => None,
+        })
+}
+
 /// The reviewers whose write permission decides the outcome (lower-cased logins, each once):
 /// the adapter looks these up and passes the answers to [`summarize_github`].
 pub fn github_reviewers_to_check(
@@ -106,10 +149,8 @@ pub fn github_reviewers_to_check(
     head_sha: &str,
     author: &str,
 ) -> Vec<String> {
-    latest_decisions(reviews)
-        .into_iter()
-        .filter(|(_, r)| matters(r, head_sha, author))
-        .map(|(k, _)| k)
+    github_decisions(reviews, head_sha, author)
+        .map(|(login, _)| login)
         .collect()
 }
 
@@ -122,21 +163,11 @@ pub fn summarize_github(
     author: &str,
     permissions: &BTreeMap<String, String>,
 ) -> Reviews {
-    let mut out = Reviews::default();
-    for (login, r) in latest_decisions(reviews) {
-        let may_write = permissions
-            .get(&login)
-            .is_some_and(|p| permission_can_write(p));
-        if !may_write || !matters(r, head_sha, author) {
-            continue;
-        }
-        match r.state {
-            ReviewState::Approved => out.approvals += 1,
-            ReviewState::ChangesRequested => out.changes_requested = true,
-            _ => {}
-        }
-    }
-    out
+    tally(github_decisions(reviews, head_sha, author), |login| {
+        permissions
+            .get(login)
+            .is_some_and(|p| permission_can_write(p))
+    })
 }
 
 /// GitLab's Developer role: the least access that may push to a branch.
@@ -181,18 +212,29 @@ fn gitlab_on_head(a: &GitLabApproval, head: &HeadSince) -> bool {
     }
 }
 
-/// The approvers whose access level decides the outcome (user ids, each once).
-pub fn gitlab_approvers_to_check(
+/// The approvals that matter: on the current head, not the author's own, one per user id.
+fn gitlab_decisions(
     approvals: &[GitLabApproval],
     author_id: Option<u64>,
     head: &HeadSince,
-) -> Vec<u64> {
+) -> impl Iterator<Item = (u64, Decision)> {
     approvals
         .iter()
         .filter(|a| Some(a.user_id) != author_id && gitlab_on_head(a, head))
         .map(|a| a.user_id)
         .collect::<BTreeSet<_>>()
         .into_iter()
+        .map(|id| (id, Decision::Approves))
+}
+
+/// The approvers whose access level decides the outcome (user ids, each once).
+pub fn gitlab_approvers_to_check(
+    approvals: &[GitLabApproval],
+    author_id: Option<u64>,
+    head: &HeadSince,
+) -> Vec<u64> {
+    gitlab_decisions(approvals, author_id, head)
+        .map(|(id, _)| id)
         .collect()
 }
 
@@ -207,14 +249,11 @@ pub fn summarize_gitlab(
     access: &BTreeMap<u64, u32>,
     changes_requested: bool,
 ) -> Reviews {
-    let counted = gitlab_approvers_to_check(approvals, author_id, head)
-        .into_iter()
-        .filter(|id| access.get(id).is_some_and(|l| *l >= GITLAB_DEVELOPER))
-        .count();
-    Reviews {
-        approvals: counted as u32,
-        changes_requested,
-    }
+    let mut out = tally(gitlab_decisions(approvals, author_id, head), |id| {
+        access.get(id).is_some_and(|l| *l >= GITLAB_DEVELOPER)
+    });
+    out.changes_requested |= changes_requested;
+    out
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
-//! What can go wrong talking to a forge, with the facts to say why and what to fix.
+//! What can go wrong talking to a forge, with the facts to say why and what to fix, and [`Ctx`],
+//! which turns an answer into the error that names who asked what.
+
+use serde::de::DeserializeOwned;
 
 use super::*;
 
@@ -108,6 +111,96 @@ impl crate::fault::Classify for ForgeError {
                 | ForgeError::Permission { .. }
                 | ForgeError::Unsupported { .. }
         )
+    }
+}
+
+/// Who is calling, for error messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx<'a> {
+    pub repo: &'a str,
+    pub op: &'static str,
+    pub number: Option<u64>,
+}
+
+impl Ctx<'_> {
+    pub fn api(&self, raw: &RawResponse) -> ForgeError {
+        ForgeError::Api {
+            repo: self.repo.to_string(),
+            op: self.op,
+            number: self.number,
+            status: raw.status,
+            message: raw.message(),
+        }
+    }
+
+    pub fn decode(&self, err: impl std::fmt::Display) -> ForgeError {
+        ForgeError::Decode {
+            repo: self.repo.to_string(),
+            op: self.op,
+            message: err.to_string(),
+        }
+    }
+
+    pub fn not_found(&self) -> ForgeError {
+        ForgeError::NotFound {
+            repo: self.repo.to_string(),
+            op: self.op,
+            number: self.number.unwrap_or_default(),
+        }
+    }
+
+    pub fn permission(&self, raw: &RawResponse, permission: String) -> ForgeError {
+        ForgeError::Permission {
+            repo: self.repo.to_string(),
+            op: self.op,
+            number: self.number,
+            status: raw.status,
+            permission,
+            message: raw.message(),
+        }
+    }
+
+    /// A 2xx answer passes; 404 on a request is [`ForgeError::NotFound`]; any other is
+    /// [`ForgeError::Api`].
+    pub fn expect_ok(&self, raw: &RawResponse) -> Result<(), ForgeError> {
+        match raw.status {
+            s if (200..300).contains(&s) => Ok(()),
+            404 if self.number.is_some() => Err(self.not_found()),
+            _ => Err(self.api(raw)),
+        }
+    }
+
+    /// The body read as `T`, or [`ForgeError::Decode`].
+    pub fn parse<T: DeserializeOwned>(&self, raw: &RawResponse) -> Result<T, ForgeError> {
+        serde_json::from_slice(&raw.body).map_err(|e| self.decode(e))
+    }
+
+    /// The request was not merged, for `message`'s reason.
+    pub fn not_mergeable(&self, status: u16, message: String) -> ForgeError {
+        ForgeError::NotMergeable {
+            repo: self.repo.to_string(),
+            number: self.number.unwrap_or_default(),
+            status,
+            message,
+        }
+    }
+
+    /// What a merge answered other than success means, the same on both forges: 404 no such
+    /// request, 409 the head moved from `expected_head_sha`, 405/406/422 not mergeable (a
+    /// conflict, a rule, a pipeline), anything else a plain refusal.
+    pub fn merge_refused(&self, raw: &RawResponse, expected_head_sha: &str) -> ForgeError {
+        match raw.status {
+            404 => self.not_found(),
+            405 | 406 | 422 => self.not_mergeable(raw.status, raw.message()),
+            409 => ForgeError::HeadChanged {
+                repo: self.repo.to_string(),
+                number: self.number.unwrap_or_default(),
+                status: raw.status,
+                expected_head_sha: expected_head_sha.to_string(),
+                message: raw.message(),
+            },
+            _ => self.api(raw),
+        }
     }
 }
 

@@ -7,13 +7,16 @@
 //! [`ForgeError`] that names the repository, the request number, the HTTP status and, for
 //! 401/403, the permission the token lacks. Whether to merge is decided by the pure
 //! [`decide_merge`] from plain values; the adapters only observe and act. Transient faults
-//! (5xx, 429, GitHub's secondary rate limit) are retried with bounded backoff in [`send`].
+//! (5xx, 429, GitHub's secondary rate limit) are retried with bounded backoff in `send`; the
+//! rest of the plumbing both adapters share (scrubbing, permission errors, bodies, paging, what
+//! a merge answer means) is the `rest` layer under them.
 
 pub mod approval;
 mod error;
 pub mod github;
 pub mod gitlab;
 mod request;
+mod rest;
 #[cfg(test)]
 mod tests;
 
@@ -86,6 +89,16 @@ pub trait Forge {
     ) -> impl Future<Output = Result<MergeOutcome, ForgeError>> + Send;
     fn close(&self, number: u64) -> impl Future<Output = Result<(), ForgeError>> + Send;
     fn web_url(&self, number: u64) -> String;
+}
+
+/// The request for a branch: the open one first; else the most recently updated (`prs` comes
+/// newest first).
+pub(crate) fn pick_for_branch(prs: Vec<PullRequest>) -> Option<PullRequest> {
+    let open = prs.iter().position(|p| p.state == PrState::Open);
+    match open {
+        Some(i) => prs.into_iter().nth(i),
+        None => prs.into_iter().next(),
+    }
 }
 
 /// A create the forge refused because a request for `head` already exists: return that open

@@ -1,6 +1,5 @@
-//! The request layer both adapters share: one bounded retry policy (transport errors, 5xx,
-//! rate limits with the server's own wait), one deadline per request, the raw answer and the
-//! context every error names.
+//! One request, whatever the client library: one bounded retry policy (transport errors, 5xx,
+//! rate limits with the server's own wait), one deadline per request, and the raw answer.
 
 use super::*;
 
@@ -102,60 +101,6 @@ impl RawResponse {
     }
 }
 
-/// Who is calling, for error messages.
-#[derive(Debug, Clone)]
-pub(crate) struct Ctx<'a> {
-    pub repo: &'a str,
-    pub op: &'static str,
-    pub number: Option<u64>,
-}
-
-impl Ctx<'_> {
-    pub fn api(&self, raw: &RawResponse) -> ForgeError {
-        ForgeError::Api {
-            repo: self.repo.to_string(),
-            op: self.op,
-            number: self.number,
-            status: raw.status,
-            message: raw.message(),
-        }
-    }
-
-    pub fn decode(&self, err: impl std::fmt::Display) -> ForgeError {
-        ForgeError::Decode {
-            repo: self.repo.to_string(),
-            op: self.op,
-            message: err.to_string(),
-        }
-    }
-
-    pub fn not_found(&self) -> ForgeError {
-        ForgeError::NotFound {
-            repo: self.repo.to_string(),
-            op: self.op,
-            number: self.number.unwrap_or_default(),
-        }
-    }
-
-    pub fn permission(&self, raw: &RawResponse, permission: String) -> ForgeError {
-        ForgeError::Permission {
-            repo: self.repo.to_string(),
-            op: self.op,
-            number: self.number,
-            status: raw.status,
-            permission,
-            message: raw.message(),
-        }
-    }
-}
-
-pub(super) fn now_epoch() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
 /// Send with bounded retries on transport errors and transient statuses; any other status is
 /// returned for the caller to interpret. `attempt` must build a fresh request each call.
 pub(crate) async fn send<F, Fut>(
@@ -188,6 +133,7 @@ where
                         humantime::format_duration(request_timeout)
                     ))
                 });
+            let now = crate::clock::since_epoch().as_secs();
             match answer {
                 Err(transport) => Err(ForgeError::Unavailable {
                     repo: ctx.repo.to_string(),
@@ -198,14 +144,14 @@ where
                     message: transport,
                     retry_after: None,
                 }),
-                Ok(raw) if raw.is_transient(now_epoch()) => Err(ForgeError::Unavailable {
+                Ok(raw) if raw.is_transient(now) => Err(ForgeError::Unavailable {
                     repo: ctx.repo.to_string(),
                     op: ctx.op,
                     number: ctx.number,
                     status: Some(raw.status),
                     attempts: 0,
                     message: raw.message(),
-                    retry_after: raw.server_wait(now_epoch()),
+                    retry_after: raw.server_wait(now),
                 }),
                 Ok(raw) => Ok(raw),
             }

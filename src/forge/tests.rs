@@ -173,6 +173,27 @@ fn merged_or_closed_requests_are_not_merged_again() {
 }
 
 #[test]
+fn picks_open_request_over_newer_closed_one() {
+    let mk = |n, state| PullRequest {
+        number: n,
+        ..pr(state)
+    };
+    let got = pick_for_branch(vec![mk(3, PrState::Closed), mk(2, PrState::Open)]);
+    assert_eq!(got.map(|p| p.number), Some(2));
+    let got = pick_for_branch(vec![
+        mk(3, PrState::Closed),
+        mk(
+            1,
+            PrState::Merged {
+                merge_sha: "x".into(),
+            },
+        ),
+    ]);
+    assert_eq!(got.map(|p| p.number), Some(3));
+    assert_eq!(pick_for_branch(vec![]), None);
+}
+
+#[test]
 fn server_wait_reads_retry_after_and_ratelimit_reset() {
     let mut raw = RawResponse {
         status: 403,

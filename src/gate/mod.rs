@@ -150,3 +150,22 @@ impl fmt::Display for ObjectRef {
         write!(f, "{}/{}", self.namespace, self.name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_refs_parse() {
+        assert_eq!(
+            ObjectRef::parse("shop/web", "default").unwrap(),
+            ObjectRef::new("shop", "web")
+        );
+        assert_eq!(
+            ObjectRef::parse("web", "apps").unwrap(),
+            ObjectRef::new("apps", "web")
+        );
+        assert!(ObjectRef::parse("a/b/c", "x").is_err());
+        assert!(ObjectRef::parse("/b", "x").is_err());
+    }
+}

@@ -160,7 +160,7 @@ mod tests {
     }
 
     /// Several routes moving together: every route, every Deployment on each side, the
-    /// labels of each canary (the old code took the first of each).
+    /// labels of each canary, not only the first of each.
     #[test]
     fn every_route_and_every_deployment_is_gated() {
         let (pairs, w, s) = example();
