@@ -308,7 +308,7 @@ pub fn detect(output: Output) -> Box<dyn Report> {
         Kind::GitLab => Box::new(GitLab::new(
             std::io::stdout(),
             PathBuf::from(env("GITOPS_CANARY_DOTENV").unwrap_or_else(|| DEFAULT_DOTENV.into())),
-            unix_now,
+            || crate::clock::since_epoch().as_secs(),
         )),
         Kind::Json => Box::new(Json::new(std::io::stdout())),
         Kind::Terminal => Box::new(Terminal::new(std::io::stderr())),
@@ -323,13 +323,6 @@ pub fn ci() -> Option<Box<dyn Report>> {
         Kind::GitHubActions | Kind::GitLab => Some(detect(Output::Human)),
         Kind::Json | Kind::Terminal => None,
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -433,12 +433,6 @@ impl Rollout<'_> {
     }
 }
 
-pub(super) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// Write the state record under `dir`; returns its path (for the commit).
 pub fn write_record(
     dir: &Path,

@@ -299,7 +299,6 @@ mod pass;
 mod select;
 mod text;
 
-use act::unix_now;
 pub use act::write_record;
 pub use select::*;
 pub use text::*;

@@ -66,7 +66,7 @@ impl Rollout<'_> {
                 None => {
                     let budget = plan::gate_budget(
                         obs.tip_time,
-                        unix_now(),
+                        crate::clock::since_epoch().as_secs() as i64,
                         self.settings.gate_timeout,
                         self.wait_slice,
                     );
