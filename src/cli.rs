@@ -45,7 +45,6 @@ pub enum Command {
     Check(cmd::check::CheckArgs),
 }
 
-pub use crate::cmd::RepoArgs;
 pub use crate::report::Output;
 
 /// Run the parsed command line; the error's type decides the exit code in `main`.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::fault::Classify;
 use crate::plan::{Approval, Stage};
 
-pub const DEFAULT_FILE: &str = ".gitops-canary.yaml";
+pub(crate) const DEFAULT_FILE: &str = ".gitops-canary.yaml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -80,7 +80,7 @@ pub enum ForgeKind {
 impl ForgeKind {
     /// The forge of the CI system this runs in, when its variables tell; `set` says whether a
     /// variable is set and not empty.
-    pub fn from_ci(set: impl Fn(&str) -> bool) -> Option<ForgeKind> {
+    pub(crate) fn from_ci(set: impl Fn(&str) -> bool) -> Option<ForgeKind> {
         if set("GITHUB_ACTIONS") || set("GITHUB_REPOSITORY") {
             Some(ForgeKind::Github)
         } else if set("GITLAB_CI") || set("CI_SERVER_URL") {
@@ -342,10 +342,10 @@ impl Config {
     }
 }
 
-pub const DEFAULT_STAGES: [u32; 4] = [10, 25, 50, 100];
+pub(crate) const DEFAULT_STAGES: [u32; 4] = [10, 25, 50, 100];
 
 /// Stage weights rise strictly within 1..=100.
-pub fn check_stages(weights: &[u32]) -> Result<(), String> {
+pub(crate) fn check_stages(weights: &[u32]) -> Result<(), String> {
     let mut last = 0;
     for w in weights {
         if *w == 0 || *w > 100 {
@@ -360,7 +360,7 @@ pub fn check_stages(weights: &[u32]) -> Result<(), String> {
 }
 
 /// `90s`, `5m`, `1h30m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{s:?} is not a duration like 90s, 5m or 1h: {e}"))
 }

@@ -46,10 +46,10 @@ impl UsageError {
 
 pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
-pub const BAD_INPUT: u8 = 2;
+pub(crate) const BAD_INPUT: u8 = 2;
 /// Stopped by SIGINT (128 + 2) or SIGTERM (128 + 15), as shells report them.
-pub const INTERRUPTED: u8 = 130;
-pub const TERMINATED: u8 = 143;
+pub(crate) const INTERRUPTED: u8 = 130;
+pub(crate) const TERMINATED: u8 = 143;
 
 /// The exit code for an error: 2 when the first typed cause in its chain is the user's
 /// input, else 1.

@@ -16,7 +16,7 @@ impl Token {
     }
 
     /// The raw value, for the one place that sends it (an HTTP header, a git credential).
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
@@ -44,7 +44,7 @@ static KNOWN: std::sync::Mutex<Vec<Token>> = std::sync::Mutex::new(Vec::new());
 
 /// Remember `token` for [`redact`]; returns false when it was already known or is too short
 /// to be a real secret (scrubbing it would garble ordinary words).
-pub fn register(token: &Token) -> bool {
+pub(crate) fn register(token: &Token) -> bool {
     if token.0.len() < 4 {
         return false;
     }
@@ -133,7 +133,7 @@ fn url_password(s: &str) -> Option<String> {
 
 /// Replace every occurrence of each non-empty token in `text`, and of every registered one,
 /// with `***`.
-pub fn redact(text: &str, tokens: &[&Token]) -> String {
+pub(crate) fn redact(text: &str, tokens: &[&Token]) -> String {
     let mut out = text.to_string();
     let known = KNOWN.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for t in tokens.iter().copied().chain(known.iter()) {

@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 /// Index of a node in `Stream::nodes`.
-pub type NodeId = usize;
+pub(crate) type NodeId = usize;
 
 /// How a scalar was written; an edit keeps the style of the value it replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +266,7 @@ impl Stream {
         }
     }
 
-    pub fn is_map(&self, id: NodeId) -> bool {
+    pub(crate) fn is_map(&self, id: NodeId) -> bool {
         matches!(self.nodes[self.resolve(id)].kind, NodeKind::Map(_))
     }
 

@@ -34,7 +34,7 @@ pub async fn rolled_out(
 /// [`rolled_out`] over every Deployment of a stage: each canary finished its rollout, then
 /// each stable serves and finished its own, all within `timeout`; the first that does not
 /// fails the gate.
-pub async fn rolled_out_all(
+pub(crate) async fn rolled_out_all(
     client: &Client,
     canaries: &[ObjectRef],
     stables: &[ObjectRef],
@@ -105,7 +105,7 @@ pub async fn steady(
 
 /// [`steady`] over every Deployment of a stage: the pods of each canary, each canary and each
 /// stable watched together for one bake; the first that breaks fails the gate.
-pub async fn steady_all(
+pub(crate) async fn steady_all(
     client: &Client,
     canaries: &[ObjectRef],
     stables: &[ObjectRef],

@@ -12,12 +12,10 @@ mod gates;
 mod sync;
 mod watch;
 
-pub use deployments::{rolled_out, rolled_out_all, steady, steady_all};
+pub use deployments::{rolled_out, steady};
 pub use gates::{run_gates, GateSettings, Subject, SyncVia};
-pub use sync::{
-    argocd_application, flux_kustomization, http_route, sync_now_patch, synced, SyncSource,
-};
-pub use watch::{wait_for, wait_for_dyn};
+pub use sync::{flux_kustomization, http_route, synced, SyncSource};
+pub use watch::wait_for;
 
 pub use crate::gate::{Gate, ObjectRef};
 

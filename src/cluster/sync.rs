@@ -32,7 +32,7 @@ pub enum SyncSource {
     },
 }
 
-pub fn argocd_application() -> ApiResource {
+pub(crate) fn argocd_application() -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk(
         "argoproj.io",
         "v1alpha1",
@@ -58,7 +58,7 @@ pub fn flux_kustomization() -> ApiResource {
 
 /// The merge patch that asks the controller to reconcile now (Argo CD refresh annotation,
 /// Flux `requestedAt`), or `None` for the live Ingress or HTTPRoute: no controller to poke.
-pub fn sync_now_patch(source: &SyncSource, now: SystemTime) -> Option<serde_json::Value> {
+pub(crate) fn sync_now_patch(source: &SyncSource, now: SystemTime) -> Option<serde_json::Value> {
     match source {
         SyncSource::Ingress { .. } | SyncSource::HttpRoute { .. } => None,
         SyncSource::ArgoCd { .. } => Some(serde_json::json!({

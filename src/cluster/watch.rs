@@ -276,7 +276,7 @@ where
 }
 
 /// [`wait_for`] for dynamically typed objects (Argo CD, Flux) that need their `ApiResource`.
-pub async fn wait_for_dyn<K>(
+pub(crate) async fn wait_for_dyn<K>(
     api: &Api<K>,
     dt: &K::DynamicType,
     name: &str,

@@ -96,7 +96,7 @@ pub struct CanaryArgs {
 
 impl CanaryArgs {
     /// Does any flag name a canary (then the config file's canaries do not apply)?
-    pub fn names_any(&self) -> bool {
+    pub(crate) fn names_any(&self) -> bool {
         !self.ingress.ingress.is_empty()
             || !self.route.route.is_empty()
             || self.weight_from.weight_from.is_some()

@@ -19,7 +19,7 @@ use crate::metrics::{run_analysis_with, ManualClock, PrometheusClient, SystemClo
 use crate::rollout::{GateContext, GateLine, GateReport, GateRunner};
 use crate::secret::Token;
 
-pub use crate::gate::SyncSourceKind;
+pub(crate) use crate::gate::SyncSourceKind;
 
 /// Where `synced` looks, from the flags.
 pub fn sync_via(
@@ -72,10 +72,10 @@ pub struct MetricsArgs {
     #[arg(long, env = "GITOPS_CANARY_MIN_REQUESTS", default_value_t = 20.0)]
     pub min_requests: f64,
     /// Lowest acceptable non-5xx share of canary requests.
-    #[arg(long, env = "GITOPS_CANARY_MIN_SUCCESS_RATE", default_value_t = 0.99)]
+    #[arg(long, env = "GITOPS_CANARY_MIN_SUCCESS_RATE", default_value_t = crate::gate::metrics::DEFAULT_MIN_SUCCESS_RATE)]
     pub min_success_rate: f64,
     /// Highest acceptable p99 latency of canary requests, in seconds.
-    #[arg(long, env = "GITOPS_CANARY_MAX_P99_SECONDS", default_value_t = 0.5)]
+    #[arg(long, env = "GITOPS_CANARY_MAX_P99_SECONDS", default_value_t = crate::gate::metrics::DEFAULT_MAX_P99_SECONDS)]
     pub max_p99_seconds: f64,
     /// Whose metrics the built-in queries read: ingress-nginx, envoy-gateway, istio,
     /// nginx-gateway-fabric, or custom (every query from --metrics-query-*).
@@ -189,7 +189,7 @@ impl MetricsGate {
 
     /// The analysis for one canary's label values (namespace and name of the stable Ingress,
     /// the canary's Service): its verdict and what it saw.
-    pub async fn analyse_vars(
+    pub(crate) async fn analyse_vars(
         &self,
         vars: Vars,
         bake: Duration,

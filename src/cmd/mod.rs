@@ -6,14 +6,12 @@ pub mod args;
 pub mod check;
 pub(crate) mod connect;
 pub mod gates;
-pub mod init_canary;
+pub(crate) mod init_canary;
 pub mod plan;
 pub mod propose;
 pub mod rollout;
 pub mod set_weight;
 pub(crate) mod settings;
-
-pub use args::RepoArgs;
 
 /// Wait for SIGINT or SIGTERM (CI cancels a job with SIGTERM, then SIGKILL ~7.5 s later) and
 /// end the process cleanly: say so on stderr, write `status=cancelled` to the CI outputs and

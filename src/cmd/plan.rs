@@ -30,7 +30,7 @@ pub struct PlanArgs {
 /// The JSON document `plan --output json` prints (documented in the README).
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PlanJson<'a> {
+pub(crate) struct PlanJson<'a> {
     pub schema_version: u32,
     pub repo: String,
     #[serde(flatten)]
@@ -201,7 +201,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
 }
 
 /// The terminal report: one block per canary pair, then stray problems.
-pub fn render_human(d: &Discovery) -> String {
+pub(crate) fn render_human(d: &Discovery) -> String {
     let mut out = String::new();
     let n = d.pairs.len();
     let _ = writeln!(
@@ -221,7 +221,7 @@ pub fn render_human(d: &Discovery) -> String {
 /// The terminal report of a Kustomize repository: each canary as each root renders it (with
 /// the file and line deciding its weight), then the flat manifests' canaries, then problems
 /// and the roots that could not be resolved.
-pub fn render_human_roots(d: &Discovery, roots: &[RootPlan]) -> String {
+pub(crate) fn render_human_roots(d: &Discovery, roots: &[RootPlan]) -> String {
     let mut out = String::new();
     let rendered: usize = roots.iter().map(|r| r.canaries.len()).sum();
     let with: usize = roots.iter().filter(|r| !r.canaries.is_empty()).count();
@@ -373,7 +373,7 @@ fn write_problems(out: &mut String, problems: &[Problem]) {
 }
 
 /// The HTTPRoute part of the terminal report: one block per route with a canary.
-pub fn render_routes(d: &GatewayDiscovery) -> String {
+pub(crate) fn render_routes(d: &GatewayDiscovery) -> String {
     let mut out = String::new();
     let n = d.routes.len();
     let _ = writeln!(
@@ -468,7 +468,7 @@ pub fn render_routes(d: &GatewayDiscovery) -> String {
 
 /// The Helm part of the terminal report: each configured chart-value canary, then the
 /// templates that could be one.
-pub fn render_helm(canaries: &[HelmCanary], hints: &[TemplateHint]) -> String {
+pub(crate) fn render_helm(canaries: &[HelmCanary], hints: &[TemplateHint]) -> String {
     let mut out = String::new();
     let n = canaries.len();
     let _ = writeln!(

@@ -140,7 +140,7 @@ impl Env {
     }
 
     #[cfg(test)]
-    pub fn from_vars(pairs: &[(&str, &str)]) -> Env {
+    pub(crate) fn from_vars(pairs: &[(&str, &str)]) -> Env {
         Env {
             vars: pairs
                 .iter()
@@ -187,7 +187,7 @@ impl Env {
 
 /// Everything a command needs to know, resolved.
 #[derive(Debug, Clone)]
-pub(crate) struct Settings {
+pub struct Settings {
     pub repo: PathBuf,
     pub output: Output,
     /// The rollout: its id, canaries, stages, base, forge, author (what `propose` speaks too).

@@ -15,7 +15,7 @@ use super::Reviews;
 
 /// A GitHub review's `state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReviewState {
+pub(crate) enum ReviewState {
     Approved,
     ChangesRequested,
     Commented,
@@ -25,7 +25,8 @@ pub enum ReviewState {
 }
 
 impl ReviewState {
-    pub fn from_github(s: &str) -> Self {
+    #[cfg(test)]
+    pub(crate) fn from_github(s: &str) -> Self {
         match s {
             "APPROVED" => ReviewState::Approved,
             "CHANGES_REQUESTED" => ReviewState::ChangesRequested,
@@ -46,7 +47,7 @@ impl ReviewState {
 
 /// One GitHub review as listed by `GET /repos/{owner}/{repo}/pulls/{n}/reviews`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GitHubReview {
+pub(crate) struct GitHubReview {
     /// `user.login`; empty when GitHub has no user (a deleted account).
     pub reviewer: String,
     pub state: ReviewState,
@@ -58,13 +59,13 @@ pub struct GitHubReview {
 
 /// `author_association` values of someone who may be able to write; the permission endpoint
 /// still has to confirm it (`MEMBER` is any member of the owning organization).
-pub fn trusted_association(association: &str) -> bool {
+pub(crate) fn trusted_association(association: &str) -> bool {
     matches!(association, "OWNER" | "MEMBER" | "COLLABORATOR")
 }
 
 /// `permission` from `GET /repos/{owner}/{repo}/collaborators/{user}/permission` that allows
 /// pushing (GitHub maps `maintain` to `write`; it is accepted either way).
-pub fn permission_can_write(permission: &str) -> bool {
+pub(crate) fn permission_can_write(permission: &str) -> bool {
     matches!(permission, "admin" | "maintain" | "write")
 }
 
@@ -144,7 +145,7 @@ fn github_decisions<'a>(
 
 /// The reviewers whose write permission decides the outcome (lower-cased logins, each once):
 /// the adapter looks these up and passes the answers to [`summarize_github`].
-pub fn github_reviewers_to_check(
+pub(crate) fn github_reviewers_to_check(
     reviews: &[GitHubReview],
     head_sha: &str,
     author: &str,
@@ -157,7 +158,7 @@ pub fn github_reviewers_to_check(
 /// Count the approvals that may gate a merge of a pull request whose head is `head_sha` and
 /// whose author is `author`. `permissions` maps lower-cased logins to the permission endpoint's
 /// `permission`; a reviewer missing from it is treated as unable to write.
-pub fn summarize_github(
+pub(crate) fn summarize_github(
     reviews: &[GitHubReview],
     head_sha: &str,
     author: &str,
@@ -171,11 +172,11 @@ pub fn summarize_github(
 }
 
 /// GitLab's Developer role: the least access that may push to a branch.
-pub const GITLAB_DEVELOPER: u32 = 30;
+pub(crate) const GITLAB_DEVELOPER: u32 = 30;
 
 /// One entry of `approved_by` from `GET /projects/:id/merge_requests/:iid/approvals`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GitLabApproval {
+pub(crate) struct GitLabApproval {
     pub user_id: u64,
     pub username: String,
     /// `approved_at` (RFC 3339), where GitLab reports it.
@@ -184,7 +185,7 @@ pub struct GitLabApproval {
 
 /// When the merge request's current head arrived, from its diff versions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeadSince {
+pub(crate) enum HeadSince {
     /// The newest diff version has the request's head; it was created then (RFC 3339).
     At(String),
     /// The versions do not show the current head yet (a push GitLab has not processed): no
@@ -228,7 +229,7 @@ fn gitlab_decisions(
 }
 
 /// The approvers whose access level decides the outcome (user ids, each once).
-pub fn gitlab_approvers_to_check(
+pub(crate) fn gitlab_approvers_to_check(
     approvals: &[GitLabApproval],
     author_id: Option<u64>,
     head: &HeadSince,
@@ -242,7 +243,7 @@ pub fn gitlab_approvers_to_check(
 /// (`access` maps user ids to `access_level` from `members/all`; missing means none), on the
 /// current head, not by the author. `changes_requested` is GitLab's own
 /// (`detailed_merge_status` of `requested_changes`).
-pub fn summarize_gitlab(
+pub(crate) fn summarize_gitlab(
     approvals: &[GitLabApproval],
     author_id: Option<u64>,
     head: &HeadSince,

@@ -133,7 +133,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn decode(&self, err: impl std::fmt::Display) -> ForgeError {
+    pub(crate) fn decode(&self, err: impl std::fmt::Display) -> ForgeError {
         ForgeError::Decode {
             repo: self.repo.to_string(),
             op: self.op,
@@ -141,7 +141,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn not_found(&self) -> ForgeError {
+    pub(crate) fn not_found(&self) -> ForgeError {
         ForgeError::NotFound {
             repo: self.repo.to_string(),
             op: self.op,
@@ -162,7 +162,7 @@ impl Ctx<'_> {
 
     /// A 2xx answer passes; 404 on a request is [`ForgeError::NotFound`]; any other is
     /// [`ForgeError::Api`].
-    pub fn expect_ok(&self, raw: &RawResponse) -> Result<(), ForgeError> {
+    pub(crate) fn expect_ok(&self, raw: &RawResponse) -> Result<(), ForgeError> {
         match raw.status {
             s if (200..300).contains(&s) => Ok(()),
             404 if self.number.is_some() => Err(self.not_found()),
@@ -176,7 +176,7 @@ impl Ctx<'_> {
     }
 
     /// The request was not merged, for `message`'s reason.
-    pub fn not_mergeable(&self, status: u16, message: String) -> ForgeError {
+    pub(crate) fn not_mergeable(&self, status: u16, message: String) -> ForgeError {
         ForgeError::NotMergeable {
             repo: self.repo.to_string(),
             number: self.number.unwrap_or_default(),
@@ -188,7 +188,7 @@ impl Ctx<'_> {
     /// What a merge answered other than success means, the same on both forges: 404 no such
     /// request, 409 the head moved from `expected_head_sha`, 405/406/422 not mergeable (a
     /// conflict, a rule, a pipeline), anything else a plain refusal.
-    pub fn merge_refused(&self, raw: &RawResponse, expected_head_sha: &str) -> ForgeError {
+    pub(crate) fn merge_refused(&self, raw: &RawResponse, expected_head_sha: &str) -> ForgeError {
         match raw.status {
             404 => self.not_found(),
             405 | 406 | 422 => self.not_mergeable(raw.status, raw.message()),

@@ -74,7 +74,7 @@ impl RawResponse {
     ///
     /// GitHub: `retry-after` seconds, or `x-ratelimit-remaining: 0` with `x-ratelimit-reset`
     /// (epoch seconds). GitLab: `retry-after` or `ratelimit-reset`.
-    pub fn server_wait(&self, now_epoch: u64) -> Option<Duration> {
+    pub(crate) fn server_wait(&self, now_epoch: u64) -> Option<Duration> {
         if let Some(s) = self
             .header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())

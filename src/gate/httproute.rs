@@ -31,7 +31,7 @@ const PENDING_ACCEPTED: &[&str] = &["Pending"];
 const PENDING_REFS: &[&str] = &["BackendNotFound"];
 
 /// The live HTTPRoute carries the base's split and every parent accepted this generation.
-pub fn httproute_synced(route: &Value, want: &RouteWeights) -> Verdict {
+pub(crate) fn httproute_synced(route: &Value, want: &RouteWeights) -> Verdict {
     if let Some(wait) = split_differs(route, want) {
         return Verdict::Wait(wait);
     }

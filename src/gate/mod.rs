@@ -50,12 +50,12 @@ impl Gate {
     }
 
     /// Gates that watch the cluster (everything but the Prometheus analysis).
-    pub fn is_cluster(self) -> bool {
+    pub(crate) fn is_cluster(self) -> bool {
         self != Gate::Metrics
     }
 
     /// Gates that need the Deployments behind the routes.
-    pub fn needs_deployments(self) -> bool {
+    pub(crate) fn needs_deployments(self) -> bool {
         matches!(self, Gate::RolledOut | Gate::Steady)
     }
 }

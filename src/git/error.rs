@@ -161,4 +161,4 @@ impl Classify for GitError {
 }
 
 /// A test over a commit's trailers.
-pub type TrailerPredicate<'a> = dyn Fn(&[(String, String)]) -> bool + 'a;
+pub(crate) type TrailerPredicate<'a> = dyn Fn(&[(String, String)]) -> bool + 'a;

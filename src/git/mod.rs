@@ -45,7 +45,7 @@ mod transport;
 
 pub use error::*;
 pub use remote::*;
-pub use trailers::*;
+pub(crate) use trailers::*;
 
 // ---------------------------------------------------------------------------------------------
 // Publish request and result
@@ -121,7 +121,7 @@ fn open_user_repo(dir: &Path) -> Result<Repository, GitError> {
 /// which is how GitHub resolves an annotation's `file=`: `--repo gitops` may be a folder of
 /// the repository (the prefix stays) or the repository checked out at `gitops/` (it goes).
 /// Outside a repository, `dir/file`.
-pub fn path_in_repository(dir: &Path, file: &Path) -> PathBuf {
+pub(crate) fn path_in_repository(dir: &Path, file: &Path) -> PathBuf {
     let fallback = || {
         if dir == Path::new(".") {
             file.to_path_buf()
@@ -145,7 +145,7 @@ pub fn path_in_repository(dir: &Path, file: &Path) -> PathBuf {
 }
 
 /// The URL of the `origin` remote of the checkout at `dir`.
-pub fn origin_url(dir: &Path) -> Result<String, GitError> {
+pub(crate) fn origin_url(dir: &Path) -> Result<String, GitError> {
     let repo = open_user_repo(dir)?;
     let origin = repo.find_remote("origin").map_err(|_| GitError::NoOrigin {
         dir: dir.to_path_buf(),
@@ -366,7 +366,7 @@ impl Workspace {
 
     /// Fetch `base` and check its tip out, clean and detached, so the manifests on disk are
     /// exactly what the base branch holds now. Returns the tip.
-    pub fn sync_to_base(&self, base: &str) -> Result<Oid, GitError> {
+    pub(crate) fn sync_to_base(&self, base: &str) -> Result<Oid, GitError> {
         let tip = self.fetch_base(base)?;
         self.checkout_clean(tip)?;
         Ok(tip)
@@ -374,7 +374,7 @@ impl Workspace {
 
     /// The newest commit reachable from `from` (at most `max` commits back, within the history
     /// this checkout has) whose trailers satisfy `pred`.
-    pub fn find_commit_with_trailers(
+    pub(crate) fn find_commit_with_trailers(
         &self,
         from: Oid,
         max: usize,
@@ -398,7 +398,7 @@ impl Workspace {
     }
 
     /// When commit `oid` was committed, in seconds since the epoch.
-    pub fn commit_time(&self, oid: Oid) -> Result<i64, GitError> {
+    pub(crate) fn commit_time(&self, oid: Oid) -> Result<i64, GitError> {
         self.repo
             .find_commit(oid)
             .map(|c| c.committer().when().seconds())

@@ -23,7 +23,7 @@ impl Remote {
     }
 
     /// The URL without userinfo, safe to print.
-    pub fn display_url(&self) -> String {
+    pub(crate) fn display_url(&self) -> String {
         strip_userinfo(&self.url)
     }
 
@@ -189,7 +189,7 @@ impl Author {
 /// `CI_JOB_TOKEN` is used for Git only, as user `gitlab-ci-token` (the one user GitLab accepts
 /// it for; it can fetch, and push where the project allows job tokens to push); it cannot be
 /// used for the merge-request API, which needs a project or group access token.
-pub fn token_auth(token: Option<&Token>, gitlab: bool, job_token: Option<String>) -> Auth {
+pub(crate) fn token_auth(token: Option<&Token>, gitlab: bool, job_token: Option<String>) -> Auth {
     match (token, gitlab) {
         (Some(t), true) => Auth::gitlab(t.clone()),
         (Some(t), false) => Auth::github(t.clone()),
@@ -204,7 +204,7 @@ pub fn token_auth(token: Option<&Token>, gitlab: bool, job_token: Option<String>
     }
 }
 
-pub fn strip_userinfo(url: &str) -> String {
+pub(crate) fn strip_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };

@@ -6,7 +6,7 @@
 /// every line of it is `Key: value` (key `[A-Za-z0-9-]+`) or an indented continuation of the
 /// previous value. Stricter than git's 25% rule, which is what a tool reading its own trailers
 /// wants: a prose paragraph with a colon in it is never taken for trailers.
-pub fn parse_trailers(message: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_trailers(message: &str) -> Vec<(String, String)> {
     let lines: Vec<&str> = message
         .lines()
         .map(|l| l.trim_end_matches('\r'))

@@ -34,7 +34,7 @@ pub trait Clock {
 
 /// The wall clock and tokio's timer.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> f64 {

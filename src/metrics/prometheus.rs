@@ -84,7 +84,7 @@ fn parse_value(s: &str) -> Result<f64, String> {
 
 /// Parse a `/api/v1/query` answer body into samples. Kept apart from the HTTP code so the
 /// shapes can be tested on literal bodies.
-pub fn parse_query_response(body: &str) -> Result<Vec<Sample>, ParseError> {
+pub(crate) fn parse_query_response(body: &str) -> Result<Vec<Sample>, ParseError> {
     let env: Envelope =
         serde_json::from_str(body).map_err(|e| ParseError::Decode(e.to_string()))?;
     if env.status != "success" {

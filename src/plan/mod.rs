@@ -19,10 +19,11 @@ mod state;
 mod tests;
 
 pub use scheme::*;
-pub use state::*;
+pub(crate) use state::*;
 
 use crate::gate::Verdict;
-pub use merge::{ApprovalGate, Comment, MergeDecision, PrState};
+pub(crate) use merge::Comment;
+pub use merge::{ApprovalGate, MergeDecision, PrState};
 
 /// How a stage's change is approved.
 #[derive(
@@ -182,7 +183,7 @@ pub enum Step {
 
 impl Step {
     /// Steps that wait for the world (a reviewer, a sync); `reconcile` exits 0 on these.
-    pub fn is_waiting(&self) -> bool {
+    pub(crate) fn is_waiting(&self) -> bool {
         matches!(
             self,
             Step::WaitForApproval { .. }
@@ -192,15 +193,11 @@ impl Step {
                 | Step::WaitForFinish { .. }
         )
     }
-
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, Step::Done | Step::Failed { .. })
-    }
 }
 
 /// How long one pass may wait for `synced`/`rolled-out`, and what a timeout then means.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GateBudget {
+pub(crate) struct GateBudget {
     pub wait: Duration,
     /// The stage's window (its timeout, counted from when it reached the base) outlasts this
     /// pass: a timeout now only means "not yet".
@@ -212,7 +209,12 @@ pub struct GateBudget {
 /// The gate budget of one pass. `run` (`slice: None`) waits the whole timeout in the process.
 /// `reconcile` waits at most `slice`, and while the window (`since` + `timeout`) is open a
 /// timeout is a wait, not a failure; past the window it fails.
-pub fn gate_budget(since: i64, now: i64, timeout: Duration, slice: Option<Duration>) -> GateBudget {
+pub(crate) fn gate_budget(
+    since: i64,
+    now: i64,
+    timeout: Duration,
+    slice: Option<Duration>,
+) -> GateBudget {
     let Some(slice) = slice else {
         return GateBudget {
             wait: timeout,
@@ -231,7 +233,7 @@ pub fn gate_budget(since: i64, now: i64, timeout: Duration, slice: Option<Durati
 }
 
 /// A gate verdict in the light of the budget: a timeout inside an open window is a wait.
-pub fn judge_timeout(verdict: Verdict, timed_out: bool, budget: &GateBudget) -> Verdict {
+pub(crate) fn judge_timeout(verdict: Verdict, timed_out: bool, budget: &GateBudget) -> Verdict {
     match verdict {
         Verdict::Fail(reason) if timed_out && budget.window_open => Verdict::Wait(format!(
             "{reason}; the stage may take {} more",
@@ -281,7 +283,7 @@ fn pr_step(pr: &PrView, wait: impl Fn(String) -> Step, merge: impl Fn() -> Step)
 }
 
 /// The next step of a rollout.
-pub fn next_step(o: &Observed) -> Step {
+pub(crate) fn next_step(o: &Observed) -> Step {
     // A rollback, once started, wins over everything else.
     let rollback_merged = matches!(
         o.rollback_pr.as_ref().map(|p| &p.state),

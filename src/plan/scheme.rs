@@ -35,7 +35,7 @@ impl ChangeKind {
 }
 
 /// The rollout id when none is configured: the first Ingress, `NS/NAME` as `ns-name`.
-pub fn default_rollout_id(ingress: &str) -> String {
+pub(crate) fn default_rollout_id(ingress: &str) -> String {
     sanitize(&ingress.replace('/', "-"))
 }
 
@@ -43,7 +43,7 @@ pub fn default_rollout_id(ingress: &str) -> String {
 /// `propose` and the rollout share one branch, title and trailers (and `reconcile` finds the
 /// request `propose` opened); weight 0 is the rollback; any other weight is a change of its
 /// own (`.../weight-N`), which `reconcile` recognises by its branch and waits for.
-pub fn change_for_weight(stages: &[Stage], weight: u32) -> ChangeKind {
+pub(crate) fn change_for_weight(stages: &[Stage], weight: u32) -> ChangeKind {
     if weight == 0 {
         return ChangeKind::Rollback;
     }
@@ -57,7 +57,7 @@ pub fn change_for_weight(stages: &[Stage], weight: u32) -> ChangeKind {
 }
 
 /// The branch prefix every change of rollout `rollout` lives under.
-pub fn branch_prefix(rollout: &str) -> String {
+pub(crate) fn branch_prefix(rollout: &str) -> String {
     format!("gitops-canary/{}/", sanitize(rollout))
 }
 
@@ -74,7 +74,7 @@ pub fn branch(rollout: &str, change: ChangeKind) -> String {
 }
 
 /// The change a branch of rollout `rollout` carries (the inverse of [`branch`]).
-pub fn parse_branch(rollout: &str, branch: &str) -> Option<ChangeKind> {
+pub(crate) fn parse_branch(rollout: &str, branch: &str) -> Option<ChangeKind> {
     let rest = branch.strip_prefix(&branch_prefix(rollout))?;
     let num = |s: &str| -> Option<u32> {
         (!s.is_empty()
@@ -103,7 +103,7 @@ pub fn parse_branch(rollout: &str, branch: &str) -> Option<ChangeKind> {
 /// A rollout id as one component of a ref name and a file name: lower-case ASCII letters,
 /// digits, `-`, `_` and `.` (anything else becomes `-`, runs of `-` one), no `..`, no leading
 /// or trailing `.`/`-`, no `.lock` suffix (git refuses all of these), never empty (`_`).
-pub fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         let c = if c.is_ascii_alphanumeric() || "-_.".contains(c) {
@@ -152,7 +152,7 @@ pub fn trailers(rollout: &str, change: ChangeKind) -> Vec<(String, String)> {
 }
 
 /// The canary weight a change sets, if it sets one (promotion changes images only).
-pub fn change_weight(change: ChangeKind) -> Option<u32> {
+pub(crate) fn change_weight(change: ChangeKind) -> Option<u32> {
     match change {
         ChangeKind::Stage { weight, .. } | ChangeKind::Weight { weight } => Some(weight),
         ChangeKind::Rollback | ChangeKind::Finish => Some(0),
@@ -184,7 +184,7 @@ pub fn labels(configured: &[String], change: ChangeKind) -> Vec<String> {
 }
 
 /// The labels of `wanted` a request lacks (to add to a request found again).
-pub fn missing_labels(wanted: &[String], have: &[String]) -> Vec<String> {
+pub(crate) fn missing_labels(wanted: &[String], have: &[String]) -> Vec<String> {
     wanted
         .iter()
         .filter(|l| !have.contains(l))
@@ -194,7 +194,7 @@ pub fn missing_labels(wanted: &[String], have: &[String]) -> Vec<String> {
 
 /// The hidden marker that finds a stage's gate-results comment again, so a re-run edits it
 /// instead of posting another.
-pub fn gate_comment_marker(rollout: &str, stage: usize) -> String {
+pub(crate) fn gate_comment_marker(rollout: &str, stage: usize) -> String {
     format!(
         "<!-- gitops-canary:gates rollout={} stage={stage} -->",
         sanitize(rollout)
@@ -203,7 +203,7 @@ pub fn gate_comment_marker(rollout: &str, stage: usize) -> String {
 
 /// The line a gate comment carries to record its verdict for one base revision, so a later
 /// pass (another process: the `reconcile` timer) reads it back instead of baking again.
-pub fn verdict_record(passed: bool, revision: &str) -> String {
+pub(crate) fn verdict_record(passed: bool, revision: &str) -> String {
     format!(
         "<!-- gitops-canary:verdict {} revision={revision} -->",
         if passed { "pass" } else { "no-pass" }
@@ -211,7 +211,7 @@ pub fn verdict_record(passed: bool, revision: &str) -> String {
 }
 
 /// Does `body` record a pass of the gates at `revision`?
-pub fn records_pass(body: &str, revision: &str) -> bool {
+pub(crate) fn records_pass(body: &str, revision: &str) -> bool {
     !revision.is_empty()
         && body
             .lines()
@@ -219,7 +219,7 @@ pub fn records_pass(body: &str, revision: &str) -> bool {
 }
 
 /// Which of `comments` (id, body) carries `marker`: the first one, as the one to edit.
-pub fn find_marked(comments: &[Comment], marker: &str) -> Option<u64> {
+pub(crate) fn find_marked(comments: &[Comment], marker: &str) -> Option<u64> {
     comments
         .iter()
         .find(|c| c.body.contains(marker))
@@ -242,7 +242,12 @@ pub fn title(rollout: &str, change: ChangeKind, total: usize) -> String {
 }
 
 /// Commit message: title, body, blank line, trailers.
-pub fn commit_message(rollout: &str, change: ChangeKind, total: usize, body: &str) -> String {
+pub(crate) fn commit_message(
+    rollout: &str,
+    change: ChangeKind,
+    total: usize,
+    body: &str,
+) -> String {
     let mut m = title(rollout, change, total);
     if !body.is_empty() {
         m.push_str("\n\n");
@@ -256,7 +261,7 @@ pub fn commit_message(rollout: &str, change: ChangeKind, total: usize, body: &st
 }
 
 /// The stage table shown in every PR body and job summary (Markdown).
-pub fn stage_table(stages: &[Stage], applied: usize, current: Option<usize>) -> String {
+pub(crate) fn stage_table(stages: &[Stage], applied: usize, current: Option<usize>) -> String {
     let mut t = String::from("| stage | weight | approval | state |\n| --- | --- | --- | --- |\n");
     for (i, s) in stages.iter().enumerate() {
         let n = i + 1;

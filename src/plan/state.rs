@@ -7,17 +7,17 @@ use super::*;
 
 /// Where the state records live in the repository. Deliberately not `*.yaml`: Argo CD directory
 /// applications and Flux's generated kustomization take every `*.yaml` for a manifest.
-pub const STATE_DIR: &str = ".gitops-canary/state";
+pub(crate) const STATE_DIR: &str = ".gitops-canary/state";
 
 /// The state record of rollout `rollout`, relative to the repository root.
-pub fn state_path(rollout: &str) -> String {
+pub(crate) fn state_path(rollout: &str) -> String {
     format!("{STATE_DIR}/{}.state", sanitize(rollout))
 }
 
 /// Where a rollout stands, as its last change left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum RecordStatus {
+pub(crate) enum RecordStatus {
     Progressing,
     RolledBack,
     Promoting,
@@ -50,7 +50,7 @@ impl RecordStatus {
 /// a rollout stands is readable from the base branch's tree alone (a shallow checkout, a
 /// squash merge that drops trailers, a rollback hundreds of commits back).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StateRecord {
+pub(crate) struct StateRecord {
     pub rollout: String,
     pub action: String,
     pub status: RecordStatus,
@@ -63,7 +63,7 @@ pub struct StateRecord {
 impl StateRecord {
     /// The record a change leaves: `stage` is the stage reached before it (for changes that
     /// are no stage), `weight` the canary weight after it.
-    pub fn for_change(
+    pub(crate) fn for_change(
         rollout: &str,
         change: ChangeKind,
         stage: Option<usize>,

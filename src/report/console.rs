@@ -19,7 +19,7 @@ use crate::secret::{self, Token};
 /// `text` made safe to print as log lines: each line scrubbed of secrets, with control
 /// characters shown as `^X`, a line that would start with `::` prefixed with `\`, and `##[`
 /// written `# #[`. A trailing newline is kept.
-pub fn inert(text: &str) -> String {
+pub(crate) fn inert(text: &str) -> String {
     let text = secret::redact(text, &[]);
     let mut out = String::with_capacity(text.len() + 8);
     let body = text.strip_suffix('\n').unwrap_or(&text);

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Escape a command's message, as the Actions toolkit does: `%`, CR and LF.
-pub fn escape_data(s: &str) -> String {
+pub(crate) fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
@@ -11,7 +11,7 @@ pub fn escape_data(s: &str) -> String {
 
 /// Escape a command property value: the data escapes plus `:` and `,`, which would
 /// otherwise end the property list or the property.
-pub fn escape_property(s: &str) -> String {
+pub(crate) fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
@@ -28,7 +28,7 @@ pub fn command(name: &str, properties: &[(&str, String)], message: &str) -> Stri
 
 /// The one line that must carry a token in clear: the runner swallows it and masks the
 /// value in every later log line of the job.
-pub fn add_mask(token: &Token) -> String {
+pub(crate) fn add_mask(token: &Token) -> String {
     command("add-mask", &[], token.expose())
 }
 
@@ -69,7 +69,7 @@ pub fn plain(prefix: &str, text: &str) -> String {
 
 /// One entry for `$GITHUB_OUTPUT`: `key=value`, or the heredoc form for a value with a
 /// line break, with a delimiter that does not occur in the value.
-pub fn output_entry(key: &str, value: &str) -> String {
+pub(crate) fn output_entry(key: &str, value: &str) -> String {
     if !value.contains(['\n', '\r']) {
         return format!("{key}={value}\n");
     }
@@ -79,7 +79,7 @@ pub fn output_entry(key: &str, value: &str) -> String {
 
 /// `GITOPS_CANARY_EOF`, or with a numeric suffix when the value contains it (the runner
 /// ends the value at the first line equal to the delimiter).
-pub fn heredoc_delimiter(value: &str) -> String {
+pub(crate) fn heredoc_delimiter(value: &str) -> String {
     let base = "GITOPS_CANARY_EOF";
     if !value.contains(base) {
         return base.to_string();

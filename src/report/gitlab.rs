@@ -3,10 +3,10 @@
 use super::*;
 
 /// GitLab refuses dotenv reports of 5 KB or more.
-pub const DOTENV_LIMIT: usize = 5 * 1024 - 1;
+pub(crate) const DOTENV_LIMIT: usize = 5 * 1024 - 1;
 
 /// A section name may hold letters, digits, `_`, `.` and `-`; anything else becomes `_`.
-pub fn section_name(title: &str, seq: usize) -> String {
+pub(crate) fn section_name(title: &str, seq: usize) -> String {
     let mut name: String = title
         .chars()
         .map(|c| {

@@ -4,7 +4,7 @@ use super::*;
 
 /// The machine-readable report: everything collected, one JSON document on `finish`.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
-pub struct JsonDocument {
+pub(crate) struct JsonDocument {
     pub stages: Vec<JsonStage>,
     /// Progress that came outside any stage.
     pub messages: Vec<String>,
@@ -14,14 +14,14 @@ pub struct JsonDocument {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JsonStage {
+pub(crate) struct JsonStage {
     pub name: String,
     pub outcome: Option<Outcome>,
     pub progress: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JsonError {
+pub(crate) struct JsonError {
     pub file: String,
     pub line: usize,
     pub col: usize,
@@ -36,7 +36,7 @@ impl JsonDocument {
     }
 }
 
-pub struct Json<W: Write + Send> {
+pub(crate) struct Json<W: Write + Send> {
     out: W,
     tokens: Vec<Token>,
     doc: JsonDocument,
@@ -53,6 +53,7 @@ impl<W: Write + Send> Json<W> {
         }
     }
 
+    #[cfg(test)]
     pub fn into_inner(self) -> W {
         self.out
     }

@@ -3,7 +3,7 @@
 use super::*;
 
 /// A pipe in a cell would split it; a line break would end the table row.
-pub fn escape_cell(s: &str) -> String {
+pub(crate) fn escape_cell(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('|', "\\|")
         .replace("\r\n", "<br>")

@@ -28,15 +28,15 @@ pub mod github;
 pub mod gitlab;
 mod json;
 pub mod logging;
-pub mod markdown;
-pub mod terminal;
+pub(crate) mod markdown;
+pub(crate) mod terminal;
 #[cfg(test)]
 mod tests;
 
 pub use github::GitHubActions;
 pub use gitlab::GitLab;
-pub use json::*;
-pub use terminal::Terminal;
+pub(crate) use json::*;
+pub(crate) use terminal::Terminal;
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -269,7 +269,7 @@ pub trait Report: Send {
 
 /// Which reporter fits the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Terminal,
     Json,
     GitHubActions,
@@ -277,12 +277,12 @@ pub enum Kind {
 }
 
 /// The dotenv report path when `GITOPS_CANARY_DOTENV` is not set.
-pub const DEFAULT_DOTENV: &str = "gitops-canary.env";
+pub(crate) const DEFAULT_DOTENV: &str = "gitops-canary.env";
 
 /// Pick a reporter from environment variables (`env` looks one up). A CI system wins over
 /// `--output`: there the outputs and summaries are the machine-readable interface, and a
 /// JSON document on stdout would be interleaved with workflow commands.
-pub fn choose(env: impl Fn(&str) -> Option<String>, output: Output) -> Kind {
+pub(crate) fn choose(env: impl Fn(&str) -> Option<String>, output: Output) -> Kind {
     let is_true = |name: &str| env(name).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if is_true("GITHUB_ACTIONS") {
         Kind::GitHubActions
@@ -297,7 +297,7 @@ pub fn choose(env: impl Fn(&str) -> Option<String>, output: Output) -> Kind {
 
 /// The reporter for this process: [`choose`] over the real environment, with the file
 /// paths the CI system gave us.
-pub fn detect(output: Output) -> Box<dyn Report> {
+pub(crate) fn detect(output: Output) -> Box<dyn Report> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     match choose(env, output) {
         Kind::GitHubActions => Box::new(GitHubActions::new(
@@ -334,7 +334,7 @@ pub fn ci() -> Option<Box<dyn Report>> {
 /// does the same for a variable declared without a value. clap takes an empty variable as a
 /// given, empty value (`--repo ""` fails), so the rule is: an empty `GITOPS_CANARY_*`
 /// variable means "not set", and [`unset_empty_inputs`] removes them before parsing.
-pub fn empty_inputs(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<OsString> {
+pub(crate) fn empty_inputs(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<OsString> {
     vars.into_iter()
         .filter(|(name, value)| {
             value.is_empty()

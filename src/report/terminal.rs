@@ -75,6 +75,7 @@ impl<W: Write + Send> Terminal<W> {
         }
     }
 
+    #[cfg(test)]
     pub fn into_inner(self) -> W {
         self.out
     }

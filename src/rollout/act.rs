@@ -5,7 +5,7 @@ use super::*;
 
 impl Rollout<'_> {
     /// Carry out one decided step.
-    pub async fn act_step(
+    pub(crate) async fn act_step(
         &self,
         step: &Step,
         obs: &Observation,
@@ -434,7 +434,7 @@ impl Rollout<'_> {
 }
 
 /// Write the state record under `dir`; returns its path (for the commit).
-pub fn write_record(
+pub(crate) fn write_record(
     dir: &Path,
     rollout: &str,
     record: &plan::StateRecord,

@@ -27,7 +27,7 @@ use crate::router::{default_router, Route};
 
 /// Errors of the loop itself; adapter errors pass through as their own types.
 #[derive(Debug, thiserror::Error)]
-pub enum AppError {
+pub(crate) enum AppError {
     #[error("{selector}: {reason}")]
     Target { selector: String, reason: String },
     #[error("the canaries of rollout {rollout} disagree on the weight on {base}: {weights}")]
@@ -152,7 +152,7 @@ pub trait GateRunner {
 }
 
 /// `--cluster none`: no gates; every stage passes once merged.
-pub struct NoGates;
+pub(crate) struct NoGates;
 
 impl GateRunner for NoGates {
     fn run<'a>(&'a self, _ctx: &'a GateContext) -> BoxFuture<'a, anyhow::Result<GateReport>> {
@@ -299,9 +299,9 @@ mod pass;
 mod select;
 mod text;
 
-pub use act::write_record;
+pub(crate) use act::write_record;
 pub use select::*;
-pub use text::*;
+pub(crate) use text::*;
 
 impl Rollout<'_> {
     pub(super) fn forge(&self) -> Option<&AnyForge> {

@@ -5,7 +5,7 @@ use super::*;
 
 impl Rollout<'_> {
     /// Read the base branch and the forge.
-    pub async fn observe(&self) -> anyhow::Result<Observation> {
+    pub(crate) async fn observe(&self) -> anyhow::Result<Observation> {
         let s = &self.settings;
         let tip = self.ws.sync_to_base(&s.base)?;
         let Resolved {

@@ -123,7 +123,7 @@ impl Rollout<'_> {
 
     /// After a step that changed the base branch (a direct commit, a merge), read the base
     /// again, so the report (and the CI outputs) describe the state after the step.
-    pub async fn settle(&self, report: &mut PassReport) -> anyhow::Result<()> {
+    pub(crate) async fn settle(&self, report: &mut PassReport) -> anyhow::Result<()> {
         let merged = report
             .pull_request
             .as_ref()

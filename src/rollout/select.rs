@@ -94,7 +94,7 @@ impl Selection {
 
 /// The selected canaries as the base renders them.
 #[derive(Debug, Clone, Default)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub canaries: Vec<Route>,
     pub stables: Vec<Route>,
     /// Each canary's rendered `NS/NAME` and weight (percent), in selection order.
@@ -116,7 +116,7 @@ struct Group {
 /// the stable routes it pairs with, the weight Git has, and the Deployments behind each side
 /// (for a rendered canary, the Deployments that same root renders). `check` and the rollout
 /// loop both go through here, so the gates watch the same objects.
-pub fn resolve_canaries(
+pub(crate) fn resolve_canaries(
     dir: &Path,
     sel: &Selection,
     default_namespace: &str,

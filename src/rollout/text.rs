@@ -3,7 +3,7 @@
 use super::*;
 
 /// The PR body: what this change is, the stage table, what is checked after merge, the diff.
-pub fn pr_body(s: &Settings, change: ChangeKind, obs: &Observation, diff: &str) -> String {
+pub(crate) fn pr_body(s: &Settings, change: ChangeKind, obs: &Observation, diff: &str) -> String {
     let pos = plan::position(&obs.observed);
     let current = match change {
         ChangeKind::Stage { stage, .. } => Some(stage),
@@ -46,7 +46,7 @@ pub fn pr_body(s: &Settings, change: ChangeKind, obs: &Observation, diff: &str) 
 }
 
 /// The comment left on a stage's PR after its gates ran.
-pub fn gate_comment(
+pub(crate) fn gate_comment(
     rollout: &str,
     stage: usize,
     weight: u32,
@@ -73,7 +73,7 @@ pub fn gate_comment(
     c
 }
 
-pub fn verdict_word(v: &Verdict) -> String {
+pub(crate) fn verdict_word(v: &Verdict) -> String {
     match v {
         Verdict::Pass => "pass".into(),
         Verdict::Wait(r) => format!("wait ({r})"),

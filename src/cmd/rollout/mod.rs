@@ -19,7 +19,7 @@ use crate::plan::{self, Approval, Step};
 use crate::report::Output;
 use crate::report::{self, console, OutputKey, RunStatus};
 use crate::rollout::{GateRunner, NoGates, PassReport, Rollout};
-pub use outputs::render_stage_list;
+pub(crate) use outputs::render_stage_list;
 use outputs::{empty_report, publish_outputs, run_status, status_word};
 
 /// Flags shared by the rollout commands; each overrides the same field of the config file.

@@ -8,7 +8,7 @@ use crate::report::{OutputKey, Report, RunStatus, Table};
 use crate::rollout::{self, PassReport, PrOperation, Settings};
 
 /// The stage list people read: what is done, what it waits for, for how long.
-pub fn render_stage_list(s: &Settings, r: &PassReport, waited: Duration) -> String {
+pub(crate) fn render_stage_list(s: &Settings, r: &PassReport, waited: Duration) -> String {
     let mut out = format!(
         "rollout {} on {} @ {} (canary weight {}%)\n",
         r.rollout,

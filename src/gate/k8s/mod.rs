@@ -17,7 +17,7 @@ use crate::gate::Verdict;
 
 /// The first non-pass verdict, preferring a failure over a wait: what a gate over several
 /// objects reports.
-pub fn combine(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+pub(crate) fn combine(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
     let mut first_other = None;
     for v in verdicts {
         match v {

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use crate::gate::Verdict;
 
-pub const CANARY_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary";
-pub const WEIGHT_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight";
+pub(crate) const CANARY_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary";
+pub(crate) const WEIGHT_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight";
 
 /// The live Ingress carries the canary annotations with the weight Git has.
 pub fn ingress_synced(ingress: &Ingress, expected_weight: u32) -> Verdict {
@@ -41,7 +41,7 @@ pub fn ingress_synced(ingress: &Ingress, expected_weight: u32) -> Verdict {
 
 /// Whether an observed revision names the wanted commit. Users pass short SHAs; Flux writes
 /// `main@sha1:<sha>` (v2), `main/<sha>` (older), or the bare SHA.
-pub fn revision_matches(observed: &str, wanted: &str) -> bool {
+pub(crate) fn revision_matches(observed: &str, wanted: &str) -> bool {
     let observed = observed.trim();
     let wanted = wanted.trim();
     if observed.is_empty() || wanted.is_empty() {

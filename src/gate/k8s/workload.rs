@@ -22,7 +22,7 @@ const BROKEN_WAITING_REASONS: &[&str] = &[
 /// rule (`pkg/health/health_pod.go` getCorev1PodHealth: a reason that starts with `Err` or ends
 /// with `Error` or `BackOff` is Degraded), which also covers `RunContainerError`,
 /// `ErrImageNeverPull`, `PreStartHookError` and the like.
-pub fn broken_waiting_reason(reason: &str) -> bool {
+pub(crate) fn broken_waiting_reason(reason: &str) -> bool {
     BROKEN_WAITING_REASONS.contains(&reason)
         || reason.starts_with("Err")
         || reason.ends_with("Error")
@@ -114,7 +114,7 @@ fn rollout_verdict(d: &Deployment) -> Verdict {
 
 /// The stable Deployment serves: ingress-nginx answers 503 to canary traffic when the primary
 /// backend has no endpoints, so a stable scaled to zero breaks the canary too.
-pub fn stable_has_endpoints(d: &Deployment) -> Verdict {
+pub(crate) fn stable_has_endpoints(d: &Deployment) -> Verdict {
     let name = deployment_name(d);
     let ready = d
         .status
@@ -132,7 +132,7 @@ pub fn stable_has_endpoints(d: &Deployment) -> Verdict {
 }
 
 /// A Deployment that should serve has not lost all of its available replicas.
-pub fn deployment_available(d: &Deployment) -> Verdict {
+pub(crate) fn deployment_available(d: &Deployment) -> Verdict {
     let name = deployment_name(d);
     let desired = desired_replicas(d);
     let available = d

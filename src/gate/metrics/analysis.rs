@@ -84,7 +84,7 @@ pub struct AnalysisConfig {
 }
 
 mod serde_duration {
-    pub fn serialize<S: serde::Serializer>(
+    pub(crate) fn serialize<S: serde::Serializer>(
         d: &std::time::Duration,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -94,7 +94,7 @@ mod serde_duration {
 
 impl AnalysisConfig {
     /// Reject settings that cannot make a meaningful analysis (bad input, named in the message).
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.interval < Duration::from_secs(1) {
             return Err(format!(
                 "analysis interval {} is below 1s",
@@ -118,7 +118,7 @@ impl AnalysisConfig {
     }
 
     /// Number of runs: one per whole interval in the bake time, at least one.
-    pub fn planned_runs(&self) -> u32 {
+    pub(crate) fn planned_runs(&self) -> u32 {
         if self.interval.is_zero() {
             return 1;
         }
@@ -159,7 +159,7 @@ pub struct Analysis {
 }
 
 /// Combine the checks of one run: any miss fails the run, then any doubt makes it inconclusive.
-pub fn run_verdict(checks: &[CheckResult]) -> Verdict {
+pub(crate) fn run_verdict(checks: &[CheckResult]) -> Verdict {
     let fails: Vec<&str> = checks
         .iter()
         .filter_map(|c| match &c.verdict {
@@ -197,12 +197,12 @@ impl Analysis {
     }
 
     /// Whether the analysis has concluded (no more runs wanted).
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         !matches!(self.verdict, Verdict::Wait(_))
     }
 
     /// When the next run is due, measured from the analysis start; `None` once concluded.
-    pub fn next_run_at(&self) -> Option<Duration> {
+    pub(crate) fn next_run_at(&self) -> Option<Duration> {
         if self.is_done() {
             return None;
         }

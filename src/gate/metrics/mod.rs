@@ -64,7 +64,7 @@ impl Vars {
 }
 
 /// A PromQL duration for `d`: whole seconds (`90s`), or milliseconds below a second's precision.
-pub fn prom_duration(d: Duration) -> String {
+pub(crate) fn prom_duration(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
     } else {

@@ -21,9 +21,9 @@ use super::{render, MetricCheck, Vars};
 pub const REQUESTS_QUERY: &str = r#"sum(increase(nginx_ingress_controller_requests{namespace="{{namespace}}",ingress="{{ingress}}",canary!=""}[{{interval}}]))"#;
 
 /// Default lower bound of `success_rate`.
-pub const DEFAULT_MIN_SUCCESS_RATE: f64 = 0.99;
+pub(crate) const DEFAULT_MIN_SUCCESS_RATE: f64 = 0.99;
 /// Default upper bound of `latency_p99`, in seconds.
-pub const DEFAULT_MAX_P99_SECONDS: f64 = 0.5;
+pub(crate) const DEFAULT_MAX_P99_SECONDS: f64 = 0.5;
 
 /// Share of canary requests that did not answer 5xx. `status!~"5.."` also matches the `5xx`
 /// classes the controller reports with `--report-status-classes`.
@@ -92,7 +92,7 @@ impl Provider {
 
     /// The built-in queries: canary requests in the interval, the success rate, and the latency
     /// check's name and query (seconds). `None` for `custom`.
-    pub fn builtin(self) -> Option<Builtin> {
+    pub(crate) fn builtin(self) -> Option<Builtin> {
         Some(match self {
             Provider::IngressNginx => Builtin {
                 requests: REQUESTS_QUERY,
@@ -131,7 +131,7 @@ impl fmt::Display for Provider {
 
 /// One provider's built-in query templates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Builtin {
+pub(crate) struct Builtin {
     pub requests: &'static str,
     pub success: &'static str,
     pub latency_name: &'static str,
