@@ -235,8 +235,17 @@ async fn crash_loop_knob_breaks_the_canary_and_argo_goes_degraded() {
             })
     })
     .await;
-    let d = w.deployment("shop", "web-canary").unwrap();
-    assert_eq!(d["status"]["availableReplicas"], 0);
+    // The world updates the Deployment's status a tick after its pods: wait for it too (under
+    // load the test read it in between).
+    w.wait_for(
+        "the canary Deployment has no available replica",
+        SOON,
+        |w| {
+            w.deployment("shop", "web-canary")
+                .is_some_and(|d| d["status"]["availableReplicas"] == 0)
+        },
+    )
+    .await;
     // The tool's pod gate sees it as broken.
     let pods: Vec<k8s_openapi::api::core::v1::Pod> = w
         .pods("shop", "web-canary")
