@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::inline_edit::inline_splice;
+use super::new_patch::new_patch;
 use super::{
     display_dir, normalize, render_roots, routes, Fs, Id, Kust, Layout, Loc, Obj, Renders,
 };
-use crate::manifest::edit::{self, Edit, EditOutcome, PathSeg, ScalarKind};
+use crate::manifest::edit::{self, Edit, EditOutcome, ScalarKind};
 use crate::manifest::{contains, ManifestError, Repo, Selector, SourceFile};
 use crate::router::{self, nginx, Route};
-use crate::yaml::{self, NodeId, NodeKind, Stream, Style};
 
 /// What a selector can name: a canary rendered by a root, or a flat manifest's Ingress.
 enum Candidate<'a> {
@@ -272,11 +273,11 @@ pub fn set_weight(
 }
 
 /// A way to set the weight: the files it writes and the edits as values.
-struct Change {
-    files: Vec<(PathBuf, String)>,
-    edits: Vec<Edit>,
+pub(super) struct Change {
+    pub(super) files: Vec<(PathBuf, String)>,
+    pub(super) edits: Vec<Edit>,
     /// Files that are new (their diff is against nothing).
-    created: Vec<PathBuf>,
+    pub(super) created: Vec<PathBuf>,
 }
 
 fn set_rendered(
@@ -492,7 +493,7 @@ fn verify(
     Ok(())
 }
 
-fn parse(fs: Fs, file: &Path) -> Result<SourceFile, ManifestError> {
+pub(super) fn parse(fs: Fs, file: &Path) -> Result<SourceFile, ManifestError> {
     let text = fs.read(file)?;
     SourceFile::parse(file.to_path_buf(), text).map_err(|e| ManifestError::Unresolved {
         file: file.to_path_buf(),
@@ -563,7 +564,7 @@ fn add_to_base(fs: Fs, obj: &Obj, new: &str) -> Result<Change, ManifestError> {
     let e = Edit {
         file: obj.src.file.clone(),
         document: obj.src.document,
-        path: super::weight_path(obj.src.item),
+        path: super::render::weight_path(obj.src.item),
         old: None,
         new: new.to_string(),
         kind: ScalarKind::String,
@@ -574,359 +575,5 @@ fn add_to_base(fs: Fs, obj: &Obj, new: &str) -> Result<Change, ManifestError> {
         files: out.changed,
         edits: vec![e],
         created: Vec::new(),
-    })
-}
-
-fn walk(s: &Stream, root: NodeId, path: &[PathSeg]) -> Option<NodeId> {
-    let mut n = root;
-    for seg in path {
-        n = match seg {
-            PathSeg::Key(k) => s.get(n, k)?,
-            PathSeg::Index(i) => *s.items(n).get(*i)?,
-        };
-    }
-    Some(n)
-}
-
-fn quoted(new: &str, style: Style) -> Result<String, String> {
-    match style {
-        Style::SingleQuoted => Ok(format!("'{new}'")),
-        Style::DoubleQuoted | Style::Plain => Ok(format!("\"{new}\"")),
-        Style::Literal | Style::Folded => {
-            Err("the weight is a block scalar (| or >); write it as a quoted string".into())
-        }
-    }
-}
-
-/// Set a scalar inside an inline patch (a `|` block scalar of the kustomization), byte-exactly,
-/// and check the result: the kustomization parses to what it was but the patch text, and the
-/// patch text parses to what it was but the one value.
-fn inline_splice(
-    k: &SourceFile,
-    scalar: &[PathSeg],
-    document: usize,
-    path: &[PathSeg],
-    new: &str,
-) -> Result<String, String> {
-    let s = &k.stream;
-    let root = s.docs.first().and_then(|d| d.root).ok_or("empty file")?;
-    let node = walk(s, root, scalar).ok_or("the inline patch is gone")?;
-    let n = s.node(node);
-    let NodeKind::Scalar {
-        value: inner,
-        style: Style::Literal,
-        ..
-    } = &n.kind
-    else {
-        return Err("the inline patch is not a literal block (|); move it to a file".into());
-    };
-    let text = &k.text;
-    // The header (`|`, `|-`, `|+`) is where the scalar starts, or just before its content.
-    let probe = (n.span.start + 1).min(text.len());
-    let bar = text[..probe]
-        .rfind('|')
-        .ok_or("cannot find the inline patch's |")?;
-    let header_end = text[bar..]
-        .find('\n')
-        .map(|i| bar + i + 1)
-        .ok_or("inline patch without lines")?;
-    let header = text[bar..header_end].split('#').next().unwrap_or("");
-    if header.chars().any(|c| c.is_ascii_digit()) {
-        return Err("the inline patch has an explicit indentation indicator".into());
-    }
-    // File offsets of the content lines, past their indentation.
-    let mut starts = Vec::new();
-    let mut indent = None;
-    let mut at = header_end;
-    while at < text.len() {
-        let end = text[at..]
-            .find('\n')
-            .map(|i| at + i + 1)
-            .unwrap_or(text.len());
-        let line = text[at..end].trim_end_matches(['\n', '\r']);
-        let spaces = line.len() - line.trim_start_matches(' ').len();
-        if !line.trim().is_empty() {
-            let ind = *indent.get_or_insert(spaces);
-            if spaces < ind {
-                break;
-            }
-        }
-        starts.push(at);
-        at = end;
-    }
-    let indent = indent.ok_or("empty inline patch")?;
-    let patch = yaml::parse(inner).map_err(|e| e.to_string())?;
-    let proot = patch
-        .docs
-        .get(document.wrapping_sub(1))
-        .and_then(|d| d.root)
-        .ok_or("no such document in the inline patch")?;
-    let target = walk(&patch, proot, path).ok_or("the weight is gone from the inline patch")?;
-    let t = patch.node(target);
-    let NodeKind::Scalar { style, .. } = &t.kind else {
-        return Err("the weight is not a scalar".into());
-    };
-    let replacement = quoted(new, *style)?;
-    let line_idx = inner[..t.span.start].matches('\n').count();
-    let line_start = inner[..t.span.start]
-        .rfind('\n')
-        .map(|i| i + 1)
-        .unwrap_or(0);
-    if inner[t.span.start..t.span.end].contains('\n') {
-        return Err("the weight spans lines".into());
-    }
-    let file_at = starts.get(line_idx).ok_or("line mapping failed")? + indent;
-    let from = file_at + (t.span.start - line_start);
-    let to = from + (t.span.end - t.span.start);
-    if text.get(from..to) != inner.get(t.span.clone()) {
-        return Err("the inline patch's bytes do not map onto the file".into());
-    }
-    let out = format!("{}{}{}", &text[..from], replacement, &text[to..]);
-    // The guard.
-    let after = yaml::parse(&out).map_err(|e| format!("the result does not parse: {e}"))?;
-    if after.docs.len() != s.docs.len() {
-        return Err("document count changed".into());
-    }
-    let aroot = after.docs[0].root.ok_or("empty result")?;
-    let anode = walk(&after, aroot, scalar).ok_or("the inline patch moved")?;
-    let new_inner = after
-        .str(anode)
-        .ok_or("the inline patch is no longer text")?;
-    let mut want_k = super::to_json(s, root);
-    let mut got_k = super::to_json(&after, aroot);
-    set_json(&mut want_k, scalar, Value::Null);
-    set_json(&mut got_k, scalar, Value::Null);
-    let mut want_p: Vec<Value> = patch
-        .docs
-        .iter()
-        .map(|d| {
-            d.root
-                .map(|r| super::to_json(&patch, r))
-                .unwrap_or_default()
-        })
-        .collect();
-    set_json(
-        &mut want_p[document - 1],
-        path,
-        Value::String(new.to_string()),
-    );
-    let np = yaml::parse(new_inner).map_err(|e| format!("the patch no longer parses: {e}"))?;
-    let got_p: Vec<Value> = np
-        .docs
-        .iter()
-        .map(|d| d.root.map(|r| super::to_json(&np, r)).unwrap_or_default())
-        .collect();
-    let others_same = s.docs.iter().zip(&after.docs).skip(1).all(|(a, b)| {
-        a.root.map(|r| super::to_json(s, r)) == b.root.map(|r| super::to_json(&after, r))
-    });
-    if want_k != got_k || want_p != got_p || !others_same {
-        return Err("refusing to write, the edit would change more than the value".into());
-    }
-    Ok(out)
-}
-
-fn set_json(v: &mut Value, path: &[PathSeg], new: Value) {
-    let Some((head, rest)) = path.split_first() else {
-        *v = new;
-        return;
-    };
-    let child = match (head, v) {
-        (PathSeg::Key(k), Value::Object(m)) => m.entry(k.clone()).or_insert(Value::Null),
-        (PathSeg::Index(i), Value::Array(a)) => match a.get_mut(*i) {
-            Some(c) => c,
-            None => return,
-        },
-        _ => return,
-    };
-    set_json(child, rest, new);
-}
-
-fn max_end(s: &Stream, id: NodeId) -> usize {
-    let n = s.node(id);
-    match &n.kind {
-        NodeKind::Scalar { .. } | NodeKind::Alias(_) => n.span.end,
-        NodeKind::Seq(items) => items
-            .iter()
-            .map(|i| max_end(s, *i))
-            .max()
-            .unwrap_or(n.span.start),
-        NodeKind::Map(entries) => entries
-            .iter()
-            .map(|(_, v)| max_end(s, *v))
-            .max()
-            .unwrap_or(n.span.start),
-    }
-}
-
-/// `(indentation before the dash, gap after it)` of a block sequence's items.
-fn dash_style(text: &str, s: &Stream, seq: NodeId) -> Option<(String, String)> {
-    let first = *s.items(seq).first()?;
-    let start = s.node(first).span.start;
-    let ls = text[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let prefix = &text[ls..start];
-    let dash = prefix.rfind('-')?;
-    if !prefix[..dash].chars().all(|c| c == ' ') || !prefix[dash + 1..].chars().all(|c| c == ' ') {
-        return None;
-    }
-    Some((prefix[..dash].to_string(), prefix[dash + 1..].to_string()))
-}
-
-/// Add `- path: ENTRY` to the kustomization's `patches:` in the file's own style.
-fn append_patch_entry(k: &Kust, entry: &str) -> Result<String, String> {
-    let text = &k.text;
-    let s = &k.stream;
-    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let out = match k.get("patches") {
-        Some(seq) if matches!(s.node(seq).kind, NodeKind::Seq(_)) && !s.node(seq).flow => {
-            let (indent, gap) =
-                dash_style(text, s, seq).ok_or("cannot tell how patches: is indented")?;
-            let end = text[..max_end(s, seq)]
-                .trim_end_matches([' ', '\t', '\n', '\r'])
-                .len();
-            let line = format!("{indent}-{gap}path: {entry}");
-            match text[end..].find('\n') {
-                Some(i) => {
-                    let at = end + i + 1;
-                    format!("{}{line}{eol}{}", &text[..at], &text[at..])
-                }
-                None => format!("{text}{eol}{line}"),
-            }
-        }
-        Some(seq) if matches!(s.node(seq).kind, NodeKind::Seq(_)) => {
-            let n = s.node(seq);
-            let close = n.span.end - 1;
-            if text.as_bytes().get(close) != Some(&b']') {
-                return Err("cannot find the end of patches: [...]".into());
-            }
-            let sep = if s.items(seq).is_empty() { "" } else { ", " };
-            format!("{}{sep}{{path: {entry}}}{}", &text[..close], &text[close..])
-        }
-        Some(_) => return Err("patches: is not a list".into()),
-        None => {
-            let (indent, gap) = ["resources", "bases", "components", "patchesStrategicMerge"]
-                .iter()
-                .filter_map(|f| k.get(f))
-                .filter(|n| !s.node(*n).flow)
-                .find_map(|n| dash_style(text, s, n))
-                .unwrap_or_else(|| (String::new(), " ".into()));
-            let mut t = text.clone();
-            if !t.is_empty() && !t.ends_with('\n') {
-                t.push_str(eol);
-            }
-            t.push_str(&format!("patches:{eol}{indent}-{gap}path: {entry}{eol}"));
-            t
-        }
-    };
-    // The guard: the kustomization reads as before plus one `patches` entry.
-    let after = yaml::parse(&out).map_err(|e| format!("the result does not parse: {e}"))?;
-    let mut want = k
-        .root
-        .map(|r| super::to_json(s, r))
-        .unwrap_or(Value::Object(Default::default()));
-    let list = want
-        .as_object_mut()
-        .ok_or("not a mapping")?
-        .entry("patches")
-        .or_insert(Value::Array(Vec::new()));
-    if list.is_null() {
-        *list = Value::Array(Vec::new());
-    }
-    list.as_array_mut()
-        .ok_or("patches: is not a list")?
-        .push(serde_json::json!({ "path": entry }));
-    let got = after
-        .docs
-        .first()
-        .and_then(|d| d.root)
-        .map(|r| super::to_json(&after, r))
-        .unwrap_or_default();
-    if want != got || after.docs.len() != s.docs.len().max(1) {
-        return Err("refusing to write, adding the patch entry would change more".into());
-    }
-    Ok(out)
-}
-
-fn yaml_scalar(v: &str) -> String {
-    if edit::plain_safe(v) {
-        v.to_string()
-    } else {
-        serde_json::to_string(v).unwrap_or_default()
-    }
-}
-
-/// A new strategic-merge patch in the target root that sets the weight of `id`.
-fn new_patch(fs: Fs, k: &Kust, obj: &Obj, id: &Id, new: &str) -> Result<Change, ManifestError> {
-    let safe: String = id
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let mut name = format!("{safe}-canary-weight.yaml");
-    let mut n = 2;
-    while fs.is_file(&k.dir.join(&name)) {
-        name = format!("{safe}-canary-weight-{n}.yaml");
-        n += 1;
-    }
-    let file = k.dir.join(&name);
-    let eol = if k.text.contains("\r\n") {
-        "\r\n"
-    } else {
-        "\n"
-    };
-    let api = obj.value["apiVersion"]
-        .as_str()
-        .unwrap_or("networking.k8s.io/v1");
-    let mut lines = vec![
-        format!("apiVersion: {api}"),
-        "kind: Ingress".to_string(),
-        "metadata:".to_string(),
-        format!("  name: {}", yaml_scalar(&id.name)),
-    ];
-    if let Some(ns) = &id.namespace {
-        lines.push(format!("  namespace: {}", yaml_scalar(ns)));
-    }
-    lines.push("  annotations:".into());
-    lines.push(format!("    {}: \"{new}\"", nginx::WEIGHT));
-    let text = format!("{}{eol}", lines.join(eol));
-    let kust_text = append_patch_entry(k, &name).map_err(|why| ManifestError::CannotEdit {
-        file: k.file.clone(),
-        document: 1,
-        field: "patches".into(),
-        reason: why,
-    })?;
-    let index = k.items("patches").len();
-    Ok(Change {
-        files: vec![(file.clone(), text), (k.file.clone(), kust_text)],
-        edits: vec![
-            Edit {
-                file: file.clone(),
-                document: 1,
-                path: super::weight_path(None),
-                old: None,
-                new: new.to_string(),
-                kind: ScalarKind::String,
-                insert_after: Vec::new(),
-            },
-            Edit {
-                file: k.file.clone(),
-                document: 1,
-                path: vec![
-                    PathSeg::Key("patches".into()),
-                    PathSeg::Index(index),
-                    PathSeg::Key("path".into()),
-                ],
-                old: None,
-                new: name,
-                kind: ScalarKind::Text,
-                insert_after: Vec::new(),
-            },
-        ],
-        created: vec![file],
     })
 }
