@@ -376,13 +376,15 @@ pub fn analyze(route: &HttpRoute, explicit: Option<&str>, ctx: &Context) -> Rout
     }
 }
 
-/// A route worth listing: it has a canary, or a rule splitting between backends.
-fn listed(rc: &RouteCanary) -> bool {
-    rc.canary_service.is_some()
-        || rc
-            .problems
-            .iter()
-            .any(|p| p.code == "canary-unknown" || p.code == "canary-ambiguous")
+impl RouteCanary {
+    /// A route worth listing: it has a canary, or a rule splitting between backends.
+    pub fn is_listed(&self) -> bool {
+        self.canary_service.is_some()
+            || self
+                .problems
+                .iter()
+                .any(|p| p.code == "canary-unknown" || p.code == "canary-ambiguous")
+    }
 }
 
 /// Every canary HTTPRoute in `files` (Services and Deployments read from `files` and
@@ -399,7 +401,7 @@ pub fn discover_routes(
         problems.extend(unknown_versions(f));
         for r in http_routes(f) {
             let rc = analyze(&r, canary_service, context);
-            if listed(&rc) {
+            if rc.is_listed() {
                 routes.push(rc);
             }
         }

@@ -25,7 +25,11 @@ mod tests;
 pub use analyze::{analyze, discover_repo, discover_routes};
 pub use init_canary::init_canary;
 pub use read::http_routes;
-pub use set::{new_weights, select, select_canary, set_weight, weight_edits, SelectedCanary};
+pub(crate) use read::unknown_versions;
+pub use set::{
+    new_weights, select, select_canary, set_weight, split_weights, weight_edits, SelectedCanary,
+};
+pub(crate) use set::{require_backend, selected, weight_outcome};
 
 use std::path::{Path, PathBuf};
 

@@ -228,7 +228,7 @@ pub fn http_routes(file: &SourceFile) -> Vec<HttpRoute> {
 }
 
 /// HTTPRoutes of an API version this router does not read.
-pub(super) fn unknown_versions(file: &SourceFile) -> Vec<Problem> {
+pub(crate) fn unknown_versions(file: &SourceFile) -> Vec<Problem> {
     let s = &file.stream;
     let mut out = Vec::new();
     for doc in &s.docs {

@@ -7,7 +7,9 @@ use super::analyze::analyze;
 use super::as_router::to_route;
 use super::read::http_routes;
 use super::{BackendRef, Context, GatewayApi, HttpRoute, RouteCanary, Split, MAX_WEIGHT};
-use crate::manifest::{self, edit, Edit, EditOutcome, ManifestError, Repo, ScalarKind, Selector};
+use crate::manifest::{
+    self, edit, Edit, EditOutcome, ManifestError, Repo, ScalarKind, Selector, SourceFile,
+};
 use crate::router::{Problem, Route, Router, Severity};
 
 /// The weights that give the canary `pct` percent of a split: (stable, canary).
@@ -67,6 +69,17 @@ pub(super) fn cannot(route: &HttpRoute, field: String, reason: String) -> Manife
 /// The edits that give the canary of `rc` `pct` percent in every rule that splits between it
 /// and the stable (both weights of each rule, written explicitly).
 pub fn weight_edits(rc: &RouteCanary, pct: u32) -> Result<Vec<Edit>, ManifestError> {
+    let mut edits = Vec::new();
+    for (split, s, c) in split_weights(rc, pct)? {
+        edits.push(weight_edit(&rc.route, split.rule, &split.stable, s));
+        edits.push(weight_edit(&rc.route, split.rule, &split.canary, c));
+    }
+    Ok(edits)
+}
+
+/// The weights that give the canary of `rc` `pct` percent, per split (stable, canary), after
+/// the checks `set-weight` makes: a canary, no blocking problem, a split, exact weights.
+pub fn split_weights(rc: &RouteCanary, pct: u32) -> Result<Vec<(&Split, u32, u32)>, ManifestError> {
     let route = &rc.route;
     if pct > 100 {
         return Err(ManifestError::WeightOutOfRange {
@@ -121,7 +134,7 @@ pub fn weight_edits(rc: &RouteCanary, pct: u32) -> Result<Vec<Edit>, ManifestErr
             ),
         ));
     }
-    let mut edits = Vec::new();
+    let mut out = Vec::new();
     for split in &rc.splits {
         let (s, c) = new_weights(split, pct).map_err(|reason| {
             cannot(
@@ -130,10 +143,9 @@ pub fn weight_edits(rc: &RouteCanary, pct: u32) -> Result<Vec<Edit>, ManifestErr
                 reason,
             )
         })?;
-        edits.push(weight_edit(route, split.rule, &split.stable, s));
-        edits.push(weight_edit(route, split.rule, &split.canary, c));
+        out.push((split, s, c));
     }
-    Ok(edits)
+    Ok(out)
 }
 
 impl crate::router::select::Named for HttpRoute {
@@ -204,7 +216,7 @@ pub(super) fn load_selected(
     Ok((repo, route))
 }
 
-fn require_backend(route: &HttpRoute, name: &str) -> Result<(), ManifestError> {
+pub(crate) fn require_backend(route: &HttpRoute, name: &str) -> Result<(), ManifestError> {
     if route.backend_names().iter().any(|n| n == name) {
         return Ok(());
     }
@@ -229,23 +241,35 @@ pub fn set_weight(
     dry_run: bool,
 ) -> Result<EditOutcome, ManifestError> {
     let (repo, route) = load_selected(dir, selector)?;
-    if let Some(c) = canary_service {
-        require_backend(&route, c)?;
-    }
-    let ctx = Context::load(dir)?;
-    let rc = analyze(&route, canary_service, &ctx);
-    let edits = weight_edits(&rc, pct)?;
     let file = repo
         .file(&route.file)
         .ok_or_else(|| ManifestError::NoRoute {
             selector: selector.to_string(),
             candidates: String::new(),
         })?;
-    let outcome = edit::apply(file, &edits)?;
+    let outcome = weight_outcome(dir, file, &route, canary_service, pct)?;
     if !dry_run {
         outcome.write(dir)?;
     }
     Ok(outcome)
+}
+
+/// The edit of `file` that gives the canary of `route` (read from it) `pct` percent, with the
+/// Services and Deployments of the repository at `dir`. Writes nothing.
+pub(crate) fn weight_outcome(
+    dir: &Path,
+    file: &SourceFile,
+    route: &HttpRoute,
+    canary_service: Option<&str>,
+    pct: u32,
+) -> Result<EditOutcome, ManifestError> {
+    if let Some(c) = canary_service {
+        require_backend(route, c)?;
+    }
+    let ctx = Context::load(dir)?;
+    let rc = analyze(route, canary_service, &ctx);
+    let edits = weight_edits(&rc, pct)?;
+    edit::apply(file, &edits)
 }
 
 /// The HTTPRoute canary `selector` names, as the rollout reads it: the canary's and the
@@ -271,7 +295,12 @@ pub fn select_canary(
         require_backend(&route, c)?;
     }
     let ctx = Context::load(dir)?;
-    let rc = analyze(&route, canary_service, &ctx);
+    selected(&analyze(&route, canary_service, &ctx))
+}
+
+/// The canary of an analyzed route as the rollout reads it, or why it has none.
+pub(crate) fn selected(rc: &RouteCanary) -> Result<SelectedCanary, ManifestError> {
+    let route = &rc.route;
     let Some(canary) = rc.canary_service.clone() else {
         let mut reasons: Vec<String> = rc
             .problems
@@ -294,11 +323,11 @@ pub fn select_canary(
         .filter(|p| p.fract() == 0.0 && (0.0..=100.0).contains(p))
         .map(|p| p as u32);
     Ok(SelectedCanary {
-        canary: to_route(&rc, Some(&canary), true),
+        canary: to_route(rc, Some(&canary), true),
         stables: rc
             .stable_service
             .as_deref()
-            .map(|s| vec![to_route(&rc, Some(s), false)])
+            .map(|s| vec![to_route(rc, Some(s), false)])
             .unwrap_or_default(),
         percent,
     })

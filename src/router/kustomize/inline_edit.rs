@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::to_json;
-use crate::manifest::{PathSeg, SourceFile};
+use crate::manifest::{PathSeg, ScalarKind, SourceFile};
 use crate::yaml::{self, NodeId, NodeKind, Stream, Style};
 
 fn walk(s: &Stream, root: NodeId, path: &[PathSeg]) -> Option<NodeId> {
@@ -18,11 +18,16 @@ fn walk(s: &Stream, root: NodeId, path: &[PathSeg]) -> Option<NodeId> {
     Some(n)
 }
 
-fn quoted(new: &str, style: Style) -> Result<String, String> {
-    match style {
-        Style::SingleQuoted => Ok(format!("'{new}'")),
-        Style::DoubleQuoted | Style::Plain => Ok(format!("\"{new}\"")),
-        Style::Literal | Style::Folded => {
+/// The new value's text: an integer plain, a string quoted (in the old value's quotes).
+fn scalar_text(new: &str, kind: ScalarKind, style: Style) -> Result<String, String> {
+    match (kind, style) {
+        (ScalarKind::Int, Style::Literal | Style::Folded) => {
+            Err("the weight is a block scalar (| or >); write it as a plain integer".into())
+        }
+        (ScalarKind::Int, _) => Ok(new.to_string()),
+        (_, Style::SingleQuoted) => Ok(format!("'{new}'")),
+        (_, Style::DoubleQuoted | Style::Plain) => Ok(format!("\"{new}\"")),
+        (_, Style::Literal | Style::Folded) => {
             Err("the weight is a block scalar (| or >); write it as a quoted string".into())
         }
     }
@@ -37,6 +42,7 @@ pub(super) fn inline_splice(
     document: usize,
     path: &[PathSeg],
     new: &str,
+    kind: ScalarKind,
 ) -> Result<String, String> {
     let s = &k.stream;
     let root = s.docs.first().and_then(|d| d.root).ok_or("empty file")?;
@@ -96,7 +102,7 @@ pub(super) fn inline_splice(
     let NodeKind::Scalar { style, .. } = &t.kind else {
         return Err("the weight is not a scalar".into());
     };
-    let replacement = quoted(new, *style)?;
+    let replacement = scalar_text(new, kind, *style)?;
     let line_idx = inner[..t.span.start].matches('\n').count();
     let line_start = inner[..t.span.start]
         .rfind('\n')
@@ -134,7 +140,10 @@ pub(super) fn inline_splice(
     set_json(
         &mut want_p[document - 1],
         path,
-        Value::String(new.to_string()),
+        match kind {
+            ScalarKind::Int => new.parse::<i64>().map_or(Value::Null, Value::from),
+            _ => Value::String(new.to_string()),
+        },
     );
     let np = yaml::parse(new_inner).map_err(|e| format!("the patch no longer parses: {e}"))?;
     let got_p: Vec<Value> = np

@@ -16,17 +16,24 @@ mod kust;
 mod layout;
 mod new_patch;
 mod object;
+mod origins;
 pub mod patch;
 mod patches;
 mod plan;
 mod render;
+pub mod route_plan;
+pub mod route_set;
 pub mod set;
 
 pub use kust::Kust;
 pub use layout::Layout;
-pub use object::{to_json, Id, Loc, Obj, Origin, OriginKind, Src};
+pub use object::{
+    backend_ref, is_tracked, to_json, Id, Loc, Obj, Origin, OriginKind, Origins, Src,
+};
 pub use plan::{discover, plan, routes, workloads, RootCanary, RootPlan};
-pub use render::{render, render_kinds, render_roots, Renders, WORKLOAD_KINDS};
+pub use render::{
+    render, render_kinds, render_roots, render_roots_of, Renders, HTTPROUTE_KINDS, WORKLOAD_KINDS,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};

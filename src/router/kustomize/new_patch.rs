@@ -1,6 +1,8 @@
 //! A new patch in the target root: its file, and its entry appended to the kustomization's
 //! `patches:` in the file's own style (checked to read as before plus that one entry).
 
+use std::path::PathBuf;
+
 use serde_json::Value;
 
 use super::set::Change;
@@ -40,11 +42,37 @@ fn dash_style(text: &str, s: &Stream, seq: NodeId) -> Option<(String, String)> {
     Some((prefix[..dash].to_string(), prefix[dash + 1..].to_string()))
 }
 
-/// Add `- path: ENTRY` to the kustomization's `patches:` in the file's own style.
-fn append_patch_entry(k: &Kust, entry: &str) -> Result<String, String> {
+/// Add `- path: ENTRY` (with a `target:` of the given fields when there are any) to the
+/// kustomization's `patches:` in the file's own style.
+pub(super) fn append_patch_entry(
+    k: &Kust,
+    entry: &str,
+    target: &[(&str, String)],
+) -> Result<String, String> {
     let text = &k.text;
     let s = &k.stream;
     let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    // The entry as block lines after `- `, each line's indentation past the dash's column.
+    let block = |indent: &str, gap: &str| {
+        let cont = format!("{indent} {}", " ".repeat(gap.len()));
+        let mut lines = vec![format!("{indent}-{gap}path: {entry}")];
+        if !target.is_empty() {
+            lines.push(format!("{cont}target:"));
+            for (key, v) in target {
+                lines.push(format!("{cont}  {key}: {}", yaml_scalar(v)));
+            }
+        }
+        lines.join(eol)
+    };
+    let flow = if target.is_empty() {
+        format!("{{path: {entry}}}")
+    } else {
+        let fields: Vec<String> = target
+            .iter()
+            .map(|(key, v)| format!("{key}: {}", yaml_scalar(v)))
+            .collect();
+        format!("{{path: {entry}, target: {{{}}}}}", fields.join(", "))
+    };
     let out = match k.get("patches") {
         Some(seq) if matches!(s.node(seq).kind, NodeKind::Seq(_)) && !s.node(seq).flow => {
             let (indent, gap) =
@@ -52,7 +80,7 @@ fn append_patch_entry(k: &Kust, entry: &str) -> Result<String, String> {
             let end = text[..max_end(s, seq)]
                 .trim_end_matches([' ', '\t', '\n', '\r'])
                 .len();
-            let line = format!("{indent}-{gap}path: {entry}");
+            let line = block(&indent, &gap);
             match text[end..].find('\n') {
                 Some(i) => {
                     let at = end + i + 1;
@@ -68,7 +96,7 @@ fn append_patch_entry(k: &Kust, entry: &str) -> Result<String, String> {
                 return Err("cannot find the end of patches: [...]".into());
             }
             let sep = if s.items(seq).is_empty() { "" } else { ", " };
-            format!("{}{sep}{{path: {entry}}}{}", &text[..close], &text[close..])
+            format!("{}{sep}{flow}{}", &text[..close], &text[close..])
         }
         Some(_) => return Err("patches: is not a list".into()),
         None => {
@@ -82,7 +110,7 @@ fn append_patch_entry(k: &Kust, entry: &str) -> Result<String, String> {
             if !t.is_empty() && !t.ends_with('\n') {
                 t.push_str(eol);
             }
-            t.push_str(&format!("patches:{eol}{indent}-{gap}path: {entry}{eol}"));
+            t.push_str(&format!("patches:{eol}{}{eol}", block(&indent, &gap)));
             t
         }
     };
@@ -102,7 +130,15 @@ fn append_patch_entry(k: &Kust, entry: &str) -> Result<String, String> {
     }
     list.as_array_mut()
         .ok_or("patches: is not a list")?
-        .push(serde_json::json!({ "path": entry }));
+        .push(if target.is_empty() {
+            serde_json::json!({ "path": entry })
+        } else {
+            let fields: serde_json::Map<String, Value> = target
+                .iter()
+                .map(|(key, v)| (key.to_string(), Value::String(v.clone())))
+                .collect();
+            serde_json::json!({ "path": entry, "target": fields })
+        });
     let got = after
         .docs
         .first()
@@ -115,7 +151,7 @@ fn append_patch_entry(k: &Kust, entry: &str) -> Result<String, String> {
     Ok(out)
 }
 
-fn yaml_scalar(v: &str) -> String {
+pub(super) fn yaml_scalar(v: &str) -> String {
     if edit::plain_safe(v) {
         v.to_string()
     } else {
@@ -123,14 +159,9 @@ fn yaml_scalar(v: &str) -> String {
     }
 }
 
-/// A new strategic-merge patch in the target root that sets the weight of `id`.
-pub(super) fn new_patch(
-    fs: Fs,
-    k: &Kust,
-    obj: &Obj,
-    id: &Id,
-    new: &str,
-) -> Result<Change, ManifestError> {
+/// A name for a new patch file about `id` in the root `k`: `NAME-SUFFIX.yaml`, numbered when
+/// the name is taken.
+pub(super) fn free_name(fs: Fs, k: &Kust, id: &Id, suffix: &str) -> String {
     let safe: String = id
         .name
         .chars()
@@ -142,18 +173,70 @@ pub(super) fn new_patch(
             }
         })
         .collect();
-    let mut name = format!("{safe}-canary-weight.yaml");
+    let mut name = format!("{safe}-{suffix}.yaml");
     let mut n = 2;
     while fs.is_file(&k.dir.join(&name)) {
-        name = format!("{safe}-canary-weight-{n}.yaml");
+        name = format!("{safe}-{suffix}-{n}.yaml");
         n += 1;
     }
-    let file = k.dir.join(&name);
-    let eol = if k.text.contains("\r\n") {
+    name
+}
+
+/// The line ending the kustomization uses.
+pub(super) fn eol(k: &Kust) -> &'static str {
+    if k.text.contains("\r\n") {
         "\r\n"
     } else {
         "\n"
+    }
+}
+
+/// A new patch file `name` (in the root `k`) holding `text`, listed in the kustomization's
+/// `patches:` with `target`: the two files to write, and the edit that lists it.
+pub(super) fn listed_patch(
+    k: &Kust,
+    name: &str,
+    text: String,
+    target: &[(&str, String)],
+) -> Result<(Vec<(PathBuf, String)>, Edit), ManifestError> {
+    let kust_text =
+        append_patch_entry(k, name, target).map_err(|why| ManifestError::CannotEdit {
+            file: k.file.clone(),
+            document: 1,
+            field: "patches".into(),
+            reason: why,
+        })?;
+    let index = k.items("patches").len();
+    let listing = Edit {
+        file: k.file.clone(),
+        document: 1,
+        path: vec![
+            PathSeg::Key("patches".into()),
+            PathSeg::Index(index),
+            PathSeg::Key("path".into()),
+        ],
+        old: None,
+        new: name.to_string(),
+        kind: ScalarKind::Text,
+        insert_after: Vec::new(),
     };
+    Ok((
+        vec![(k.dir.join(name), text), (k.file.clone(), kust_text)],
+        listing,
+    ))
+}
+
+/// A new strategic-merge patch in the target root that sets the weight of `id`.
+pub(super) fn new_patch(
+    fs: Fs,
+    k: &Kust,
+    obj: &Obj,
+    id: &Id,
+    new: &str,
+) -> Result<Change, ManifestError> {
+    let name = free_name(fs, k, id, "canary-weight");
+    let file = k.dir.join(&name);
+    let eol = eol(k);
     let api = obj.value["apiVersion"]
         .as_str()
         .unwrap_or("networking.k8s.io/v1");
@@ -169,15 +252,9 @@ pub(super) fn new_patch(
     lines.push("  annotations:".into());
     lines.push(format!("    {}: \"{new}\"", nginx::WEIGHT));
     let text = format!("{}{eol}", lines.join(eol));
-    let kust_text = append_patch_entry(k, &name).map_err(|why| ManifestError::CannotEdit {
-        file: k.file.clone(),
-        document: 1,
-        field: "patches".into(),
-        reason: why,
-    })?;
-    let index = k.items("patches").len();
+    let (files, listing) = listed_patch(k, &name, text, &[])?;
     Ok(Change {
-        files: vec![(file.clone(), text), (k.file.clone(), kust_text)],
+        files,
         edits: vec![
             Edit {
                 file: file.clone(),
@@ -188,19 +265,7 @@ pub(super) fn new_patch(
                 kind: ScalarKind::String,
                 insert_after: Vec::new(),
             },
-            Edit {
-                file: k.file.clone(),
-                document: 1,
-                path: vec![
-                    PathSeg::Key("patches".into()),
-                    PathSeg::Index(index),
-                    PathSeg::Key("path".into()),
-                ],
-                old: None,
-                new: name,
-                kind: ScalarKind::Text,
-                insert_after: Vec::new(),
-            },
+            listing,
         ],
         created: vec![file],
     })

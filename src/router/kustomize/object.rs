@@ -1,6 +1,7 @@
 //! A rendered object: its value as JSON, the ids it had on the way (kustomize matches patches
-//! on any of them), where it is defined, and what last wrote its weight.
+//! on any of them), where it is defined, and what last wrote each of its weights.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -21,11 +22,11 @@ pub struct Src {
     pub line: usize,
 }
 
-/// What last wrote the weight of a rendered object.
+/// What last wrote a weight of a rendered object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OriginKind {
-    /// The resource's own annotation.
+    /// The resource's own value.
     Resource,
     /// A strategic-merge patch.
     Patch,
@@ -70,15 +71,79 @@ pub struct Id {
     pub name: String,
 }
 
-/// One rendered Ingress.
+/// What wrote each tracked value of a rendered object, by its JSON pointer tokens (see
+/// [`is_tracked`]); a tracked value that is absent has no entry.
+pub type Origins = BTreeMap<Vec<String>, Origin>;
+
+/// One rendered object (an Ingress or an HTTPRoute, or a Service or Deployment behind them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Obj {
     pub value: Value,
     /// Every id it had, the original first, the rendered last.
     pub ids: Vec<Id>,
     pub src: Src,
-    /// What wrote the rendered weight (`None`: absent, or removed).
-    pub weight: Option<Origin>,
+    /// What wrote the values [`is_tracked`] names for its kind.
+    pub origins: Origins,
+}
+
+/// `*` in a pattern stands for a list index.
+const INGRESS_TRACKED: [&[&str]; 1] = [&["metadata", "annotations", nginx::WEIGHT]];
+const HTTPROUTE_TRACKED: [&[&str]; 3] = [
+    &["spec", "rules", "*"],
+    &["spec", "rules", "*", "backendRefs", "*"],
+    &["spec", "rules", "*", "backendRefs", "*", "weight"],
+];
+
+fn patterns(kind: &str) -> &'static [&'static [&'static str]] {
+    match kind {
+        "Ingress" => &INGRESS_TRACKED,
+        crate::router::gateway::KIND => &HTTPROUTE_TRACKED,
+        _ => &[],
+    }
+}
+
+fn token_matches(pattern: &str, token: &str) -> bool {
+    if pattern == "*" {
+        !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit())
+    } else {
+        pattern == token
+    }
+}
+
+/// Is the value at `tokens` one whose origin is tracked for an object of `kind`: the canary
+/// weight annotation of an Ingress; each rule, backendRef and backendRef weight of an
+/// HTTPRoute (a rule's or backendRef's origin is where a missing weight would go).
+pub fn is_tracked(kind: &str, tokens: &[String]) -> bool {
+    patterns(kind)
+        .iter()
+        .any(|p| p.len() == tokens.len() && p.iter().zip(tokens).all(|(p, t)| token_matches(p, t)))
+}
+
+/// Can a tracked value sit at or under `tokens` (so a change there may move an origin)?
+pub(super) fn may_hold_tracked(kind: &str, tokens: &[String]) -> bool {
+    patterns(kind)
+        .iter()
+        .any(|p| p.len() >= tokens.len() && p.iter().zip(tokens).all(|(p, t)| token_matches(p, t)))
+}
+
+/// The pointer tokens of an Ingress's canary weight.
+pub(super) fn ingress_weight() -> Vec<String> {
+    INGRESS_TRACKED[0].iter().map(|t| t.to_string()).collect()
+}
+
+/// The pointer tokens of an HTTPRoute rule.
+pub(super) fn rule_ref(rule: usize) -> Vec<String> {
+    vec!["spec".into(), "rules".into(), rule.to_string()]
+}
+
+/// The pointer tokens of an HTTPRoute backendRef (`weight`: of its weight).
+pub fn backend_ref(rule: usize, backend: usize, weight: bool) -> Vec<String> {
+    let mut t = rule_ref(rule);
+    t.extend(["backendRefs".into(), backend.to_string()]);
+    if weight {
+        t.push("weight".into());
+    }
+    t
 }
 
 impl Obj {
@@ -97,6 +162,11 @@ impl Obj {
             Some(ns) => format!("{ns}/{}", self.name()),
             None => self.name().to_string(),
         }
+    }
+
+    /// What wrote an Ingress's rendered canary weight (`None`: absent, or removed).
+    pub fn weight(&self) -> Option<&Origin> {
+        self.origins.get(&ingress_weight())
     }
 
     pub(super) fn kind(&self) -> &str {

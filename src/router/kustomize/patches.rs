@@ -1,6 +1,6 @@
 //! A kustomization's patches (`patches`, `patchesStrategicMerge`, `patchesJson6902`, inline
 //! or in files) read, matched to the rendered objects by their target or by the object they
-//! name, and applied, remembering what each one does to the weight.
+//! name, and applied, moving the origins of the weights with them.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::object::split_api;
+use super::origins;
 use super::patch;
 use super::render::{key, Build};
 use super::{is_remote, to_json, Kust, Loc, Obj, Origin, OriginKind, Refusal};
 use crate::manifest::PathSeg;
-use crate::router::nginx;
+use crate::router::gateway;
 use crate::yaml::{self, NodeId, NodeKind, Stream, Style};
 
 /// A patch's text and where it came from.
@@ -187,32 +188,6 @@ fn names_object(p: &Value, o: &Obj) -> bool {
         .any(|id| id.name == name && id.namespace.as_deref().unwrap_or("default") == ns)
 }
 
-/// What a patch does to the weight: `None` untouched, `Some(None)` removed, `Some(Some(n))`
-/// written by node `n` at `path` (from the document root).
-type Effect = Option<Option<(NodeId, Vec<PathSeg>)>>;
-
-fn smp_effect(s: &Stream, root: NodeId) -> Effect {
-    let meta = s.get(root, "metadata")?;
-    let ann = s.get(meta, "annotations")?;
-    if to_json(s, ann).is_null() {
-        return Some(None);
-    }
-    let w = s.get(ann, nginx::WEIGHT)?;
-    if to_json(s, w).is_null() {
-        return Some(None);
-    }
-    Some(Some((
-        w,
-        vec![key("metadata"), key("annotations"), key(nginx::WEIGHT)],
-    )))
-}
-
-const WEIGHT_TOKENS: [&str; 3] = ["metadata", "annotations", nginx::WEIGHT];
-
-fn is_prefix_of_weight(tokens: &[String]) -> bool {
-    tokens.len() <= WEIGHT_TOKENS.len() && tokens.iter().zip(WEIGHT_TOKENS).all(|(a, b)| a == b)
-}
-
 impl Build<'_> {
     fn patch_file(&self, k: &Kust, entry: &str, node: NodeId) -> Result<PatchText, Refusal> {
         if is_remote(entry) {
@@ -355,16 +330,12 @@ impl Build<'_> {
             if value.is_null() {
                 continue;
             }
-            let effect = smp_effect(s, root);
-            let origin = |o: &Obj| -> Option<Origin> {
-                let _ = o;
-                effect.clone().flatten().map(|(n, path)| Origin {
-                    file: p.file.clone(),
-                    line: p.line(s.resolve(n)),
-                    kind: OriginKind::Patch,
-                    by: k.dir.clone(),
-                    loc: Some(p.loc(doc.index, path)),
-                })
+            let make = |n: NodeId, path: &[PathSeg]| Origin {
+                file: p.file.clone(),
+                line: p.line(n),
+                kind: OriginKind::Patch,
+                by: k.dir.clone(),
+                loc: Some(p.loc(doc.index, path.to_vec())),
             };
             let chosen: Vec<usize> = match target {
                 Some(sel) => {
@@ -378,11 +349,15 @@ impl Build<'_> {
                     let hits: Vec<usize> = (0..objs.len())
                         .filter(|i| names_object(&value, &objs[*i]))
                         .collect();
-                    if hits.is_empty() && value["kind"].as_str() == Some("Ingress") {
+                    let kind = value["kind"].as_str().unwrap_or("");
+                    if hits.is_empty()
+                        && (kind == "Ingress" || kind == gateway::KIND)
+                        && self.kinds.contains(&kind)
+                    {
                         return Err(Refusal::new(
                             &p.file,
                             format!(
-                                "document {}: the patch names Ingress {} but {} renders no such Ingress (kustomize fails here)",
+                                "document {}: the patch names {kind} {} but {} renders no such {kind} (kustomize fails here)",
                                 doc.index,
                                 value["metadata"]["name"].as_str().unwrap_or("?"),
                                 k.dir.display()
@@ -399,9 +374,8 @@ impl Build<'_> {
                     deleted.insert(i);
                     continue;
                 }
-                if effect.is_some() {
-                    o.weight = origin(o);
-                }
+                let kind = o.kind().to_string();
+                origins::strategic_merge(&kind, s, root, &mut o.origins, &make);
                 o.remember_id();
             }
             let mut i = 0;
@@ -436,40 +410,14 @@ impl Build<'_> {
                 .map_err(bad)?;
             let value_node = s.get(*item, "value");
             let value = value_node.map(|n| to_json(s, n));
-            // What this operation does to the weight.
-            let mut effect: Option<Option<Origin>> = None;
-            let touches = is_prefix_of_weight(&path);
-            match op.as_str() {
-                "add" | "replace" if touches => {
-                    let mut node = value_node;
-                    let mut yaml_path = vec![PathSeg::Index(i), key("value")];
-                    for t in &WEIGHT_TOKENS[path.len()..] {
-                        node = node.and_then(|n| s.get(n, t));
-                        yaml_path.push(key(t));
-                    }
-                    effect = Some(node.filter(|n| !to_json(s, *n).is_null()).map(|n| Origin {
-                        file: p.file.clone(),
-                        line: p.line(s.resolve(n)),
-                        kind: OriginKind::Json6902,
-                        by: k.dir.clone(),
-                        loc: Some(p.loc(1, yaml_path)),
-                    }));
-                }
-                "remove" if touches => effect = Some(None),
-                "move" if from.as_deref().is_some_and(is_prefix_of_weight) && !touches => {
-                    effect = Some(None)
-                }
-                "move" | "copy" if touches => {
-                    effect = Some(Some(Origin {
-                        file: p.file.clone(),
-                        line: p.line(*item),
-                        kind: OriginKind::Json6902,
-                        by: k.dir.clone(),
-                        loc: None,
-                    }))
-                }
-                _ => {}
-            }
+            // What a `move` or `copy` writes is decided there, but cannot be edited there.
+            let moved = Origin {
+                file: p.file.clone(),
+                line: p.line(*item),
+                kind: OriginKind::Json6902,
+                by: k.dir.clone(),
+                loc: None,
+            };
             ops.push((
                 patch::Op {
                     op,
@@ -477,25 +425,37 @@ impl Build<'_> {
                     from,
                     value,
                 },
-                effect,
-                p.line(*item),
+                i,
+                value_node,
+                moved,
             ));
         }
         for o in objs.iter_mut().filter(|o| target.matches(o)) {
-            for (op, effect, line) in &ops {
-                patch::apply_op(&mut o.value, op).map_err(|why| {
-                    Refusal::new(
-                        &p.file,
-                        format!(
-                            "line {line}: JSON 6902 {} fails on Ingress {}: {why} (kustomize fails here)",
-                            op.op,
-                            o.qualified_name()
-                        ),
-                    )
-                })?;
-                if let Some(e) = effect {
-                    o.weight = e.clone();
-                }
+            let kind = o.kind().to_string();
+            let name = o.qualified_name();
+            for (op, i, value_node, moved) in &ops {
+                let make = |n: NodeId, below: &[PathSeg]| {
+                    let mut path = vec![PathSeg::Index(*i), key("value")];
+                    path.extend(below.iter().cloned());
+                    Origin {
+                        file: p.file.clone(),
+                        line: p.line(n),
+                        kind: OriginKind::Json6902,
+                        by: k.dir.clone(),
+                        loc: Some(p.loc(1, path)),
+                    }
+                };
+                let node = value_node.map(|n| (s, n));
+                origins::json6902(&kind, &mut o.value, op, node, &mut o.origins, &make, moved)
+                    .map_err(|why| {
+                        Refusal::new(
+                            &p.file,
+                            format!(
+                                "line {}: JSON 6902 {} fails on {kind} {name}: {why} (kustomize fails here)",
+                                moved.line, op.op,
+                            ),
+                        )
+                    })?;
             }
             o.remember_id();
         }

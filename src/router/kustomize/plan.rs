@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{render_roots, Fs, Layout, Obj, Origin, Refusal, Src};
+use super::route_plan::{root_routes, RootRoute};
+use super::{render_kinds, render_roots, Fs, Layout, Obj, Origin, Refusal, Src, HTTPROUTE_KINDS};
 use crate::manifest::SourceFile;
-use crate::router::{self, nginx, Discovery};
+use crate::router::{self, nginx, Discovery, Problem};
 use crate::yaml::Stream;
 
 /// The Deployments and Services of a rendering, with their rendered names and namespaces but
@@ -33,7 +34,7 @@ pub fn workloads(
 }
 
 /// The rendered objects as one synthetic YAML file (JSON documents), for the router.
-fn synthetic(objs: &[Obj]) -> SourceFile {
+pub(super) fn synthetic(objs: &[Obj]) -> SourceFile {
     let text: Vec<String> = objs
         .iter()
         .map(|o| serde_json::to_string(&o.value).unwrap_or_default())
@@ -65,7 +66,7 @@ fn fix_route(r: &mut router::Route, o: &Obj) {
     r.document = o.src.document;
     r.item = o.src.item;
     r.line = o.src.line;
-    r.weight_line = o.weight.as_ref().map(|w| w.line);
+    r.weight_line = o.weight().map(|w| w.line);
 }
 
 /// Canary pairs and problems within one root's rendering, pointing at source files (the
@@ -77,7 +78,7 @@ pub fn discover(objs: &[Obj]) -> Discovery {
     let fix_problem = |p: &mut router::Problem| {
         if let Some(o) = obj(p.document) {
             let weight_field = p.field.contains(&format!("{:?}", nginx::WEIGHT));
-            match (&o.weight, weight_field) {
+            match (o.weight(), weight_field) {
                 (Some(w), true) => {
                     p.file = w.file.clone();
                     p.line = w.line;
@@ -118,6 +119,15 @@ pub struct RootPlan {
     pub refused: Option<Refusal>,
     pub canaries: Vec<RootCanary>,
     pub discovery: Option<Discovery>,
+    /// HTTPRoutes with a canary or a split, as this root renders them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RootRoute>,
+    /// Problems of the rendered HTTPRoutes not tied to one route (a version not read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub route_problems: Vec<Problem>,
+    /// Why the root's HTTPRoutes cannot be shown, when its Ingresses can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes_refused: Option<Refusal>,
 }
 
 /// A canary as one root renders it.
@@ -131,7 +141,8 @@ pub struct RootCanary {
     pub source: Src,
 }
 
-/// Every root with what it renders, for `plan`.
+/// Every root with what it renders, for `plan`: its canary Ingresses, and its HTTPRoutes
+/// (rendered on their own, with the Services and Deployments behind them).
 pub fn plan(root: &Path, layout: &Layout) -> Vec<RootPlan> {
     let no = BTreeMap::new();
     let fs = Fs {
@@ -140,33 +151,47 @@ pub fn plan(root: &Path, layout: &Layout) -> Vec<RootPlan> {
     };
     render_roots(fs, layout)
         .into_iter()
-        .map(|(dir, r)| match r {
-            Err(refusal) => RootPlan {
-                dir,
-                refused: Some(refusal),
-                canaries: Vec::new(),
-                discovery: None,
-            },
-            Ok(objs) => {
-                let d = discover(&objs);
-                let canaries = routes(&objs)
-                    .into_iter()
-                    .filter(|(r, _)| r.canary)
-                    .map(|(r, o)| RootCanary {
-                        namespace: r.namespace.clone(),
-                        name: r.name.clone(),
-                        weight_raw: r.weight_raw.clone(),
-                        decided_by: o.weight.clone(),
-                        source: o.src.clone(),
-                    })
-                    .collect();
-                RootPlan {
+        .map(|(dir, r)| {
+            let mut plan = match r {
+                Err(refusal) => RootPlan {
                     dir,
-                    refused: None,
-                    canaries,
-                    discovery: Some(d),
+                    refused: Some(refusal),
+                    canaries: Vec::new(),
+                    discovery: None,
+                    routes: Vec::new(),
+                    route_problems: Vec::new(),
+                    routes_refused: None,
+                },
+                Ok(objs) => {
+                    let d = discover(&objs);
+                    let canaries = routes(&objs)
+                        .into_iter()
+                        .filter(|(r, _)| r.canary)
+                        .map(|(r, o)| RootCanary {
+                            namespace: r.namespace.clone(),
+                            name: r.name.clone(),
+                            weight_raw: r.weight_raw.clone(),
+                            decided_by: o.weight().cloned(),
+                            source: o.src.clone(),
+                        })
+                        .collect();
+                    RootPlan {
+                        dir,
+                        refused: None,
+                        canaries,
+                        discovery: Some(d),
+                        routes: Vec::new(),
+                        route_problems: Vec::new(),
+                        routes_refused: None,
+                    }
                 }
+            };
+            match render_kinds(fs, &plan.dir, &HTTPROUTE_KINDS) {
+                Ok(objs) => (plan.routes, plan.route_problems) = root_routes(&objs),
+                Err(r) if plan.refused.is_none() => plan.routes_refused = Some(r),
+                Err(_) => {}
             }
+            plan
         })
         .collect()
 }

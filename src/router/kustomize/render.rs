@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::object::{ingress_weight, is_tracked};
+use super::origins;
 use super::{is_remote, to_json, Fs, Kust, Layout, Loc, Obj, Origin, OriginKind, Refusal, Src};
 use crate::manifest::{contains, PathSeg};
-use crate::router::nginx;
+use crate::router::{gateway, nginx};
 use crate::yaml::{self, NodeId, Stream};
 
 pub(super) fn key(k: &str) -> PathSeg {
@@ -26,7 +28,8 @@ pub(super) fn weight_path(item: Option<usize>) -> Vec<PathSeg> {
     p
 }
 
-/// The objects of the given kinds (Ingresses for the weight) in one resource file.
+/// The objects of the given kinds in one resource file, with the origins of their tracked
+/// values.
 fn read_resources(fs: Fs, file: &Path, kinds: &[&str]) -> Result<Vec<Obj>, Refusal> {
     let text = fs.read(file)?;
     if !kinds
@@ -59,19 +62,24 @@ fn read_resources(fs: Fs, file: &Path, kinds: &[&str]) -> Result<Vec<Obj>, Refus
                 continue;
             }
             let value = to_json(&s, node);
-            let weight = s
-                .path(node, &["metadata", "annotations", nginx::WEIGHT])
-                .map(|w| Origin {
-                    file: file.to_path_buf(),
-                    line: s.node(s.resolve(w)).line,
-                    kind: OriginKind::Resource,
-                    by: file.to_path_buf(),
-                    loc: Some(Loc::Yaml {
-                        document: doc.index,
-                        path: weight_path(item),
-                    }),
-                });
+            let prefix: Vec<PathSeg> = match item {
+                Some(i) => vec![key("items"), PathSeg::Index(i)],
+                None => Vec::new(),
+            };
+            let make = |n: NodeId, below: &[PathSeg]| Origin {
+                file: file.to_path_buf(),
+                line: s.node(n).line,
+                kind: OriginKind::Resource,
+                by: file.to_path_buf(),
+                loc: Some(Loc::Yaml {
+                    document: doc.index,
+                    path: prefix.iter().chain(below).cloned().collect(),
+                }),
+            };
             let mut obj = Obj {
+                origins: origins::leaves(kind, &s, node, &[], &make)
+                    .into_iter()
+                    .collect(),
                 value,
                 ids: Vec::new(),
                 src: Src {
@@ -80,7 +88,6 @@ fn read_resources(fs: Fs, file: &Path, kinds: &[&str]) -> Result<Vec<Obj>, Refus
                     item,
                     line: s.node(node).line,
                 },
-                weight,
             };
             obj.remember_id();
             out.push(obj);
@@ -93,13 +100,17 @@ fn read_resources(fs: Fs, file: &Path, kinds: &[&str]) -> Result<Vec<Obj>, Refus
 pub(super) struct Build<'a> {
     pub(super) fs: Fs<'a>,
     stack: Vec<PathBuf>,
-    kinds: &'a [&'a str],
+    pub(super) kinds: &'a [&'a str],
 }
 
 /// Render the Ingresses of the kustomization in `dir`.
 pub fn render(fs: Fs, dir: &Path) -> Result<Vec<Obj>, Refusal> {
     render_kinds(fs, dir, &["Ingress"])
 }
+
+/// The kinds an HTTPRoute canary is read with from a root: the routes, and the Services and
+/// Deployments that tell which backendRef is the canary.
+pub const HTTPROUTE_KINDS: [&str; 3] = [gateway::KIND, "Service", "Deployment"];
 
 /// The kinds the rollout reads from a root: the routes and what serves them.
 pub const WORKLOAD_KINDS: [&str; 3] = ["Ingress", "Service", "Deployment"];
@@ -230,10 +241,11 @@ impl Build<'_> {
                 }),
             });
             if !pairs.is_empty() {
+                let at = ingress_weight();
                 for o in &mut objs {
                     o.add_to_map("annotations", &pairs);
-                    if weight.is_some() {
-                        o.weight = weight.clone();
+                    if let Some(w) = weight.as_ref().filter(|_| is_tracked(o.kind(), &at)) {
+                        o.origins.insert(at.clone(), w.clone());
                     }
                 }
             }
@@ -254,11 +266,24 @@ impl Build<'_> {
                 }
             }
         }
-        for (key, words) in [
-            ("generators", &["canary-weight", "Ingress"][..]),
-            ("transformers", &["canary-weight"][..]),
-            ("replacements", &["canary-weight"][..]),
-        ] {
+        // The words that give away an entry touching a weight of the kinds rendered.
+        let ingress = self.kinds.contains(&"Ingress");
+        let route = self.kinds.contains(&gateway::KIND);
+        for key in ["generators", "transformers", "replacements"] {
+            let mut words: Vec<&str> = Vec::new();
+            if ingress {
+                words.push("canary-weight");
+                if key == "generators" {
+                    words.push("Ingress");
+                }
+            }
+            if route {
+                words.push(if key == "generators" {
+                    gateway::KIND
+                } else {
+                    "backendRefs"
+                });
+            }
             for item in k.items(key) {
                 let text = match k.stream.str(item) {
                     Some(s) if !s.contains('\n') => {
@@ -282,10 +307,17 @@ impl Build<'_> {
                         t
                     }
                 };
-                let annotations_of_ingress = key == "replacements"
-                    && text.contains("annotations")
-                    && (text.contains("Ingress") || !text.contains("kind"));
-                if words.iter().any(|w| text.contains(w)) || annotations_of_ingress {
+                let of = |field: &str, kind: &str| {
+                    key == "replacements"
+                        && text.contains(field)
+                        && (text.contains(kind) || !text.contains("kind"))
+                };
+                let annotations_of_ingress = ingress && of("annotations", "Ingress");
+                let rules_of_route = route && of("rules", gateway::KIND);
+                if words.iter().any(|w| text.contains(w))
+                    || annotations_of_ingress
+                    || rules_of_route
+                {
                     return Err(k.refuse(
                         Some(item),
                         format!("{key}: this entry may touch the canary weight, which gitops-canary does not resolve; set the weight with a patch instead"),
@@ -327,10 +359,16 @@ fn dir_text(fs: Fs, dir: &Path) -> String {
 /// Every root's rendering (or why it cannot be rendered).
 pub type Renders = BTreeMap<PathBuf, Result<Vec<Obj>, Refusal>>;
 
+/// Every root's Ingresses.
 pub fn render_roots(fs: Fs, layout: &Layout) -> Renders {
+    render_roots_of(fs, layout, &["Ingress"])
+}
+
+/// Every root's objects of `kinds`.
+pub fn render_roots_of(fs: Fs, layout: &Layout, kinds: &[&str]) -> Renders {
     layout
         .roots
         .iter()
-        .map(|r| (r.clone(), render(fs, r)))
+        .map(|r| (r.clone(), render_kinds(fs, r, kinds)))
         .collect()
 }

@@ -15,10 +15,12 @@ use serde_json::Value;
 use super::inline_edit::inline_splice;
 use super::new_patch::new_patch;
 use super::{
-    display_dir, normalize, render_roots, routes, Fs, Id, Kust, Layout, Loc, Obj, Renders,
+    display_dir, normalize, render_roots, render_roots_of, routes, Fs, Id, Kust, Layout, Loc, Obj,
+    Refusal, Renders,
 };
 use crate::manifest::edit::{self, Edit, EditOutcome, ScalarKind};
 use crate::manifest::{contains, ManifestError, Repo, Selector, SourceFile};
+use crate::router::select::{candidates_named, Named, Unchosen};
 use crate::router::{self, nginx, Route};
 
 /// What a selector can name: a canary rendered by a root, or a flat manifest's Ingress.
@@ -31,11 +33,13 @@ enum Candidate<'a> {
     Flat(Route),
 }
 
-impl Candidate<'_> {
-    fn route(&self) -> &Route {
-        match self {
-            Candidate::Rendered { route, .. } | Candidate::Flat(route) => route,
-        }
+impl Named for Candidate<'_> {
+    fn name(&self) -> &str {
+        &self.route().name
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        self.route().namespace.as_deref()
     }
 
     fn describe(&self) -> String {
@@ -46,6 +50,14 @@ impl Candidate<'_> {
                 display_dir(root)
             ),
             Candidate::Flat(r) => r.describe(),
+        }
+    }
+}
+
+impl Candidate<'_> {
+    fn route(&self) -> &Route {
+        match self {
+            Candidate::Rendered { route, .. } | Candidate::Flat(route) => route,
         }
     }
 }
@@ -151,76 +163,54 @@ pub fn choose(
         }
     }
 
-    let named: Vec<&Candidate> = cands
-        .iter()
-        .filter(|c| c.route().name == sel.name)
-        .collect();
-    let chosen: Vec<&Candidate> = match &sel.namespace {
-        Some(ns) => named
-            .iter()
-            .copied()
-            .filter(|c| c.route().namespace.as_deref() == Some(ns.as_str()))
-            .collect(),
-        None => {
-            let bare: Vec<&Candidate> = named
-                .iter()
-                .copied()
-                .filter(|c| c.route().namespace.is_none())
-                .collect();
-            if bare.is_empty() {
-                named.clone()
-            } else {
-                bare
-            }
-        }
-    };
-    match chosen.as_slice() {
-        [Candidate::Rendered { root, index, route }] => Ok(Chosen::Rendered {
+    match crate::router::select::choose(&cands, sel) {
+        Ok(Candidate::Rendered { root, index, route }) => Ok(Chosen::Rendered {
             root: root.to_path_buf(),
             index: *index,
             route: route.clone(),
         }),
-        [Candidate::Flat(route)] => Ok(Chosen::Flat(route.clone())),
-        [] => {
-            // A root that cannot be rendered may be where it lives: say why, not "no match".
-            for (root, r) in before {
-                if overlay.is_some_and(|o| o != root) {
-                    continue;
-                }
-                if let Err(refusal) = r {
-                    let names_it = layout.reach.get(root).is_some_and(|files| {
-                        files.iter().any(|f| {
-                            std::fs::read(dir.join(f))
-                                .is_ok_and(|b| contains(&b, sel.name.as_bytes()))
-                        })
-                    });
-                    if names_it || overlay.is_some() {
-                        return Err(refusal.clone().into());
-                    }
-                }
+        Ok(Candidate::Flat(route)) => Ok(Chosen::Flat(route.clone())),
+        Err(Unchosen::None { named }) => {
+            if let Some(refusal) = unrenderable_root(dir, layout, before, &sel.name, overlay) {
+                return Err(refusal.into());
             }
             Err(ManifestError::NoMatch {
                 selector: sel.to_string(),
-                candidates: if named.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; Ingresses named {}: {}",
-                        sel.name,
-                        named
-                            .iter()
-                            .map(|c| c.describe())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                },
+                candidates: candidates_named("Ingresses", &sel.name, &named),
             })
         }
-        many => Err(ManifestError::Ambiguous {
+        Err(Unchosen::Many(many)) => Err(ManifestError::Ambiguous {
             selector: sel.to_string(),
             candidates: many.iter().map(|c| c.describe()).collect(),
         }),
     }
+}
+
+/// A root (within `overlay`) that cannot be rendered and may be where `name` lives (a file
+/// it reads names it, or `--overlay` picks it): why, rather than "no match".
+pub(super) fn unrenderable_root(
+    dir: &Path,
+    layout: &Layout,
+    before: &Renders,
+    name: &str,
+    overlay: Option<&Path>,
+) -> Option<Refusal> {
+    for (root, r) in before {
+        if overlay.is_some_and(|o| o != root) {
+            continue;
+        }
+        if let Err(refusal) = r {
+            let names_it = layout.reach.get(root).is_some_and(|files| {
+                files.iter().any(|f| {
+                    std::fs::read(dir.join(f)).is_ok_and(|b| contains(&b, name.as_bytes()))
+                })
+            });
+            if names_it || overlay.is_some() {
+                return Some(refusal.clone());
+            }
+        }
+    }
+    None
 }
 
 /// Set the canary weight of the Ingress `selector` names, as rendered by the root `overlay`
@@ -311,7 +301,7 @@ fn set_rendered(
     }
     let new = weight.to_string();
     if obj.weight_raw().as_deref() == Some(new.as_str()) {
-        let (file, document, path) = match &obj.weight {
+        let (file, document, path) = match obj.weight() {
             Some(o) => match &o.loc {
                 Some(Loc::Yaml { document, path }) => (o.file.clone(), *document, path.clone()),
                 Some(Loc::Inline { document, path, .. }) => {
@@ -338,7 +328,7 @@ fn set_rendered(
 
     // The places to try, best first.
     let mut tries: Vec<Result<Change, ManifestError>> = Vec::new();
-    match &obj.weight {
+    match obj.weight() {
         Some(origin) => {
             let others = layout.other_roots_reading(root, &origin.file);
             match &origin.loc {
@@ -375,6 +365,42 @@ fn set_rendered(
         tries.push(new_patch(fs, &kust, obj, id, &new));
     }
 
+    let expect = |v: &mut Value| {
+        let ann = &mut v["metadata"]["annotations"];
+        if !ann.is_object() {
+            *ann = Value::Object(Default::default());
+        }
+        ann[nginx::WEIGHT] = Value::String(new.clone());
+    };
+    let target = Target {
+        layout,
+        before,
+        root,
+        index,
+        kinds: &["Ingress"],
+    };
+    first_verified(fs, &target, &expect, tries, &kust.file)
+}
+
+/// The object an edit is for: its root and index in the root's rendering (`before`, of
+/// `kinds`), in the layout.
+pub(super) struct Target<'a> {
+    pub(super) layout: &'a Layout,
+    pub(super) before: &'a Renders,
+    pub(super) root: &'a Path,
+    pub(super) index: usize,
+    pub(super) kinds: &'a [&'a str],
+}
+
+/// The first of `tries` that passes the rendering check (every root renders what it did, but
+/// the target, which renders what `expect` makes of it), as an outcome; else the last reason.
+pub(super) fn first_verified(
+    fs: Fs,
+    target: &Target,
+    expect: &dyn Fn(&mut Value),
+    tries: Vec<Result<Change, ManifestError>>,
+    kustomization: &Path,
+) -> Result<EditOutcome, ManifestError> {
     let mut last_err = None;
     for t in tries {
         let change = match t {
@@ -390,8 +416,8 @@ fn set_rendered(
             root: fs.root,
             overrides: &overrides,
         };
-        let after = render_roots(after_fs, layout);
-        match verify(layout, before, &after, root, index, &new, &change) {
+        let after = render_roots_of(after_fs, target.layout, target.kinds);
+        match verify(target, &after, expect, &change) {
             Ok(()) => return Ok(outcome(fs, change)),
             Err(why) => {
                 tracing::debug!("edit refused by the rendering check: {why}");
@@ -407,12 +433,12 @@ fn set_rendered(
         }
     }
     Err(last_err.unwrap_or_else(|| ManifestError::Unresolved {
-        file: kust.file.clone(),
+        file: kustomization.to_path_buf(),
         reason: "no place to set the weight was found".into(),
     }))
 }
 
-fn outcome(fs: Fs, change: Change) -> EditOutcome {
+pub(super) fn outcome(fs: Fs, change: Change) -> EditOutcome {
     let mut diff = String::new();
     for (p, text) in &change.files {
         if change.created.contains(p) {
@@ -435,18 +461,17 @@ fn outcome(fs: Fs, change: Change) -> EditOutcome {
     }
 }
 
-/// Every root renders what it did, but the target root's one object has the new weight.
+/// Every root renders what it did, but the target root's one object is what `expect` makes
+/// of it: the new weight.
 fn verify(
-    layout: &Layout,
-    before: &Renders,
+    t: &Target,
     after: &Renders,
-    target: &Path,
-    index: usize,
-    new: &str,
+    expect: &dyn Fn(&mut Value),
     change: &Change,
 ) -> Result<(), String> {
+    let (layout, target, index) = (t.layout, t.root, t.index);
     let values = |objs: &[Obj]| objs.iter().map(|o| o.value.clone()).collect::<Vec<_>>();
-    for (root, b) in before {
+    for (root, b) in t.before {
         let a = &after[root];
         let shown = display_dir(root);
         let reads_changed = layout
@@ -457,11 +482,9 @@ fn verify(
             (Ok(b), Ok(a)) => {
                 let mut want = values(b);
                 if root == target {
-                    let ann = &mut want[index]["metadata"]["annotations"];
-                    if !ann.is_object() {
-                        *ann = Value::Object(Default::default());
+                    if let Some(v) = want.get_mut(index) {
+                        expect(v);
                     }
-                    ann[nginx::WEIGHT] = Value::String(new.to_string());
                 }
                 let got = values(a);
                 if want != got {
@@ -533,14 +556,13 @@ fn edit_in_place(
             path,
         } => {
             let src = parse(fs, file)?;
-            let text = inline_splice(&src, scalar, *document, path, new).map_err(|why| {
-                ManifestError::CannotEdit {
+            let text = inline_splice(&src, scalar, *document, path, new, ScalarKind::String)
+                .map_err(|why| ManifestError::CannotEdit {
                     file: file.to_path_buf(),
                     document: 1,
                     field: edit::render_path(scalar),
                     reason: why,
-                }
-            })?;
+                })?;
             Ok(Change {
                 files: vec![(file.to_path_buf(), text)],
                 edits: vec![Edit {
