@@ -1,8 +1,8 @@
 //! Traffic routers: which objects split traffic, which field carries the canary weight, and
 //! which problems the router would have with what it reads.
 //!
-//! ingress-nginx is one router (`nginx.rs`); the Gateway API's HTTPRoute
-//! (`backendRefs[].weight`, `gateway.rs`) is the other. Everything else (walking, splicing,
+//! ingress-nginx is one router (`nginx/`); the Gateway API's HTTPRoute
+//! (`backendRefs[].weight`, `gateway/`) is the other. Everything else (walking, splicing,
 //! Git, gates) only talks to this trait and these values.
 
 pub mod gateway;

@@ -1,14 +1,17 @@
 //! Kustomize layouts, checked against `kubectl kustomize` (Kustomize v5) as the oracle.
 //!
 //! - Fixture cases (`tests/cases/kustomize/<case>/`): a `repo/` tree, the `args` of one
-//!   `set-weight` run, and either `expected/` (the files that change or appear, byte for
-//!   byte) or `error` (exit code, then lines stderr must contain; nothing may change).
+//!   `set-weight` run (`--ingress`, or `--route` for an HTTPRoute), and either `expected/`
+//!   (the files that change or appear, byte for byte) or `error` (exit code, then lines stderr
+//!   must contain; nothing may change).
 //! - The real layouts of `../shared/corpus/kustomize/`, each given a canary the way a user
 //!   would add one (a file in the kustomization most roots use, listed in its `resources:`),
 //!   then the weight set in each root that renders it.
 //!
 //! After every successful edit every root is rendered by `kubectl kustomize` before and after:
-//! the target root must differ in exactly the one canary's weight, every other root not at all.
+//! the target root must differ in exactly the one canary's weight (an HTTPRoute: in its
+//! backendRef weights alone, the canary getting the share asked for), every other root not at
+//! all.
 //! The tests need kubectl: they fail (never skip) without it; `.ci/install-kustomize.sh`
 //! installs it.
 
@@ -79,12 +82,96 @@ fn id(v: &Value) -> String {
     )
 }
 
-/// The oracle: exactly one root changed, in exactly one Ingress, only its weight, to `weight`.
+/// How the one object that changes may change: `Err` says how it changed beyond that.
+type Change<'a> = &'a dyn Fn(&Value, &Value) -> Result<(), String>;
+
+/// An Ingress's canary weight set to `weight`, nothing else.
+fn ingress_weight(weight: &str) -> impl Fn(&Value, &Value) -> Result<(), String> + '_ {
+    move |x, y| {
+        let mut x2 = x.clone();
+        x2["metadata"]["annotations"][WEIGHT] = Value::String(weight.to_string());
+        if &x2 == y {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} changed beyond its weight:\n{x:#}\n{y:#}",
+                id(x)
+            ))
+        }
+    }
+}
+
+/// An HTTPRoute whose backendRef weights alone change, and in every rule that sends to the
+/// canary (`canary`, else the backendRef named `*-canary`) beside one other backendRef, the
+/// canary gets `pct` percent (a missing weight is 1, as the Gateway API reads it).
+fn route_share(pct: u64, canary: Option<String>) -> impl Fn(&Value, &Value) -> Result<(), String> {
+    move |x, y| {
+        let strip = |v: &Value| {
+            let mut v = v.clone();
+            if let Some(rules) = v["spec"]["rules"].as_array_mut() {
+                for r in rules {
+                    if let Some(refs) = r["backendRefs"].as_array_mut() {
+                        for b in refs.iter_mut().filter_map(Value::as_object_mut) {
+                            b.remove("weight");
+                        }
+                    }
+                }
+            }
+            v
+        };
+        if x["kind"] != "HTTPRoute" || strip(x) != strip(y) {
+            return Err(format!(
+                "{} changed beyond its weights:\n{x:#}\n{y:#}",
+                id(x)
+            ));
+        }
+        let is_canary = |b: &Value| {
+            let name = b["name"].as_str().unwrap_or("");
+            match &canary {
+                Some(c) => name == c,
+                None => name.ends_with("-canary"),
+            }
+        };
+        let mut splits = 0;
+        for r in y["spec"]["rules"].as_array().into_iter().flatten() {
+            let refs = r["backendRefs"].as_array().cloned().unwrap_or_default();
+            let weight = |b: &Value| b["weight"].as_u64().unwrap_or(1);
+            let (c, s): (Vec<&Value>, Vec<&Value>) = refs.iter().partition(|b| is_canary(b));
+            if let ([c], [s]) = (c.as_slice(), s.as_slice()) {
+                splits += 1;
+                let (wc, ws) = (weight(c), weight(s));
+                if wc * 100 != pct * (wc + ws) {
+                    return Err(format!(
+                        "{}: canary {wc} of {}, want {pct}%",
+                        id(y),
+                        wc + ws
+                    ));
+                }
+            }
+        }
+        if splits == 0 {
+            return Err(format!("{}: no rule splits to the canary", id(y)));
+        }
+        Ok(())
+    }
+}
+
+/// Which roots may render differently.
+#[derive(Clone, Copy)]
+enum Want<'a> {
+    /// One root (this one, when given).
+    Root(Option<&'a Path>),
+    /// None: the edit is in a flat manifest no kustomization reads.
+    Flat,
+}
+
+/// The oracle: exactly one root changed (as `want` says), in exactly one object, the way
+/// `change` allows; or, for a flat manifest, no root at all.
 fn check_renders(
     before: &BTreeMap<PathBuf, Result<Vec<Value>, String>>,
     after: &BTreeMap<PathBuf, Result<Vec<Value>, String>>,
-    target_root: Option<&Path>,
-    weight: &str,
+    want: Want,
+    change: Change,
 ) -> Result<(), String> {
     let mut changed = Vec::new();
     for (root, b) in before {
@@ -112,23 +199,16 @@ fn check_renders(
             ));
         }
         let (x, y) = diffs[0];
-        let mut x2 = x.clone();
-        x2["metadata"]["annotations"][WEIGHT] = Value::String(weight.to_string());
-        if &x2 != y {
-            return Err(format!(
-                "{}: {} changed beyond its weight:\n{x:#}\n{y:#}",
-                root.display(),
-                id(x)
-            ));
-        }
+        change(x, y).map_err(|e| format!("{}: {e}", root.display()))?;
         changed.push(root.clone());
     }
-    match (changed.as_slice(), target_root) {
-        ([one], Some(t)) if one == t => Ok(()),
-        ([_], None) => Ok(()),
-        ([], _) => Err("no root renders the new weight".into()),
-        (many, _) => Err(format!(
-            "roots changed: {many:?}, want only {target_root:?}"
+    match (changed.as_slice(), want) {
+        ([one], Want::Root(Some(t))) if one == t => Ok(()),
+        ([_], Want::Root(None)) | ([], Want::Flat) => Ok(()),
+        ([], Want::Root(_)) => Err("no root renders the new weight".into()),
+        (many, Want::Root(t)) => Err(format!("roots changed: {many:?}, want only {t:?}")),
+        (many, Want::Flat) => Err(format!(
+            "roots changed: {many:?}, want none (a flat manifest)"
         )),
     }
 }
@@ -160,7 +240,45 @@ fn write_tree(root: &Path, tree: &BTreeMap<PathBuf, Vec<u8>>) {
     }
 }
 
-fn set_weight(repo: &Path, args: &[String], dry_run: bool) -> std::process::Output {
+/// How a `set-weight` run ended.
+struct Run {
+    ok: bool,
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// `set-weight ARGS` in `repo`, through the binary. An HTTPRoute (`--route`) goes through the
+/// library's entry for routes in Kustomize layouts, its error printed and classified as the
+/// binary does, because the binary's `--route` does not take `--overlay` yet.
+fn set_weight(repo: &Path, args: &[String], dry_run: bool) -> Run {
+    if let Some(route) = arg_after(args, "--route") {
+        let overlay = arg_after(args, "--overlay").map(PathBuf::from);
+        let canary = arg_after(args, "--canary-service");
+        let weight: u32 = arg_after(args, "--weight").unwrap().parse().unwrap();
+        let out = gitops_canary::router::kustomize::route_set::set_weight(
+            repo,
+            &route,
+            overlay.as_deref(),
+            canary.as_deref(),
+            weight,
+            dry_run,
+        );
+        return match out {
+            Ok(_) => Run {
+                ok: true,
+                code: Some(0),
+                stderr: String::new(),
+            },
+            Err(e) => {
+                let err = anyhow::Error::from(e);
+                Run {
+                    ok: false,
+                    code: Some(i32::from(gitops_canary::exit::code_for(&err))),
+                    stderr: format!("error: {}", gitops_canary::exit::render(&err)),
+                }
+            }
+        };
+    }
     let mut cmd = Command::cargo_bin("gitops-canary").unwrap();
     cmd.arg("set-weight").arg("--repo").arg(repo).args(args);
     if dry_run {
@@ -173,7 +291,12 @@ fn set_weight(repo: &Path, args: &[String], dry_run: bool) -> std::process::Outp
     ] {
         cmd.env_remove(v);
     }
-    cmd.output().unwrap()
+    let out = cmd.output().unwrap();
+    Run {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 fn arg_after(args: &[String], flag: &str) -> Option<String> {
@@ -209,11 +332,11 @@ fn fixture_cases() {
             let mut lines = spec.lines();
             let code: i32 = lines.next().unwrap().parse().unwrap();
             let out = set_weight(tmp.path(), &args, false);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            if out.status.code() != Some(code) {
+            let stderr = &out.stderr;
+            if out.code != Some(code) {
                 failures.push(format!(
                     "{name}: exit {:?}, want {code}: {stderr}",
-                    out.status.code()
+                    out.code
                 ));
             }
             for want in lines.filter(|l| !l.is_empty()) {
@@ -230,19 +353,13 @@ fn fixture_cases() {
         expected.extend(read_tree(&case.join("expected")));
         let before = renders(tmp.path());
         let dry = set_weight(tmp.path(), &args, true);
-        if !dry.status.success() || read_tree(tmp.path()) != input {
-            failures.push(format!(
-                "{name}: dry run failed or wrote: {}",
-                String::from_utf8_lossy(&dry.stderr)
-            ));
+        if !dry.ok || read_tree(tmp.path()) != input {
+            failures.push(format!("{name}: dry run failed or wrote: {}", dry.stderr));
             continue;
         }
         let out = set_weight(tmp.path(), &args, false);
-        if !out.status.success() {
-            failures.push(format!(
-                "{name}: failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
+        if !out.ok {
+            failures.push(format!("{name}: failed: {}", out.stderr));
             continue;
         }
         let got = read_tree(tmp.path());
@@ -265,7 +382,36 @@ fn fixture_cases() {
         let after = renders(tmp.path());
         let overlay = arg_after(&args, "--overlay").map(|o| PathBuf::from(o.trim_end_matches('/')));
         let weight = arg_after(&args, "--weight").unwrap();
-        if let Err(e) = check_renders(&before, &after, overlay.as_deref(), &weight) {
+        // An edit no kustomization reads changes no rendering.
+        let layout = Layout::discover(tmp.path()).expect("layout");
+        let edited: Vec<&PathBuf> = expected
+            .iter()
+            .filter(|(p, bytes)| input.get(*p) != Some(*bytes))
+            .map(|(p, _)| p)
+            .collect();
+        let flat = !edited.is_empty()
+            && edited
+                .iter()
+                .all(|p| input.contains_key(*p) && !layout.owns(p));
+        let want = if flat {
+            Want::Flat
+        } else {
+            Want::Root(overlay.as_deref())
+        };
+        let check = if args.iter().any(|a| a == "--route") {
+            check_renders(
+                &before,
+                &after,
+                want,
+                &route_share(
+                    weight.parse().unwrap(),
+                    arg_after(&args, "--canary-service"),
+                ),
+            )
+        } else {
+            check_renders(&before, &after, want, &ingress_weight(&weight))
+        };
+        if let Err(e) = check {
             failures.push(format!("{name}: kubectl kustomize: {e}"));
         }
     }
@@ -492,15 +638,13 @@ fn corpus_layouts_with_a_canary_added() {
             let before = renders(repo);
             let tree = read_tree(repo);
             let out = set_weight(repo, &args, false);
-            if !out.status.success() {
-                failures.push(format!(
-                    "{name}: set-weight {args:?}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
+            if !out.ok {
+                failures.push(format!("{name}: set-weight {args:?}: {}", out.stderr));
                 continue;
             }
             let after = renders(repo);
-            if let Err(e) = check_renders(&before, &after, Some(root), &weight) {
+            let want = Want::Root(Some(root));
+            if let Err(e) = check_renders(&before, &after, want, &ingress_weight(&weight)) {
                 failures.push(format!("{name}: {args:?}: {e}"));
                 write_tree(repo, &tree);
             }

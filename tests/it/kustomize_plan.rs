@@ -93,3 +93,106 @@ fn unresolved_roots_are_named_with_why() {
         "{out}"
     );
 }
+
+/// An HTTPRoute in a layout: listed per root with its rendered namespace and name, and each
+/// weight with the file and line that decide it (an overlay's inline JSON 6902 patch, a
+/// strategic-merge patch replacing the rules, or the base).
+#[test]
+fn http_routes_per_root_with_the_deciding_lines() {
+    let (code, out, err) = plan(&case("route-json6902-inline"), true);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let roots = doc["kustomizeRoots"].as_array().unwrap();
+    let root = |dir: &str| roots.iter().find(|r| r["dir"] == dir).unwrap();
+    let prod = &root("overlays/prod")["routes"][0];
+    assert_eq!(prod["namespace"], "shop-prod");
+    assert_eq!(prod["name"], "web");
+    assert_eq!(prod["file"], "base/route.yaml");
+    assert_eq!(prod["canaryService"], "web-canary");
+    assert_eq!(prod["weight"], 40.0);
+    let weight = |r: &serde_json::Value, i: usize| {
+        let w = &r["weights"][i];
+        (
+            w["name"].as_str().unwrap().to_string(),
+            w["weightRaw"].as_str().unwrap().to_string(),
+            w["decidedBy"]["file"].as_str().unwrap().to_string(),
+            w["decidedBy"]["line"].as_u64().unwrap(),
+            w["decidedBy"]["kind"].as_str().unwrap().to_string(),
+        )
+    };
+    let k = "overlays/prod/kustomization.yaml";
+    assert_eq!(
+        weight(prod, 0),
+        ("web".into(), "60".into(), k.into(), 16, "json6902".into())
+    );
+    assert_eq!(
+        weight(prod, 1),
+        (
+            "web-canary".into(),
+            "40".into(),
+            k.into(),
+            13,
+            "json6902".into()
+        )
+    );
+    let staging = &root("overlays/staging")["routes"][0];
+    assert_eq!(staging["namespace"], "shop-staging");
+    let base = "base/route.yaml";
+    assert_eq!(
+        weight(staging, 0),
+        (
+            "web".into(),
+            "90".into(),
+            base.into(),
+            19,
+            "resource".into()
+        )
+    );
+    assert_eq!(
+        weight(staging, 1),
+        (
+            "web-canary".into(),
+            "10".into(),
+            base.into(),
+            22,
+            "resource".into()
+        )
+    );
+
+    let (code, out, err) = plan(&case("route-strategic-merge"), true);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let prod = doc["kustomizeRoots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dir"] == "overlays/prod")
+        .unwrap();
+    let w = &prod["routes"][0]["weights"][1];
+    assert_eq!(w["decidedBy"]["file"], "overlays/prod/rules.yaml");
+    assert_eq!(w["decidedBy"]["line"], 18);
+    assert_eq!(w["decidedBy"]["kind"], "patch");
+
+    let (code, out, err) = plan(&case("route-name-prefix"), true);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<(String, String)> = doc["kustomizeRoots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["routes"].as_array().cloned().unwrap_or_default())
+        .map(|r| {
+            (
+                r["namespace"].as_str().unwrap_or("-").to_string(),
+                r["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("-".into(), "prod-web".into()),
+            ("shop-staging".into(), "web".into())
+        ]
+    );
+}

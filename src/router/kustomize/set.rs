@@ -12,13 +12,16 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::inline_edit::inline_splice;
+use super::new_patch::new_patch;
 use super::{
-    display_dir, normalize, render_roots, routes, Fs, Id, Kust, Layout, Loc, Obj, Renders,
+    display_dir, normalize, render_roots, render_roots_of, routes, Fs, Id, Kust, Layout, Loc, Obj,
+    Refusal, Renders,
 };
-use crate::manifest::edit::{self, Edit, EditOutcome, PathSeg, ScalarKind};
+use crate::manifest::edit::{self, Edit, EditOutcome, ScalarKind};
 use crate::manifest::{contains, ManifestError, Repo, Selector, SourceFile};
+use crate::router::select::{candidates_named, Named, Unchosen};
 use crate::router::{self, nginx, Route};
-use crate::yaml::{self, NodeId, NodeKind, Stream, Style};
 
 /// What a selector can name: a canary rendered by a root, or a flat manifest's Ingress.
 enum Candidate<'a> {
@@ -30,11 +33,13 @@ enum Candidate<'a> {
     Flat(Route),
 }
 
-impl Candidate<'_> {
-    fn route(&self) -> &Route {
-        match self {
-            Candidate::Rendered { route, .. } | Candidate::Flat(route) => route,
-        }
+impl Named for Candidate<'_> {
+    fn name(&self) -> &str {
+        &self.route().name
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        self.route().namespace.as_deref()
     }
 
     fn describe(&self) -> String {
@@ -45,6 +50,14 @@ impl Candidate<'_> {
                 display_dir(root)
             ),
             Candidate::Flat(r) => r.describe(),
+        }
+    }
+}
+
+impl Candidate<'_> {
+    fn route(&self) -> &Route {
+        match self {
+            Candidate::Rendered { route, .. } | Candidate::Flat(route) => route,
         }
     }
 }
@@ -150,76 +163,54 @@ pub fn choose(
         }
     }
 
-    let named: Vec<&Candidate> = cands
-        .iter()
-        .filter(|c| c.route().name == sel.name)
-        .collect();
-    let chosen: Vec<&Candidate> = match &sel.namespace {
-        Some(ns) => named
-            .iter()
-            .copied()
-            .filter(|c| c.route().namespace.as_deref() == Some(ns.as_str()))
-            .collect(),
-        None => {
-            let bare: Vec<&Candidate> = named
-                .iter()
-                .copied()
-                .filter(|c| c.route().namespace.is_none())
-                .collect();
-            if bare.is_empty() {
-                named.clone()
-            } else {
-                bare
-            }
-        }
-    };
-    match chosen.as_slice() {
-        [Candidate::Rendered { root, index, route }] => Ok(Chosen::Rendered {
+    match crate::router::select::choose(&cands, sel) {
+        Ok(Candidate::Rendered { root, index, route }) => Ok(Chosen::Rendered {
             root: root.to_path_buf(),
             index: *index,
             route: route.clone(),
         }),
-        [Candidate::Flat(route)] => Ok(Chosen::Flat(route.clone())),
-        [] => {
-            // A root that cannot be rendered may be where it lives: say why, not "no match".
-            for (root, r) in before {
-                if overlay.is_some_and(|o| o != root) {
-                    continue;
-                }
-                if let Err(refusal) = r {
-                    let names_it = layout.reach.get(root).is_some_and(|files| {
-                        files.iter().any(|f| {
-                            std::fs::read(dir.join(f))
-                                .is_ok_and(|b| contains(&b, sel.name.as_bytes()))
-                        })
-                    });
-                    if names_it || overlay.is_some() {
-                        return Err(refusal.clone().into());
-                    }
-                }
+        Ok(Candidate::Flat(route)) => Ok(Chosen::Flat(route.clone())),
+        Err(Unchosen::None { named }) => {
+            if let Some(refusal) = unrenderable_root(dir, layout, before, &sel.name, overlay) {
+                return Err(refusal.into());
             }
             Err(ManifestError::NoMatch {
                 selector: sel.to_string(),
-                candidates: if named.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; Ingresses named {}: {}",
-                        sel.name,
-                        named
-                            .iter()
-                            .map(|c| c.describe())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                },
+                candidates: candidates_named("Ingresses", &sel.name, &named),
             })
         }
-        many => Err(ManifestError::Ambiguous {
+        Err(Unchosen::Many(many)) => Err(ManifestError::Ambiguous {
             selector: sel.to_string(),
             candidates: many.iter().map(|c| c.describe()).collect(),
         }),
     }
+}
+
+/// A root (within `overlay`) that cannot be rendered and may be where `name` lives (a file
+/// it reads names it, or `--overlay` picks it): why, rather than "no match".
+pub(super) fn unrenderable_root(
+    dir: &Path,
+    layout: &Layout,
+    before: &Renders,
+    name: &str,
+    overlay: Option<&Path>,
+) -> Option<Refusal> {
+    for (root, r) in before {
+        if overlay.is_some_and(|o| o != root) {
+            continue;
+        }
+        if let Err(refusal) = r {
+            let names_it = layout.reach.get(root).is_some_and(|files| {
+                files.iter().any(|f| {
+                    std::fs::read(dir.join(f)).is_ok_and(|b| contains(&b, name.as_bytes()))
+                })
+            });
+            if names_it || overlay.is_some() {
+                return Some(refusal.clone());
+            }
+        }
+    }
+    None
 }
 
 /// Set the canary weight of the Ingress `selector` names, as rendered by the root `overlay`
@@ -272,11 +263,11 @@ pub fn set_weight(
 }
 
 /// A way to set the weight: the files it writes and the edits as values.
-struct Change {
-    files: Vec<(PathBuf, String)>,
-    edits: Vec<Edit>,
+pub(super) struct Change {
+    pub(super) files: Vec<(PathBuf, String)>,
+    pub(super) edits: Vec<Edit>,
     /// Files that are new (their diff is against nothing).
-    created: Vec<PathBuf>,
+    pub(super) created: Vec<PathBuf>,
 }
 
 fn set_rendered(
@@ -310,7 +301,7 @@ fn set_rendered(
     }
     let new = weight.to_string();
     if obj.weight_raw().as_deref() == Some(new.as_str()) {
-        let (file, document, path) = match &obj.weight {
+        let (file, document, path) = match obj.weight() {
             Some(o) => match &o.loc {
                 Some(Loc::Yaml { document, path }) => (o.file.clone(), *document, path.clone()),
                 Some(Loc::Inline { document, path, .. }) => {
@@ -337,7 +328,7 @@ fn set_rendered(
 
     // The places to try, best first.
     let mut tries: Vec<Result<Change, ManifestError>> = Vec::new();
-    match &obj.weight {
+    match obj.weight() {
         Some(origin) => {
             let others = layout.other_roots_reading(root, &origin.file);
             match &origin.loc {
@@ -374,6 +365,42 @@ fn set_rendered(
         tries.push(new_patch(fs, &kust, obj, id, &new));
     }
 
+    let expect = |v: &mut Value| {
+        let ann = &mut v["metadata"]["annotations"];
+        if !ann.is_object() {
+            *ann = Value::Object(Default::default());
+        }
+        ann[nginx::WEIGHT] = Value::String(new.clone());
+    };
+    let target = Target {
+        layout,
+        before,
+        root,
+        index,
+        kinds: &["Ingress"],
+    };
+    first_verified(fs, &target, &expect, tries, &kust.file)
+}
+
+/// The object an edit is for: its root and index in the root's rendering (`before`, of
+/// `kinds`), in the layout.
+pub(super) struct Target<'a> {
+    pub(super) layout: &'a Layout,
+    pub(super) before: &'a Renders,
+    pub(super) root: &'a Path,
+    pub(super) index: usize,
+    pub(super) kinds: &'a [&'a str],
+}
+
+/// The first of `tries` that passes the rendering check (every root renders what it did, but
+/// the target, which renders what `expect` makes of it), as an outcome; else the last reason.
+pub(super) fn first_verified(
+    fs: Fs,
+    target: &Target,
+    expect: &dyn Fn(&mut Value),
+    tries: Vec<Result<Change, ManifestError>>,
+    kustomization: &Path,
+) -> Result<EditOutcome, ManifestError> {
     let mut last_err = None;
     for t in tries {
         let change = match t {
@@ -389,8 +416,8 @@ fn set_rendered(
             root: fs.root,
             overrides: &overrides,
         };
-        let after = render_roots(after_fs, layout);
-        match verify(layout, before, &after, root, index, &new, &change) {
+        let after = render_roots_of(after_fs, target.layout, target.kinds);
+        match verify(target, &after, expect, &change) {
             Ok(()) => return Ok(outcome(fs, change)),
             Err(why) => {
                 tracing::debug!("edit refused by the rendering check: {why}");
@@ -406,12 +433,12 @@ fn set_rendered(
         }
     }
     Err(last_err.unwrap_or_else(|| ManifestError::Unresolved {
-        file: kust.file.clone(),
+        file: kustomization.to_path_buf(),
         reason: "no place to set the weight was found".into(),
     }))
 }
 
-fn outcome(fs: Fs, change: Change) -> EditOutcome {
+pub(super) fn outcome(fs: Fs, change: Change) -> EditOutcome {
     let mut diff = String::new();
     for (p, text) in &change.files {
         if change.created.contains(p) {
@@ -434,18 +461,17 @@ fn outcome(fs: Fs, change: Change) -> EditOutcome {
     }
 }
 
-/// Every root renders what it did, but the target root's one object has the new weight.
+/// Every root renders what it did, but the target root's one object is what `expect` makes
+/// of it: the new weight.
 fn verify(
-    layout: &Layout,
-    before: &Renders,
+    t: &Target,
     after: &Renders,
-    target: &Path,
-    index: usize,
-    new: &str,
+    expect: &dyn Fn(&mut Value),
     change: &Change,
 ) -> Result<(), String> {
+    let (layout, target, index) = (t.layout, t.root, t.index);
     let values = |objs: &[Obj]| objs.iter().map(|o| o.value.clone()).collect::<Vec<_>>();
-    for (root, b) in before {
+    for (root, b) in t.before {
         let a = &after[root];
         let shown = display_dir(root);
         let reads_changed = layout
@@ -456,11 +482,9 @@ fn verify(
             (Ok(b), Ok(a)) => {
                 let mut want = values(b);
                 if root == target {
-                    let ann = &mut want[index]["metadata"]["annotations"];
-                    if !ann.is_object() {
-                        *ann = Value::Object(Default::default());
+                    if let Some(v) = want.get_mut(index) {
+                        expect(v);
                     }
-                    ann[nginx::WEIGHT] = Value::String(new.to_string());
                 }
                 let got = values(a);
                 if want != got {
@@ -492,7 +516,7 @@ fn verify(
     Ok(())
 }
 
-fn parse(fs: Fs, file: &Path) -> Result<SourceFile, ManifestError> {
+pub(super) fn parse(fs: Fs, file: &Path) -> Result<SourceFile, ManifestError> {
     let text = fs.read(file)?;
     SourceFile::parse(file.to_path_buf(), text).map_err(|e| ManifestError::Unresolved {
         file: file.to_path_buf(),
@@ -532,14 +556,13 @@ fn edit_in_place(
             path,
         } => {
             let src = parse(fs, file)?;
-            let text = inline_splice(&src, scalar, *document, path, new).map_err(|why| {
-                ManifestError::CannotEdit {
+            let text = inline_splice(&src, scalar, *document, path, new, ScalarKind::String)
+                .map_err(|why| ManifestError::CannotEdit {
                     file: file.to_path_buf(),
                     document: 1,
                     field: edit::render_path(scalar),
                     reason: why,
-                }
-            })?;
+                })?;
             Ok(Change {
                 files: vec![(file.to_path_buf(), text)],
                 edits: vec![Edit {
@@ -563,7 +586,7 @@ fn add_to_base(fs: Fs, obj: &Obj, new: &str) -> Result<Change, ManifestError> {
     let e = Edit {
         file: obj.src.file.clone(),
         document: obj.src.document,
-        path: super::weight_path(obj.src.item),
+        path: super::render::weight_path(obj.src.item),
         old: None,
         new: new.to_string(),
         kind: ScalarKind::String,
@@ -574,359 +597,5 @@ fn add_to_base(fs: Fs, obj: &Obj, new: &str) -> Result<Change, ManifestError> {
         files: out.changed,
         edits: vec![e],
         created: Vec::new(),
-    })
-}
-
-fn walk(s: &Stream, root: NodeId, path: &[PathSeg]) -> Option<NodeId> {
-    let mut n = root;
-    for seg in path {
-        n = match seg {
-            PathSeg::Key(k) => s.get(n, k)?,
-            PathSeg::Index(i) => *s.items(n).get(*i)?,
-        };
-    }
-    Some(n)
-}
-
-fn quoted(new: &str, style: Style) -> Result<String, String> {
-    match style {
-        Style::SingleQuoted => Ok(format!("'{new}'")),
-        Style::DoubleQuoted | Style::Plain => Ok(format!("\"{new}\"")),
-        Style::Literal | Style::Folded => {
-            Err("the weight is a block scalar (| or >); write it as a quoted string".into())
-        }
-    }
-}
-
-/// Set a scalar inside an inline patch (a `|` block scalar of the kustomization), byte-exactly,
-/// and check the result: the kustomization parses to what it was but the patch text, and the
-/// patch text parses to what it was but the one value.
-fn inline_splice(
-    k: &SourceFile,
-    scalar: &[PathSeg],
-    document: usize,
-    path: &[PathSeg],
-    new: &str,
-) -> Result<String, String> {
-    let s = &k.stream;
-    let root = s.docs.first().and_then(|d| d.root).ok_or("empty file")?;
-    let node = walk(s, root, scalar).ok_or("the inline patch is gone")?;
-    let n = s.node(node);
-    let NodeKind::Scalar {
-        value: inner,
-        style: Style::Literal,
-        ..
-    } = &n.kind
-    else {
-        return Err("the inline patch is not a literal block (|); move it to a file".into());
-    };
-    let text = &k.text;
-    // The header (`|`, `|-`, `|+`) is where the scalar starts, or just before its content.
-    let probe = (n.span.start + 1).min(text.len());
-    let bar = text[..probe]
-        .rfind('|')
-        .ok_or("cannot find the inline patch's |")?;
-    let header_end = text[bar..]
-        .find('\n')
-        .map(|i| bar + i + 1)
-        .ok_or("inline patch without lines")?;
-    let header = text[bar..header_end].split('#').next().unwrap_or("");
-    if header.chars().any(|c| c.is_ascii_digit()) {
-        return Err("the inline patch has an explicit indentation indicator".into());
-    }
-    // File offsets of the content lines, past their indentation.
-    let mut starts = Vec::new();
-    let mut indent = None;
-    let mut at = header_end;
-    while at < text.len() {
-        let end = text[at..]
-            .find('\n')
-            .map(|i| at + i + 1)
-            .unwrap_or(text.len());
-        let line = text[at..end].trim_end_matches(['\n', '\r']);
-        let spaces = line.len() - line.trim_start_matches(' ').len();
-        if !line.trim().is_empty() {
-            let ind = *indent.get_or_insert(spaces);
-            if spaces < ind {
-                break;
-            }
-        }
-        starts.push(at);
-        at = end;
-    }
-    let indent = indent.ok_or("empty inline patch")?;
-    let patch = yaml::parse(inner).map_err(|e| e.to_string())?;
-    let proot = patch
-        .docs
-        .get(document.wrapping_sub(1))
-        .and_then(|d| d.root)
-        .ok_or("no such document in the inline patch")?;
-    let target = walk(&patch, proot, path).ok_or("the weight is gone from the inline patch")?;
-    let t = patch.node(target);
-    let NodeKind::Scalar { style, .. } = &t.kind else {
-        return Err("the weight is not a scalar".into());
-    };
-    let replacement = quoted(new, *style)?;
-    let line_idx = inner[..t.span.start].matches('\n').count();
-    let line_start = inner[..t.span.start]
-        .rfind('\n')
-        .map(|i| i + 1)
-        .unwrap_or(0);
-    if inner[t.span.start..t.span.end].contains('\n') {
-        return Err("the weight spans lines".into());
-    }
-    let file_at = starts.get(line_idx).ok_or("line mapping failed")? + indent;
-    let from = file_at + (t.span.start - line_start);
-    let to = from + (t.span.end - t.span.start);
-    if text.get(from..to) != inner.get(t.span.clone()) {
-        return Err("the inline patch's bytes do not map onto the file".into());
-    }
-    let out = format!("{}{}{}", &text[..from], replacement, &text[to..]);
-    // The guard.
-    let after = yaml::parse(&out).map_err(|e| format!("the result does not parse: {e}"))?;
-    if after.docs.len() != s.docs.len() {
-        return Err("document count changed".into());
-    }
-    let aroot = after.docs[0].root.ok_or("empty result")?;
-    let anode = walk(&after, aroot, scalar).ok_or("the inline patch moved")?;
-    let new_inner = after
-        .str(anode)
-        .ok_or("the inline patch is no longer text")?;
-    let mut want_k = super::to_json(s, root);
-    let mut got_k = super::to_json(&after, aroot);
-    set_json(&mut want_k, scalar, Value::Null);
-    set_json(&mut got_k, scalar, Value::Null);
-    let mut want_p: Vec<Value> = patch
-        .docs
-        .iter()
-        .map(|d| {
-            d.root
-                .map(|r| super::to_json(&patch, r))
-                .unwrap_or_default()
-        })
-        .collect();
-    set_json(
-        &mut want_p[document - 1],
-        path,
-        Value::String(new.to_string()),
-    );
-    let np = yaml::parse(new_inner).map_err(|e| format!("the patch no longer parses: {e}"))?;
-    let got_p: Vec<Value> = np
-        .docs
-        .iter()
-        .map(|d| d.root.map(|r| super::to_json(&np, r)).unwrap_or_default())
-        .collect();
-    let others_same = s.docs.iter().zip(&after.docs).skip(1).all(|(a, b)| {
-        a.root.map(|r| super::to_json(s, r)) == b.root.map(|r| super::to_json(&after, r))
-    });
-    if want_k != got_k || want_p != got_p || !others_same {
-        return Err("refusing to write, the edit would change more than the value".into());
-    }
-    Ok(out)
-}
-
-fn set_json(v: &mut Value, path: &[PathSeg], new: Value) {
-    let Some((head, rest)) = path.split_first() else {
-        *v = new;
-        return;
-    };
-    let child = match (head, v) {
-        (PathSeg::Key(k), Value::Object(m)) => m.entry(k.clone()).or_insert(Value::Null),
-        (PathSeg::Index(i), Value::Array(a)) => match a.get_mut(*i) {
-            Some(c) => c,
-            None => return,
-        },
-        _ => return,
-    };
-    set_json(child, rest, new);
-}
-
-fn max_end(s: &Stream, id: NodeId) -> usize {
-    let n = s.node(id);
-    match &n.kind {
-        NodeKind::Scalar { .. } | NodeKind::Alias(_) => n.span.end,
-        NodeKind::Seq(items) => items
-            .iter()
-            .map(|i| max_end(s, *i))
-            .max()
-            .unwrap_or(n.span.start),
-        NodeKind::Map(entries) => entries
-            .iter()
-            .map(|(_, v)| max_end(s, *v))
-            .max()
-            .unwrap_or(n.span.start),
-    }
-}
-
-/// `(indentation before the dash, gap after it)` of a block sequence's items.
-fn dash_style(text: &str, s: &Stream, seq: NodeId) -> Option<(String, String)> {
-    let first = *s.items(seq).first()?;
-    let start = s.node(first).span.start;
-    let ls = text[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let prefix = &text[ls..start];
-    let dash = prefix.rfind('-')?;
-    if !prefix[..dash].chars().all(|c| c == ' ') || !prefix[dash + 1..].chars().all(|c| c == ' ') {
-        return None;
-    }
-    Some((prefix[..dash].to_string(), prefix[dash + 1..].to_string()))
-}
-
-/// Add `- path: ENTRY` to the kustomization's `patches:` in the file's own style.
-fn append_patch_entry(k: &Kust, entry: &str) -> Result<String, String> {
-    let text = &k.text;
-    let s = &k.stream;
-    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let out = match k.get("patches") {
-        Some(seq) if matches!(s.node(seq).kind, NodeKind::Seq(_)) && !s.node(seq).flow => {
-            let (indent, gap) =
-                dash_style(text, s, seq).ok_or("cannot tell how patches: is indented")?;
-            let end = text[..max_end(s, seq)]
-                .trim_end_matches([' ', '\t', '\n', '\r'])
-                .len();
-            let line = format!("{indent}-{gap}path: {entry}");
-            match text[end..].find('\n') {
-                Some(i) => {
-                    let at = end + i + 1;
-                    format!("{}{line}{eol}{}", &text[..at], &text[at..])
-                }
-                None => format!("{text}{eol}{line}"),
-            }
-        }
-        Some(seq) if matches!(s.node(seq).kind, NodeKind::Seq(_)) => {
-            let n = s.node(seq);
-            let close = n.span.end - 1;
-            if text.as_bytes().get(close) != Some(&b']') {
-                return Err("cannot find the end of patches: [...]".into());
-            }
-            let sep = if s.items(seq).is_empty() { "" } else { ", " };
-            format!("{}{sep}{{path: {entry}}}{}", &text[..close], &text[close..])
-        }
-        Some(_) => return Err("patches: is not a list".into()),
-        None => {
-            let (indent, gap) = ["resources", "bases", "components", "patchesStrategicMerge"]
-                .iter()
-                .filter_map(|f| k.get(f))
-                .filter(|n| !s.node(*n).flow)
-                .find_map(|n| dash_style(text, s, n))
-                .unwrap_or_else(|| (String::new(), " ".into()));
-            let mut t = text.clone();
-            if !t.is_empty() && !t.ends_with('\n') {
-                t.push_str(eol);
-            }
-            t.push_str(&format!("patches:{eol}{indent}-{gap}path: {entry}{eol}"));
-            t
-        }
-    };
-    // The guard: the kustomization reads as before plus one `patches` entry.
-    let after = yaml::parse(&out).map_err(|e| format!("the result does not parse: {e}"))?;
-    let mut want = k
-        .root
-        .map(|r| super::to_json(s, r))
-        .unwrap_or(Value::Object(Default::default()));
-    let list = want
-        .as_object_mut()
-        .ok_or("not a mapping")?
-        .entry("patches")
-        .or_insert(Value::Array(Vec::new()));
-    if list.is_null() {
-        *list = Value::Array(Vec::new());
-    }
-    list.as_array_mut()
-        .ok_or("patches: is not a list")?
-        .push(serde_json::json!({ "path": entry }));
-    let got = after
-        .docs
-        .first()
-        .and_then(|d| d.root)
-        .map(|r| super::to_json(&after, r))
-        .unwrap_or_default();
-    if want != got || after.docs.len() != s.docs.len().max(1) {
-        return Err("refusing to write, adding the patch entry would change more".into());
-    }
-    Ok(out)
-}
-
-fn yaml_scalar(v: &str) -> String {
-    if edit::plain_safe(v) {
-        v.to_string()
-    } else {
-        serde_json::to_string(v).unwrap_or_default()
-    }
-}
-
-/// A new strategic-merge patch in the target root that sets the weight of `id`.
-fn new_patch(fs: Fs, k: &Kust, obj: &Obj, id: &Id, new: &str) -> Result<Change, ManifestError> {
-    let safe: String = id
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let mut name = format!("{safe}-canary-weight.yaml");
-    let mut n = 2;
-    while fs.is_file(&k.dir.join(&name)) {
-        name = format!("{safe}-canary-weight-{n}.yaml");
-        n += 1;
-    }
-    let file = k.dir.join(&name);
-    let eol = if k.text.contains("\r\n") {
-        "\r\n"
-    } else {
-        "\n"
-    };
-    let api = obj.value["apiVersion"]
-        .as_str()
-        .unwrap_or("networking.k8s.io/v1");
-    let mut lines = vec![
-        format!("apiVersion: {api}"),
-        "kind: Ingress".to_string(),
-        "metadata:".to_string(),
-        format!("  name: {}", yaml_scalar(&id.name)),
-    ];
-    if let Some(ns) = &id.namespace {
-        lines.push(format!("  namespace: {}", yaml_scalar(ns)));
-    }
-    lines.push("  annotations:".into());
-    lines.push(format!("    {}: \"{new}\"", nginx::WEIGHT));
-    let text = format!("{}{eol}", lines.join(eol));
-    let kust_text = append_patch_entry(k, &name).map_err(|why| ManifestError::CannotEdit {
-        file: k.file.clone(),
-        document: 1,
-        field: "patches".into(),
-        reason: why,
-    })?;
-    let index = k.items("patches").len();
-    Ok(Change {
-        files: vec![(file.clone(), text), (k.file.clone(), kust_text)],
-        edits: vec![
-            Edit {
-                file: file.clone(),
-                document: 1,
-                path: super::weight_path(None),
-                old: None,
-                new: new.to_string(),
-                kind: ScalarKind::String,
-                insert_after: Vec::new(),
-            },
-            Edit {
-                file: k.file.clone(),
-                document: 1,
-                path: vec![
-                    PathSeg::Key("patches".into()),
-                    PathSeg::Index(index),
-                    PathSeg::Key("path".into()),
-                ],
-                old: None,
-                new: name,
-                kind: ScalarKind::Text,
-                insert_after: Vec::new(),
-            },
-        ],
-        created: vec![file],
     })
 }

@@ -1,3 +1,6 @@
+//! Unit tests of the Kustomize renderer: paths, and the origins of HTTPRoute weights through
+//! resources, strategic-merge and JSON 6902 patches (insertions and removals shift them).
+
 use super::*;
 
 #[test]
@@ -7,4 +10,151 @@ fn normalizes_paths() {
     assert!(is_remote("github.com/org/repo//base?ref=v1"));
     assert!(is_remote("https://example.com/x.yaml"));
     assert!(!is_remote("../base"));
+}
+
+const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web
+spec:
+  rules:
+  - backendRefs:
+    - name: web
+      weight: 90
+    - name: web-canary
+      weight: 10
+";
+
+/// The one rendered object of `overlay/` over a base holding `ROUTE`, and the line and file
+/// of each tracked value's origin.
+fn render_with(overlay: &str, files: &[(&str, &str)]) -> (Obj, Vec<(String, String, usize)>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |p: &str, t: &str| {
+        let p = tmp.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, t).unwrap();
+    };
+    write("base/route.yaml", ROUTE);
+    write("base/kustomization.yaml", "resources:\n- route.yaml\n");
+    write(
+        "overlay/kustomization.yaml",
+        &format!("resources:\n- ../base\n{overlay}"),
+    );
+    for (p, t) in files {
+        write(p, t);
+    }
+    let no = BTreeMap::new();
+    let fs = Fs {
+        root: tmp.path(),
+        overrides: &no,
+    };
+    let mut objs = render_kinds(fs, Path::new("overlay"), &HTTPROUTE_KINDS).unwrap();
+    let obj = objs.remove(0);
+    let origins = obj
+        .origins
+        .iter()
+        .map(|(k, o)| (k.join("/"), o.file.display().to_string(), o.line))
+        .collect();
+    (obj, origins)
+}
+
+fn origin_of<'a>(origins: &'a [(String, String, usize)], at: &str) -> Option<(&'a str, usize)> {
+    origins
+        .iter()
+        .find(|(k, _, _)| k == at)
+        .map(|(_, f, l)| (f.as_str(), *l))
+}
+
+#[test]
+fn resource_weights_and_backend_refs_are_tracked() {
+    let (_, o) = render_with("", &[]);
+    let w1 = "spec/rules/0/backendRefs/1/weight";
+    assert_eq!(origin_of(&o, w1), Some(("base/route.yaml", 11)));
+    assert_eq!(
+        origin_of(&o, "spec/rules/0/backendRefs/1"),
+        Some(("base/route.yaml", 10))
+    );
+    assert_eq!(origin_of(&o, "spec/rules/0"), Some(("base/route.yaml", 7)));
+    assert_eq!(o.len(), 5);
+}
+
+#[test]
+fn a_strategic_merge_replaces_the_rules_and_their_origins() {
+    let patch = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web
+spec:
+  rules:
+  - backendRefs:
+    - name: web-canary
+";
+    let (obj, o) = render_with("patches:\n- path: p.yaml\n", &[("overlay/p.yaml", patch)]);
+    assert_eq!(
+        obj.value["spec"]["rules"][0]["backendRefs"],
+        serde_json::json!([{"name": "web-canary"}])
+    );
+    // The base's weights are gone with the list; the patch's backendRef has none.
+    assert_eq!(
+        origin_of(&o, "spec/rules/0/backendRefs/0"),
+        Some(("overlay/p.yaml", 8))
+    );
+    assert_eq!(origin_of(&o, "spec/rules/0/backendRefs/0/weight"), None);
+    assert_eq!(origin_of(&o, "spec/rules/0/backendRefs/1"), None);
+}
+
+#[test]
+fn json6902_insertions_and_removals_shift_origins() {
+    let ops = "patches:
+- target:
+    kind: HTTPRoute
+  patch: |-
+    - op: add
+      path: /spec/rules/0/backendRefs/0
+      value: {name: first, weight: 1}
+    - op: remove
+      path: /spec/rules/0/backendRefs/2
+    - op: replace
+      path: /spec/rules/0/backendRefs/1/weight
+      value: 5
+";
+    let (obj, o) = render_with(ops, &[]);
+    let names: Vec<&str> = obj.value["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first", "web"]);
+    let k = "overlay/kustomization.yaml";
+    assert_eq!(
+        origin_of(&o, "spec/rules/0/backendRefs/0/weight"),
+        Some((k, 9))
+    );
+    assert_eq!(
+        origin_of(&o, "spec/rules/0/backendRefs/1/weight"),
+        Some((k, 14))
+    );
+    // `web` moved from 0 to 1: its entry is still the base's.
+    assert_eq!(
+        origin_of(&o, "spec/rules/0/backendRefs/1"),
+        Some(("base/route.yaml", 8))
+    );
+    assert_eq!(origin_of(&o, "spec/rules/0/backendRefs/2"), None);
+}
+
+#[test]
+fn a_moved_weight_has_no_place_to_edit() {
+    let ops = "patches:
+- target:
+    kind: HTTPRoute
+  patch: |-
+    - op: move
+      from: /spec/rules/0/backendRefs/0/weight
+      path: /spec/rules/0/backendRefs/1/weight
+";
+    let (obj, _) = render_with(ops, &[]);
+    let moved = &obj.origins[&backend_ref(0, 1, true)];
+    assert!(moved.loc.is_none());
+    assert!(!obj.origins.contains_key(&backend_ref(0, 0, true)));
 }

@@ -1,0 +1,156 @@
+//! Kustomize layouts: which kustomizations are roots (what Argo CD / Flux render), what each
+//! root renders as far as the canary weight is concerned, and which file and line decide it.
+//!
+//! This is not a second kustomize. It resolves the fields that can place, rename or annotate
+//! an Ingress (`resources`/`bases`, `components`, `patches`, `patchesStrategicMerge`,
+//! `patchesJson6902`, `namespace`, `namePrefix`/`nameSuffix`, `commonLabels`/`labels`,
+//! `commonAnnotations`) on the Ingress objects only, in kustomize's order, and remembers for
+//! every object where its `canary-weight` was last written (an [`Origin`]). What it cannot
+//! resolve (a remote base, a Helm chart, a generator, transformer or replacement that touches
+//! the weight) is a [`Refusal`] naming the file and why, never a guess. `set` uses the
+//! renderings to pick the one place to edit and to check every edit in-process: the target
+//! root renders the new weight and every other root renders what it rendered before.
+
+mod inline_edit;
+mod kust;
+mod layout;
+mod new_patch;
+mod object;
+mod origins;
+pub mod patch;
+mod patches;
+mod plan;
+mod render;
+pub mod route_plan;
+pub mod route_set;
+pub mod set;
+
+pub use kust::Kust;
+pub use layout::Layout;
+pub use object::{
+    backend_ref, is_tracked, to_json, Id, Loc, Obj, Origin, OriginKind, Origins, Src,
+};
+pub use plan::{discover, plan, routes, workloads, RootCanary, RootPlan};
+pub use render::{
+    render, render_kinds, render_roots, render_roots_of, Renders, HTTPROUTE_KINDS, WORKLOAD_KINDS,
+};
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::manifest::ManifestError;
+
+/// The names kustomize looks for in a directory, in its order.
+pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Something kustomize would do that this module does not resolve, or a layout kustomize
+/// itself would fail on. `file` is repository-relative.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub file: PathBuf,
+    pub reason: String,
+}
+
+impl Refusal {
+    pub(super) fn new(file: &Path, reason: impl Into<String>) -> Self {
+        Refusal {
+            file: file.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<Refusal> for ManifestError {
+    fn from(r: Refusal) -> Self {
+        ManifestError::Unresolved {
+            file: r.file,
+            reason: r.reason,
+        }
+    }
+}
+
+/// The repository as the renderer reads it: the files on disk, or the pending new contents
+/// of the files an edit would write (so an edit is checked before anything is written).
+#[derive(Clone, Copy)]
+pub struct Fs<'a> {
+    pub root: &'a Path,
+    pub overrides: &'a BTreeMap<PathBuf, String>,
+}
+
+impl Fs<'_> {
+    pub fn read(&self, rel: &Path) -> Result<String, Refusal> {
+        if let Some(t) = self.overrides.get(rel) {
+            return Ok(t.clone());
+        }
+        let bytes = std::fs::read(self.root.join(rel))
+            .map_err(|e| Refusal::new(rel, format!("cannot read: {e}")))?;
+        String::from_utf8(bytes).map_err(|_| Refusal::new(rel, "not UTF-8"))
+    }
+
+    pub(super) fn is_file(&self, rel: &Path) -> bool {
+        self.overrides.contains_key(rel) || self.root.join(rel).is_file()
+    }
+
+    pub(super) fn is_dir(&self, rel: &Path) -> bool {
+        self.root.join(rel).is_dir()
+    }
+
+    /// The kustomization file of `dir`, if it has one.
+    pub fn kustomization_in(&self, dir: &Path) -> Option<PathBuf> {
+        FILE_NAMES
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| self.is_file(p))
+    }
+}
+
+/// `a/b/../c` -> `a/c`, relative to the repository; `None` when it leaves the repository.
+pub fn normalize(path: &Path) -> Option<PathBuf> {
+    let mut out: Vec<std::ffi::OsString> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop()?;
+            }
+            Component::Normal(s) => out.push(s.to_os_string()),
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out.iter().collect())
+}
+
+/// A kustomize reference that is not a local path (a Git URL, `github.com/...`, an HTTP file).
+pub fn is_remote(entry: &str) -> bool {
+    entry.contains("://")
+        || entry.starts_with("git@")
+        || entry.contains("?ref=")
+        || entry.contains("?version=")
+        || ["github.com/", "gitlab.com/", "bitbucket.org/"]
+            .iter()
+            .any(|h| entry.starts_with(h))
+}
+
+/// A directory as people write it (`.` for the repository's root).
+pub fn display_dir(p: &Path) -> String {
+    if p.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        p.display().to_string()
+    }
+}
+
+/// How an origin is named in reports.
+pub fn origin_kind(k: OriginKind) -> &'static str {
+    match k {
+        OriginKind::Resource => "resource",
+        OriginKind::Patch => "patch",
+        OriginKind::Json6902 => "json6902 patch",
+        OriginKind::CommonAnnotations => "commonAnnotations",
+    }
+}
+
+#[cfg(test)]
+mod tests;

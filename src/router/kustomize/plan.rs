@@ -1,0 +1,197 @@
+//! What each root renders as `plan` shows it: the canary pairs of a rendering with their
+//! problems pointing at the source files, and the file and line that decide each weight.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::route_plan::{root_routes, RootRoute};
+use super::{render_kinds, render_roots, Fs, Layout, Obj, Origin, Refusal, Src, HTTPROUTE_KINDS};
+use crate::manifest::SourceFile;
+use crate::router::{self, nginx, Discovery, Problem};
+use crate::yaml::Stream;
+
+/// The Deployments and Services of a rendering, with their rendered names and namespaces but
+/// pointing at the file, document and item that define them.
+pub fn workloads(
+    objs: &[Obj],
+) -> (
+    Vec<crate::manifest::workload::Workload>,
+    Vec<crate::manifest::workload::ServiceInfo>,
+) {
+    let file = synthetic(objs);
+    let files = std::slice::from_ref(&file);
+    let mut ws = crate::manifest::workload::workloads(files);
+    for w in &mut ws {
+        if let Some(o) = w.document.checked_sub(1).and_then(|i| objs.get(i)) {
+            w.file = o.src.file.clone();
+            w.document = o.src.document;
+            w.item = o.src.item;
+        }
+    }
+    (ws, crate::manifest::workload::services(files))
+}
+
+/// The rendered objects as one synthetic YAML file (JSON documents), for the router.
+pub(super) fn synthetic(objs: &[Obj]) -> SourceFile {
+    let text: Vec<String> = objs
+        .iter()
+        .map(|o| serde_json::to_string(&o.value).unwrap_or_default())
+        .collect();
+    let text = format!("{}\n", text.join("\n---\n"));
+    SourceFile::parse(PathBuf::from("<rendered>"), text).unwrap_or(SourceFile {
+        path: PathBuf::from("<rendered>"),
+        text: String::new(),
+        stream: Stream::default(),
+    })
+}
+
+/// The routes a root renders, each pointing at its source file and weight origin.
+pub fn routes(objs: &[Obj]) -> Vec<(router::Route, &Obj)> {
+    let file = synthetic(objs);
+    router::default_router()
+        .routes(&file)
+        .into_iter()
+        .filter_map(|mut r| {
+            let o = objs.get(r.document.checked_sub(1)?)?;
+            fix_route(&mut r, o);
+            Some((r, o))
+        })
+        .collect()
+}
+
+fn fix_route(r: &mut router::Route, o: &Obj) {
+    r.file = o.src.file.clone();
+    r.document = o.src.document;
+    r.item = o.src.item;
+    r.line = o.src.line;
+    r.weight_line = o.weight().map(|w| w.line);
+}
+
+/// Canary pairs and problems within one root's rendering, pointing at source files (the
+/// weight's problems at the file and line that decide it).
+pub fn discover(objs: &[Obj]) -> Discovery {
+    let file = synthetic(objs);
+    let mut d = router::default_router().discover(std::slice::from_ref(&file), &[]);
+    let obj = |doc: usize| doc.checked_sub(1).and_then(|i| objs.get(i));
+    let fix_problem = |p: &mut router::Problem| {
+        if let Some(o) = obj(p.document) {
+            let weight_field = p.field.contains(&format!("{:?}", nginx::WEIGHT));
+            match (o.weight(), weight_field) {
+                (Some(w), true) => {
+                    p.file = w.file.clone();
+                    p.line = w.line;
+                }
+                _ => {
+                    p.file = o.src.file.clone();
+                    p.line = o.src.line;
+                }
+            }
+            p.document = o.src.document;
+        }
+    };
+    for pair in &mut d.pairs {
+        for p in &mut pair.problems {
+            fix_problem(p);
+        }
+        if let Some(o) = obj(pair.canary.document) {
+            fix_route(&mut pair.canary, o);
+        }
+        for s in &mut pair.stable {
+            if let Some(o) = obj(s.document) {
+                fix_route(s, o);
+            }
+        }
+    }
+    for p in &mut d.problems {
+        fix_problem(p);
+    }
+    d
+}
+
+/// One root as `plan` shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RootPlan {
+    pub dir: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+    pub canaries: Vec<RootCanary>,
+    pub discovery: Option<Discovery>,
+    /// HTTPRoutes with a canary or a split, as this root renders them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RootRoute>,
+    /// Problems of the rendered HTTPRoutes not tied to one route (a version not read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub route_problems: Vec<Problem>,
+    /// Why the root's HTTPRoutes cannot be shown, when its Ingresses can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes_refused: Option<Refusal>,
+}
+
+/// A canary as one root renders it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RootCanary {
+    pub namespace: Option<String>,
+    pub name: String,
+    pub weight_raw: Option<String>,
+    pub decided_by: Option<Origin>,
+    pub source: Src,
+}
+
+/// Every root with what it renders, for `plan`: its canary Ingresses, and its HTTPRoutes
+/// (rendered on their own, with the Services and Deployments behind them).
+pub fn plan(root: &Path, layout: &Layout) -> Vec<RootPlan> {
+    let no = BTreeMap::new();
+    let fs = Fs {
+        root,
+        overrides: &no,
+    };
+    render_roots(fs, layout)
+        .into_iter()
+        .map(|(dir, r)| {
+            let mut plan = match r {
+                Err(refusal) => RootPlan {
+                    dir,
+                    refused: Some(refusal),
+                    canaries: Vec::new(),
+                    discovery: None,
+                    routes: Vec::new(),
+                    route_problems: Vec::new(),
+                    routes_refused: None,
+                },
+                Ok(objs) => {
+                    let d = discover(&objs);
+                    let canaries = routes(&objs)
+                        .into_iter()
+                        .filter(|(r, _)| r.canary)
+                        .map(|(r, o)| RootCanary {
+                            namespace: r.namespace.clone(),
+                            name: r.name.clone(),
+                            weight_raw: r.weight_raw.clone(),
+                            decided_by: o.weight().cloned(),
+                            source: o.src.clone(),
+                        })
+                        .collect();
+                    RootPlan {
+                        dir,
+                        refused: None,
+                        canaries,
+                        discovery: Some(d),
+                        routes: Vec::new(),
+                        route_problems: Vec::new(),
+                        routes_refused: None,
+                    }
+                }
+            };
+            match render_kinds(fs, &plan.dir, &HTTPROUTE_KINDS) {
+                Ok(objs) => (plan.routes, plan.route_problems) = root_routes(&objs),
+                Err(r) if plan.refused.is_none() => plan.routes_refused = Some(r),
+                Err(_) => {}
+            }
+            plan
+        })
+        .collect()
+}
