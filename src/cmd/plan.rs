@@ -10,6 +10,7 @@ use crate::exit::{self, UsageError};
 use crate::report::Output;
 use crate::router::gateway::{self, GatewayDiscovery};
 use crate::router::helm::{self, HelmCanary, TemplateHint};
+use crate::router::kustomize::route_plan::RootRoute;
 use crate::router::kustomize::{self, Layout, RootPlan};
 use crate::router::{CanaryPair, Discovery, Problem, Severity};
 
@@ -108,8 +109,20 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         .iter()
         .filter_map(|r| r.discovery.as_ref())
         .flat_map(|d| d.pairs.iter().flat_map(|p| &p.problems).chain(&d.problems))
+        .chain(roots.iter().flat_map(|r| {
+            r.routes
+                .iter()
+                .flat_map(|rr| &rr.canary.problems)
+                .chain(&r.route_problems)
+        }))
         .collect();
-    let http_routes = routes(&args)?;
+    let mut http_routes = routes(&args)?;
+    if let Some(d) = http_routes.as_mut().filter(|_| !layout.is_empty()) {
+        // As for Ingresses: a route a kustomization reads is shown as its roots render it.
+        d.routes.retain(|r| !layout.owns(&r.route.file));
+        d.skipped.retain(|s| !layout.owns(&s.file));
+    }
+    let http_routes = http_routes.filter(|d| !d.routes.is_empty() || !d.skipped.is_empty());
     for s in discovery.skipped.iter().chain(
         http_routes
             .iter()
@@ -237,6 +250,15 @@ pub(crate) fn render_human_roots(d: &Discovery, roots: &[RootPlan]) -> String {
         roots.len(),
         if roots.len() == 1 { "" } else { "s" }
     );
+    let routes: usize = roots.iter().map(|r| r.routes.len()).sum();
+    if routes > 0 {
+        let _ = writeln!(
+            out,
+            "{} HTTPRoute{} (gateway-api) rendered by the roots",
+            routes,
+            if routes == 1 { "" } else { "s" }
+        );
+    }
     let mut problems: Vec<Problem> = Vec::new();
     for r in roots {
         let Some(rd) = &r.discovery else { continue };
@@ -250,6 +272,26 @@ pub(crate) fn render_human_roots(d: &Discovery, roots: &[RootPlan]) -> String {
     }
     problems.extend(d.problems.iter().cloned());
     for r in roots {
+        for rr in &r.routes {
+            write_root_route(&mut out, rr, r);
+            problems.extend(rr.canary.problems.iter().cloned());
+        }
+        problems.extend(r.route_problems.iter().cloned());
+        if let Some(why) = &r.routes_refused {
+            problems.push(Problem {
+                severity: Severity::Warning,
+                code: "kustomize-unresolved",
+                message: format!(
+                    "the HTTPRoutes of root {} are not shown: {}",
+                    kustomize::display_dir(&r.dir),
+                    why.reason
+                ),
+                file: why.file.clone(),
+                document: 1,
+                line: 1,
+                field: String::new(),
+            });
+        }
         if let Some(why) = &r.refused {
             problems.push(Problem {
                 severity: Severity::Warning,
@@ -268,6 +310,50 @@ pub(crate) fn render_human_roots(d: &Discovery, roots: &[RootPlan]) -> String {
     }
     write_problems(&mut out, &problems);
     out
+}
+
+/// An HTTPRoute as one root renders it: its canary share, then each weight of each split with
+/// the file and line that decide it.
+fn write_root_route(out: &mut String, rr: &RootRoute, root: &RootPlan) {
+    let rc = &rr.canary;
+    let share = match rc.weight {
+        Some(p) if p.fract() == 0.0 => format!("{p:.0}%"),
+        Some(p) => format!("{p}%"),
+        None => "-".into(),
+    };
+    let _ = writeln!(
+        out,
+        "\nHTTPRoute {}  canary {}  root {}",
+        rc.route.qualified_name(),
+        share,
+        kustomize::display_dir(&root.dir)
+    );
+    let _ = writeln!(
+        out,
+        "  canary  {}  stable {}",
+        rc.canary_service.as_deref().unwrap_or("none"),
+        rc.stable_service.as_deref().unwrap_or("none")
+    );
+    for w in &rr.weights {
+        let value = w.weight_raw.as_deref().unwrap_or("absent (1)");
+        match &w.decided_by {
+            Some(o) => {
+                let _ = writeln!(
+                    out,
+                    "  rule {} {}  weight {}  {}:{} ({})",
+                    w.rule,
+                    w.name,
+                    value,
+                    o.file.display(),
+                    o.line,
+                    kustomize::origin_kind(o.kind)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  rule {} {}  weight {}", w.rule, w.name, value);
+            }
+        }
+    }
 }
 
 fn write_pair(out: &mut String, p: &CanaryPair, root: Option<&RootPlan>) {

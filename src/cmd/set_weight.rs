@@ -67,16 +67,14 @@ pub fn run(args: SetWeightArgs) -> anyhow::Result<u8> {
     }
     let outcome = match (&weight_from, route, ingress) {
         (Some(wf), _, _) => crate::router::helm::set_weight(dir, wf, weight, dry_run)?,
-        (None, Some(route), _) => {
-            if c.overlay.is_some() {
-                return Err(UsageError::flag(
-                    "--overlay",
-                    "applies to --ingress (Kustomize renderings of an Ingress)",
-                )
-                .into());
-            }
-            crate::router::gateway::set_weight(dir, route, canary_service, weight, dry_run)?
-        }
+        (None, Some(route), _) => crate::router::kustomize::route_set::set_weight(
+            dir,
+            route,
+            c.overlay.as_deref(),
+            canary_service,
+            weight,
+            dry_run,
+        )?,
         (None, None, Some(ingress)) => {
             if canary_service.is_some() {
                 return Err(UsageError::flag(

@@ -80,9 +80,10 @@ impl Selection {
             )?);
         }
         for sel in &self.routes {
-            out.push(crate::router::gateway::set_weight(
+            out.push(crate::router::kustomize::route_set::set_weight(
                 dir,
                 sel,
+                self.overlay.as_deref(),
                 self.canary_service.as_deref(),
                 weight,
                 dry_run,
@@ -228,24 +229,36 @@ pub(crate) fn resolve_canaries(
         });
     }
     for text in &sel.routes {
-        if overlay.is_some() {
-            return Err(target_err(
-                text,
-                "Kustomize overlays are not resolved for HTTPRoutes yet; select the route in flat manifests".into(),
-            )
-            .into());
-        }
-        let sc = crate::router::gateway::select_canary(dir, text, sel.canary_service.as_deref())?;
-        if layout.owns(&sc.canary.file) {
-            return Err(target_err(
-                text,
-                format!(
-                    "{} is read by a kustomization; HTTPRoutes in Kustomize layouts are not resolved yet (an edit there could change every root that reads it)",
-                    sc.canary.file.display()
-                ),
-            )
-            .into());
-        }
+        // Flat or rendered by a Kustomize root (the one `overlay` picks when the name alone is
+        // ambiguous), with that root's Deployments and Services.
+        let picked = kustomize::route_set::select_canary(
+            dir,
+            text,
+            sel.overlay.as_deref(),
+            sel.canary_service.as_deref(),
+        )?;
+        let sc = picked.canary;
+        let group = match picked.root {
+            None => &mut flat,
+            Some(root) => {
+                let i = match rendered.iter().position(|(r, _, _)| *r == root) {
+                    Some(i) => i,
+                    None => {
+                        rendered.push((
+                            root,
+                            Vec::new(),
+                            Group {
+                                pairs: Vec::new(),
+                                workloads: picked.workloads,
+                                services: picked.services,
+                            },
+                        ));
+                        rendered.len() - 1
+                    }
+                };
+                &mut rendered[i].2
+            }
+        };
         let Some(pct) = sc.percent else {
             return Err(target_err(
                 text,
@@ -257,7 +270,7 @@ pub(crate) fn resolve_canaries(
             .into());
         };
         out.weights.push((sc.canary.qualified_name(), pct));
-        flat.pairs.push(crate::gate::target::RoutePair {
+        group.pairs.push(crate::gate::target::RoutePair {
             canary: sc.canary,
             stables: sc.stables,
         });

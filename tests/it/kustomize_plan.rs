@@ -196,3 +196,28 @@ fn http_routes_per_root_with_the_deciding_lines() {
         ]
     );
 }
+
+#[test]
+fn http_routes_per_root_on_the_terminal() {
+    let (code, out, err) = plan(&case("route-json6902-inline"), false);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("2 HTTPRoutes (gateway-api) rendered by the roots\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "HTTPRoute shop-prod/web  canary 40%  root overlays/prod\n  canary  web-canary  stable web\n  rule 0 web  weight 60  overlays/prod/kustomization.yaml:16 (json6902 patch)\n  rule 0 web-canary  weight 40  overlays/prod/kustomization.yaml:13 (json6902 patch)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("HTTPRoute shop-staging/web  canary 10%  root overlays/staging\n"),
+        "{out}"
+    );
+    // The base's route is shown through the roots that render it, not as a flat manifest.
+    assert!(
+        !out.contains("with a canary or a split (gateway-api)"),
+        "{out}"
+    );
+}
