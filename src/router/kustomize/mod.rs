@@ -1,15 +1,19 @@
 //! Kustomize layouts: which kustomizations are roots (what Argo CD / Flux render), what each
-//! root renders as far as the canary weight is concerned, and which file and line decide it.
+//! root renders as far as the canary weights are concerned, and which file and line decide
+//! them.
 //!
-//! This is not a second kustomize. It resolves the fields that can place, rename or annotate
-//! an Ingress (`resources`/`bases`, `components`, `patches`, `patchesStrategicMerge`,
+//! This is not a second kustomize. It resolves the fields that can place, rename, annotate or
+//! patch an object (`resources`/`bases`, `components`, `patches`, `patchesStrategicMerge`,
 //! `patchesJson6902`, `namespace`, `namePrefix`/`nameSuffix`, `commonLabels`/`labels`,
-//! `commonAnnotations`) on the Ingress objects only, in kustomize's order, and remembers for
-//! every object where its `canary-weight` was last written (an [`Origin`]). What it cannot
-//! resolve (a remote base, a Helm chart, a generator, transformer or replacement that touches
-//! the weight) is a [`Refusal`] naming the file and why, never a guess. `set` uses the
-//! renderings to pick the one place to edit and to check every edit in-process: the target
-//! root renders the new weight and every other root renders what it rendered before.
+//! `commonAnnotations`) on the objects of the kinds asked for only (Ingresses; HTTPRoutes with
+//! the Services and Deployments behind them), in kustomize's order, and remembers for every
+//! object where each weight was last written (an [`Origin`] per path: an Ingress's
+//! `canary-weight`, each HTTPRoute `backendRefs[].weight`). What it cannot resolve (a remote
+//! base, a Helm chart, a generator, transformer or replacement that touches a weight) is a
+//! [`Refusal`] naming the file and why, never a guess. `set` (Ingresses) and `route_set`
+//! (HTTPRoutes) use the renderings to pick the one place to edit and to check every edit
+//! in-process: the target root renders the new weight and every other root renders what it
+//! rendered before.
 
 mod inline_edit;
 mod kust;

@@ -202,19 +202,19 @@ pub(super) fn strategic_merge(
     );
 }
 
+/// The RFC 6901 pointer of the tokens.
+pub(super) fn pointer(tokens: &[String]) -> String {
+    tokens
+        .iter()
+        .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
 /// The list a pointer's last token indexes into, and the index (`-`: the end), when the
 /// pointer's parent in `value` is a list.
 fn list_index(value: &Value, path: &[String]) -> Option<(Vec<String>, usize)> {
     let (last, parent) = path.split_last()?;
-    let mut cur = value;
-    for t in parent {
-        cur = match cur {
-            Value::Object(m) => m.get(t)?,
-            Value::Array(a) => a.get(t.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    let a = cur.as_array()?;
+    let a = value.pointer(&pointer(parent))?.as_array()?;
     let i = if last == "-" {
         a.len()
     } else {
@@ -292,8 +292,7 @@ pub(super) fn json6902(
             let mut after = value.clone();
             if patch::apply_op(&mut after, op).is_ok() {
                 let mut found = Vec::new();
-                let target = pointer(&after, &at);
-                if let Some(v) = target {
+                if let Some(v) = after.pointer(&pointer(&at)) {
                     json_leaves(kind, v, &mut at.clone(), &mut found);
                 }
                 next.extend(found.into_iter().map(|k| (k, moved.clone())));
@@ -304,16 +303,4 @@ pub(super) fn json6902(
     patch::apply_op(value, op)?;
     *origins = next;
     Ok(())
-}
-
-fn pointer<'a>(v: &'a Value, tokens: &[String]) -> Option<&'a Value> {
-    let mut cur = v;
-    for t in tokens {
-        cur = match cur {
-            Value::Object(m) => m.get(t)?,
-            Value::Array(a) => a.get(t.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
 }

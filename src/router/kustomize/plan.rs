@@ -1,5 +1,6 @@
 //! What each root renders as `plan` shows it: the canary pairs of a rendering with their
-//! problems pointing at the source files, and the file and line that decide each weight.
+//! problems pointing at the source files, and the file and line that decide each weight; the
+//! root's HTTPRoutes come from `route_plan`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

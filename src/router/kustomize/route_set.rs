@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::inline_edit::inline_splice;
 use super::new_patch::{eol, free_name, listed_patch};
+use super::origins::pointer;
 use super::route_plan::{may_name, RenderedRoutes};
 use super::set::{first_verified, overlay_root, parse, unrenderable_root, Change, Target};
 use super::{
@@ -316,7 +317,7 @@ fn set_rendered(
     }
     let expect = |v: &mut Value| {
         for w in &weights {
-            if let Some(Value::Object(backend)) = pointer_mut(v, &w.tokens[..5]) {
+            if let Some(Value::Object(backend)) = v.pointer_mut(&pointer(&w.tokens[..5])) {
                 backend.insert("weight".into(), Value::from(w.value));
             }
         }
@@ -347,18 +348,6 @@ fn set_rendered(
         tries.push(new_json6902(fs, &kust, obj, id, &weights));
     }
     first_verified(fs, t, &expect, tries, &kust.file)
-}
-
-fn pointer_mut<'v>(v: &'v mut Value, tokens: &[String]) -> Option<&'v mut Value> {
-    let mut cur = v;
-    for t in tokens {
-        cur = match cur {
-            Value::Object(m) => m.get_mut(t)?,
-            Value::Array(a) => a.get_mut(t.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
 }
 
 fn yaml_path(tokens: &[String]) -> Vec<PathSeg> {
@@ -555,7 +544,7 @@ fn new_json6902(
             "- op: {}",
             if w.present { "replace" } else { "add" }
         ));
-        lines.push(format!("  path: /{}", w.tokens.join("/")));
+        lines.push(format!("  path: {}", pointer(&w.tokens)));
         lines.push(format!("  value: {}", w.value));
         let path = vec![PathSeg::Index(i), PathSeg::Key("value".into())];
         let mut e = weight_edit(&file, 1, path, w);

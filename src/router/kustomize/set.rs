@@ -215,7 +215,7 @@ pub(super) fn unrenderable_root(
 
 /// Set the canary weight of the Ingress `selector` names, as rendered by the root `overlay`
 /// picks (needed only when the name alone is ambiguous). Repositories without kustomizations
-/// go through [`crate::manifest::set_weight`], unchanged.
+/// go through [`crate::router::set_weight`], unchanged.
 pub fn set_weight(
     dir: &Path,
     selector: &str,
