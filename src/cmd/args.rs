@@ -87,7 +87,8 @@ pub struct CanaryArgs {
     #[command(flatten)]
     pub canary_service: CanaryServiceArg,
     /// With Kustomize overlays: the root kustomization (directory, relative to --repo) whose
-    /// rendering moves (or, for check, is gated), when the Ingress name alone is ambiguous.
+    /// rendering moves (or, for check, is gated), when the Ingress or HTTPRoute name alone is
+    /// ambiguous.
     #[arg(long, env = "GITOPS_CANARY_OVERLAY")]
     pub overlay: Option<PathBuf>,
     #[command(flatten)]

@@ -247,38 +247,8 @@ struct Run {
     stderr: String,
 }
 
-/// `set-weight ARGS` in `repo`, through the binary. An HTTPRoute (`--route`) goes through the
-/// library's entry for routes in Kustomize layouts, its error printed and classified as the
-/// binary does, because the binary's `--route` does not take `--overlay` yet.
+/// `set-weight ARGS` in `repo`, through the binary (`--ingress`, or `--route` for an HTTPRoute).
 fn set_weight(repo: &Path, args: &[String], dry_run: bool) -> Run {
-    if let Some(route) = arg_after(args, "--route") {
-        let overlay = arg_after(args, "--overlay").map(PathBuf::from);
-        let canary = arg_after(args, "--canary-service");
-        let weight: u32 = arg_after(args, "--weight").unwrap().parse().unwrap();
-        let out = gitops_canary::router::kustomize::route_set::set_weight(
-            repo,
-            &route,
-            overlay.as_deref(),
-            canary.as_deref(),
-            weight,
-            dry_run,
-        );
-        return match out {
-            Ok(_) => Run {
-                ok: true,
-                code: Some(0),
-                stderr: String::new(),
-            },
-            Err(e) => {
-                let err = anyhow::Error::from(e);
-                Run {
-                    ok: false,
-                    code: Some(i32::from(gitops_canary::exit::code_for(&err))),
-                    stderr: format!("error: {}", gitops_canary::exit::render(&err)),
-                }
-            }
-        };
-    }
     let mut cmd = Command::cargo_bin("gitops-canary").unwrap();
     cmd.arg("set-weight").arg("--repo").arg(repo).args(args);
     if dry_run {
