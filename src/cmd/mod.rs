@@ -6,7 +6,7 @@ pub mod args;
 pub mod check;
 pub(crate) mod connect;
 pub mod gates;
-pub(crate) mod init_canary;
+pub mod init_canary;
 pub mod plan;
 pub mod propose;
 pub mod rollout;

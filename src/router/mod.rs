@@ -74,9 +74,6 @@ pub struct Route {
     pub annotations: Vec<(String, String)>,
 }
 
-/// The name the Ingress had in the brief; routes are Ingresses for ingress-nginx.
-pub type IngressRef = Route;
-
 impl Route {
     /// `ns/name (file, document N)`.
     pub fn describe(&self) -> String {
@@ -88,7 +85,7 @@ impl Route {
         )
     }
 
-    pub fn qualified_name(&self) -> String {
+    pub(crate) fn qualified_name(&self) -> String {
         match &self.namespace {
             Some(ns) => format!("{ns}/{}", self.name),
             None => self.name.clone(),

@@ -378,7 +378,7 @@ pub fn analyze(route: &HttpRoute, explicit: Option<&str>, ctx: &Context) -> Rout
 
 impl RouteCanary {
     /// A route worth listing: it has a canary, or a rule splitting between backends.
-    pub fn is_listed(&self) -> bool {
+    pub(crate) fn is_listed(&self) -> bool {
         self.canary_service.is_some()
             || self
                 .problems

@@ -39,16 +39,16 @@ use super::{Problem, Severity};
 use crate::manifest::workload::{self, ServiceInfo, Workload};
 use crate::manifest::{self, ManifestError, PathSeg, Repo, Skipped, SourceFile};
 
-pub const KIND: &str = "HTTPRoute";
+pub(crate) const KIND: &str = "HTTPRoute";
 /// The HTTPRoute versions this router reads (the standard channel serves both).
-pub const API_VERSIONS: [&str; 2] = [
+pub(crate) const API_VERSIONS: [&str; 2] = [
     "gateway.networking.k8s.io/v1",
     "gateway.networking.k8s.io/v1beta1",
 ];
 /// The largest weight the CRD accepts.
-pub const MAX_WEIGHT: u32 = 1_000_000;
+pub(crate) const MAX_WEIGHT: u32 = 1_000_000;
 /// The suffix that marks a canary Service or Deployment.
-pub const CANARY_SUFFIX: &str = "-canary";
+pub(crate) const CANARY_SUFFIX: &str = "-canary";
 
 /// The Gateway API HTTPRoute router.
 pub struct GatewayApi;
@@ -80,7 +80,7 @@ pub struct BackendRef {
 
 impl BackendRef {
     /// A core Service (the default group and kind).
-    pub fn is_service(&self) -> bool {
+    pub(crate) fn is_service(&self) -> bool {
         matches!(self.group.as_str(), "" | "core") && self.kind == "Service"
     }
 }
@@ -101,7 +101,7 @@ pub struct RuleMatch {
 
 impl RuleMatch {
     /// Matches only some requests of its path: a header, query or method condition.
-    pub fn is_conditional(&self) -> bool {
+    pub(crate) fn is_conditional(&self) -> bool {
         !self.headers.is_empty() || !self.query_params.is_empty() || self.method.is_some()
     }
 
@@ -129,12 +129,12 @@ pub struct Rule {
 impl Rule {
     /// Every match has a header, query or method condition: the rule takes a subset of the
     /// requests of its paths, never all of them.
-    pub fn is_subset(&self) -> bool {
+    pub(crate) fn is_subset(&self) -> bool {
         !self.matches.is_empty() && self.matches.iter().all(RuleMatch::is_conditional)
     }
 
     /// A header condition on `Cookie`: the nearest thing to a cookie canary.
-    pub fn matches_cookie(&self) -> bool {
+    pub(crate) fn matches_cookie(&self) -> bool {
         self.matches.iter().any(|m| {
             m.headers
                 .iter()
@@ -175,7 +175,7 @@ pub struct HttpRoute {
 }
 
 impl HttpRoute {
-    pub fn qualified_name(&self) -> String {
+    pub(crate) fn qualified_name(&self) -> String {
         match &self.namespace {
             Some(ns) => format!("{ns}/{}", self.name),
             None => self.name.clone(),
@@ -193,7 +193,7 @@ impl HttpRoute {
     }
 
     /// Distinct backendRef names, in order.
-    pub fn backend_names(&self) -> Vec<String> {
+    pub(crate) fn backend_names(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for b in self.rules.iter().flat_map(|r| &r.backends) {
             if !out.contains(&b.name) {
@@ -211,7 +211,7 @@ impl HttpRoute {
     }
 
     /// YAML path of a backendRef's `weight`.
-    pub fn weight_path(&self, rule: usize, backend: usize) -> Vec<PathSeg> {
+    pub(crate) fn weight_path(&self, rule: usize, backend: usize) -> Vec<PathSeg> {
         let mut p = self.prefix();
         p.extend([
             PathSeg::Key("spec".into()),
@@ -291,7 +291,7 @@ impl GatewayDiscovery {
         self.all_problems().map(|p| p.severity).max()
     }
 
-    pub fn all_problems(&self) -> impl Iterator<Item = &Problem> {
+    pub(crate) fn all_problems(&self) -> impl Iterator<Item = &Problem> {
         self.routes
             .iter()
             .flat_map(|r| &r.problems)

@@ -66,7 +66,7 @@ impl std::fmt::Display for WeightFrom {
 }
 
 /// Split a `--set` style path: `a.b\.c[0]` is `a`, `b.c`, item 0.
-pub fn parse_path(s: &str) -> Result<Vec<PathSeg>, String> {
+pub(crate) fn parse_path(s: &str) -> Result<Vec<PathSeg>, String> {
     let bad = |why: &str| format!("value path {s:?}: {why}");
     let mut out = Vec::new();
     let mut key = String::new();

@@ -161,7 +161,7 @@ impl Layout {
     }
 
     /// Roots other than `root` that read `file`.
-    pub fn other_roots_reading(&self, root: &Path, file: &Path) -> Vec<PathBuf> {
+    pub(crate) fn other_roots_reading(&self, root: &Path, file: &Path) -> Vec<PathBuf> {
         self.roots
             .iter()
             .filter(|r| r.as_path() != root)

@@ -25,8 +25,8 @@ pub mod patch;
 mod patches;
 mod plan;
 mod render;
-pub mod route_plan;
-pub mod route_set;
+pub(crate) mod route_plan;
+pub(crate) mod route_set;
 pub mod set;
 
 pub use kust::Kust;
@@ -47,7 +47,8 @@ use serde::Serialize;
 use crate::manifest::ManifestError;
 
 /// The names kustomize looks for in a directory, in its order.
-pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+pub(crate) const FILE_NAMES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Something kustomize would do that this module does not resolve, or a layout kustomize
 /// itself would fail on. `file` is repository-relative.
@@ -102,7 +103,7 @@ impl Fs<'_> {
     }
 
     /// The kustomization file of `dir`, if it has one.
-    pub fn kustomization_in(&self, dir: &Path) -> Option<PathBuf> {
+    pub(crate) fn kustomization_in(&self, dir: &Path) -> Option<PathBuf> {
         FILE_NAMES
             .iter()
             .map(|n| dir.join(n))
@@ -111,7 +112,7 @@ impl Fs<'_> {
 }
 
 /// `a/b/../c` -> `a/c`, relative to the repository; `None` when it leaves the repository.
-pub fn normalize(path: &Path) -> Option<PathBuf> {
+pub(crate) fn normalize(path: &Path) -> Option<PathBuf> {
     let mut out: Vec<std::ffi::OsString> = Vec::new();
     for c in path.components() {
         match c {
@@ -127,7 +128,7 @@ pub fn normalize(path: &Path) -> Option<PathBuf> {
 }
 
 /// A kustomize reference that is not a local path (a Git URL, `github.com/...`, an HTTP file).
-pub fn is_remote(entry: &str) -> bool {
+pub(crate) fn is_remote(entry: &str) -> bool {
     entry.contains("://")
         || entry.starts_with("git@")
         || entry.contains("?ref=")
@@ -138,7 +139,7 @@ pub fn is_remote(entry: &str) -> bool {
 }
 
 /// A directory as people write it (`.` for the repository's root).
-pub fn display_dir(p: &Path) -> String {
+pub(crate) fn display_dir(p: &Path) -> String {
     if p.as_os_str().is_empty() {
         ".".into()
     } else {
@@ -147,7 +148,7 @@ pub fn display_dir(p: &Path) -> String {
 }
 
 /// How an origin is named in reports.
-pub fn origin_kind(k: OriginKind) -> &'static str {
+pub(crate) fn origin_kind(k: OriginKind) -> &'static str {
     match k {
         OriginKind::Resource => "resource",
         OriginKind::Patch => "patch",

@@ -157,7 +157,7 @@ impl Obj {
             .filter(|s| !s.is_empty())
     }
 
-    pub fn qualified_name(&self) -> String {
+    pub(crate) fn qualified_name(&self) -> String {
         match self.namespace() {
             Some(ns) => format!("{ns}/{}", self.name()),
             None => self.name().to_string(),

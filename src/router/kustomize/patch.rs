@@ -12,7 +12,7 @@ pub enum Merged {
 }
 
 /// Apply a strategic-merge patch to `target`.
-pub fn strategic_merge(target: &mut Value, patch: &Value) -> Merged {
+pub(crate) fn strategic_merge(target: &mut Value, patch: &Value) -> Merged {
     if patch.get("$patch").and_then(Value::as_str) == Some("delete") {
         return Merged::Deleted;
     }
@@ -53,7 +53,7 @@ fn merge(target: &mut Value, patch: &Value) {
 }
 
 /// Split an RFC 6901 pointer into unescaped tokens.
-pub fn pointer_tokens(ptr: &str) -> Result<Vec<String>, String> {
+pub(crate) fn pointer_tokens(ptr: &str) -> Result<Vec<String>, String> {
     if ptr.is_empty() {
         return Ok(Vec::new());
     }
@@ -143,7 +143,7 @@ fn remove(v: &mut Value, tokens: &[String]) -> Result<Value, String> {
 
 /// One RFC 6902 operation.
 #[derive(Debug, Clone)]
-pub struct Op {
+pub(crate) struct Op {
     pub op: String,
     pub path: Vec<String>,
     pub from: Option<Vec<String>>,
@@ -151,7 +151,7 @@ pub struct Op {
 }
 
 /// Apply one operation.
-pub fn apply_op(v: &mut Value, op: &Op) -> Result<(), String> {
+pub(crate) fn apply_op(v: &mut Value, op: &Op) -> Result<(), String> {
     match op.op.as_str() {
         "add" => add(v, &op.path, op.value.clone().unwrap_or(Value::Null)),
         "remove" => remove(v, &op.path).map(|_| ()),

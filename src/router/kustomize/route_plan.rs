@@ -3,15 +3,13 @@
 //! API router finds in the rendering (with the Services and Deployments the same root renders),
 //! and for each weight of a split the file and line that decide it.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use super::object::rule_ref;
 use super::plan::synthetic;
-use super::{backend_ref, Layout, Obj, Origin};
-use crate::manifest::{self, ManifestError, Repo, SourceFile};
-use crate::router::gateway::{self, Context, GatewayApi, GatewayDiscovery, HttpRoute, RouteCanary};
+use super::{backend_ref, Obj, Origin};
+use crate::manifest::{self, SourceFile};
+use crate::router::gateway::{self, Context, GatewayApi, HttpRoute, RouteCanary};
 use crate::router::{Problem, Router};
 
 /// A weight of a rendered split and what decides it.
@@ -40,7 +38,7 @@ pub struct RootRoute {
 }
 
 /// A root's rendering as the Gateway API router reads it.
-pub struct RenderedRoutes<'a> {
+pub(crate) struct RenderedRoutes<'a> {
     pub objs: &'a [Obj],
     /// The Services and Deployments of the rendering.
     pub ctx: Context,
@@ -168,7 +166,7 @@ pub fn weights(rc: &RouteCanary, o: &Obj) -> Vec<RouteWeight> {
 
 /// The HTTPRoutes a root renders with a canary or a split, and the problems of the rendering
 /// not tied to one route.
-pub fn root_routes(objs: &[Obj]) -> (Vec<RootRoute>, Vec<Problem>) {
+pub(crate) fn root_routes(objs: &[Obj]) -> (Vec<RootRoute>, Vec<Problem>) {
     let r = RenderedRoutes::new(objs);
     let routes = r
         .routes
@@ -183,33 +181,6 @@ pub fn root_routes(objs: &[Obj]) -> (Vec<RootRoute>, Vec<Problem>) {
         })
         .collect();
     (routes, r.unknown_versions())
-}
-
-/// The HTTPRoutes of the files no kustomization reads (the flat manifests), as
-/// [`gateway::discover_repo`] finds them.
-pub fn discover_flat(
-    dir: &Path,
-    layout: &Layout,
-    canary_service: Option<&str>,
-) -> Result<GatewayDiscovery, ManifestError> {
-    let mut repo = Repo::load_filtered(dir, &|b| GatewayApi.may_contain_route(b))?;
-    repo.files.retain(|f| !layout.owns(&f.path));
-    repo.skipped.retain(|s| !layout.owns(&s.file));
-    if repo.files.is_empty() && repo.skipped.is_empty() {
-        return Ok(gateway::discover_routes(
-            &[],
-            &Context::default(),
-            &[],
-            None,
-        ));
-    }
-    let ctx = Context::load(dir)?;
-    Ok(gateway::discover_routes(
-        &repo.files,
-        &ctx,
-        &repo.skipped,
-        canary_service,
-    ))
 }
 
 /// Whether a file may hold an HTTPRoute named `name` (for loading only those).

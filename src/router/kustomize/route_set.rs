@@ -64,7 +64,7 @@ impl Named for Candidate<'_> {
 /// What a selector names: an HTTPRoute rendered by a root, as read from the rendering, or an
 /// HTTPRoute of a flat manifest.
 #[derive(Debug, Clone)]
-pub enum ChosenRoute {
+pub(crate) enum ChosenRoute {
     Rendered {
         root: PathBuf,
         /// Index of the object in the root's rendering of [`HTTPROUTE_KINDS`].
@@ -78,7 +78,7 @@ pub enum ChosenRoute {
 /// [`HTTPROUTE_KINDS`]) and the flat manifests, within the root `overlay` picks (already
 /// checked by [`overlay_root`]). The error lists the candidates, each with the `--overlay`
 /// that picks it.
-pub fn choose_route(
+pub(crate) fn choose_route(
     dir: &Path,
     layout: &Layout,
     before: &Renders,
@@ -219,7 +219,7 @@ pub fn set_weight(
 /// reads it: the canary (pointing at its sources), the root that renders it (`None`: a flat
 /// manifest), and that root's Deployments and Services (empty for a flat manifest).
 #[derive(Debug, Clone)]
-pub struct SelectedRoute {
+pub(crate) struct SelectedRoute {
     pub root: Option<PathBuf>,
     pub canary: SelectedCanary,
     pub workloads: Vec<Workload>,

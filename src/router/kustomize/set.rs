@@ -65,7 +65,7 @@ impl Candidate<'_> {
 /// What a selector names in a repository with kustomizations: a canary rendered by a root, or
 /// an Ingress of a flat manifest (a file no kustomization reads).
 #[derive(Debug, Clone)]
-pub enum Chosen {
+pub(crate) enum Chosen {
     Rendered {
         root: PathBuf,
         /// Index of the object in the root's rendering ([`render_roots`]).
@@ -93,7 +93,7 @@ impl Chosen {
 }
 
 /// `--overlay` as a root of the layout (relative to `dir`, normalized), or why it is not one.
-pub fn overlay_root(
+pub(crate) fn overlay_root(
     dir: &Path,
     layout: &Layout,
     overlay: Option<&Path>,
@@ -132,7 +132,7 @@ pub fn overlay_root(
 /// Choose the Ingress `sel` names among what the roots render (`before`) and the flat
 /// manifests, within the root `overlay` picks (already checked by [`overlay_root`]). The
 /// error lists the candidates, each with the `--overlay` that picks it.
-pub fn choose(
+pub(crate) fn choose(
     dir: &Path,
     layout: &Layout,
     before: &Renders,

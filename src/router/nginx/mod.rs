@@ -22,10 +22,10 @@ use crate::manifest::{Edit, ManifestError, PathSeg, ScalarKind, Skipped, SourceF
 use crate::yaml::{NodeId, NodeKind, Stream, Style};
 use problems::{pair_problems, problem, same_location};
 
-pub const PREFIX: &str = "nginx.ingress.kubernetes.io/";
+pub(crate) const PREFIX: &str = "nginx.ingress.kubernetes.io/";
 pub const CANARY: &str = "nginx.ingress.kubernetes.io/canary";
 pub const WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
-pub const WEIGHT_TOTAL: &str = "nginx.ingress.kubernetes.io/canary-weight-total";
+pub(crate) const WEIGHT_TOTAL: &str = "nginx.ingress.kubernetes.io/canary-weight-total";
 const API_VERSIONS: [&str; 3] = [
     "networking.k8s.io/v1",
     "networking.k8s.io/v1beta1",
