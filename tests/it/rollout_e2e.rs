@@ -8,7 +8,12 @@
 //! the tool after every change it makes to the outside world and re-runs it, and asserts the
 //! same end state with no duplicate branch, PR or commit.
 
+mod weights;
+
 use crate::support::e2e;
+use weights::{
+    base_weight, live_route_weight, live_weight, ns_name, rendered_route_weight, rendered_weight,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,81 +88,6 @@ impl Default for CanaryAt {
     }
 }
 
-fn ns_name(s: &str) -> (&str, &str) {
-    s.split_once('/').unwrap_or(("default", s))
-}
-
-/// The canary weight Git has on the base branch, read independently of the tool where it can
-/// be: the rendering of `kubectl kustomize`, the HTTPRoute's weights or the HelmRelease's value
-/// as YAML.
-fn base_weight(w: &World, c: &CanaryAt) -> u32 {
-    let (ns, name) = ns_name(&c.name);
-    if let Some(path) = &c.value {
-        let text = w.file_on_base(&c.file).expect("the HelmRelease file");
-        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("YAML");
-        let release = docs
-            .iter()
-            .find(|d| d["kind"] == "HelmRelease")
-            .expect("a HelmRelease");
-        let value = path
-            .split('.')
-            .fold(&release["spec"]["values"], |v, key| &v[key]);
-        return value.as_u64().expect("an integer weight") as u32;
-    }
-    if let Some(svc) = &c.route_service {
-        let text = w.file_on_base(&c.file).expect("the HTTPRoute file");
-        let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("HTTPRoute YAML");
-        let mut total = 0u64;
-        let mut canary = 0u64;
-        for rule in doc["spec"]["rules"].as_array().into_iter().flatten() {
-            let refs = rule["backendRefs"].as_array().cloned().unwrap_or_default();
-            if refs.len() != 2 {
-                continue;
-            }
-            for b in refs {
-                let wt = b["weight"].as_u64().unwrap_or(1);
-                total += wt;
-                if b["name"] == svc.as_str() {
-                    canary += wt;
-                }
-            }
-        }
-        return (canary * 100).checked_div(total).unwrap_or(0) as u32;
-    }
-    match &c.root {
-        Some(root) => rendered_weight(&w.rendered(root), ns, name)
-            .unwrap_or_else(|| panic!("{root} renders no canary {ns}/{name}")),
-        None => w.base_weight(&c.file),
-    }
-}
-
-/// The weight of the Ingress `ns/name` in `kubectl kustomize` output (0 when absent).
-fn rendered_weight(text: &str, ns: &str, name: &str) -> Option<u32> {
-    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).expect("rendered YAML");
-    let ing = docs.iter().find(|d| {
-        d["kind"] == "Ingress" && d["metadata"]["name"] == name && d["metadata"]["namespace"] == ns
-    })?;
-    Some(
-        ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"]
-            .as_str()
-            .map_or(0, |v| v.parse().expect("an integer weight")),
-    )
-}
-
-/// The live canary weight: the Ingress's annotation, or the HTTPRoute canary's percentage.
-fn live_weight(w: &World, c: &CanaryAt) -> Option<u32> {
-    let (ns, name) = ns_name(&c.name);
-    match &c.route_service {
-        Some(svc) => {
-            let weights = w.live_route_weights(ns, name)?;
-            let total: u64 = weights.values().sum();
-            let canary = *weights.get(svc)?;
-            Some((canary * 100).checked_div(total).unwrap_or(0) as u32)
-        }
-        None => w.live_weight(ns, name),
-    }
-}
-
 fn default_sync() -> String {
     "argo".into()
 }
@@ -220,6 +150,13 @@ struct Expect {
     /// Live weights of other canary Ingresses at the end: `NS/NAME` -> weight.
     #[serde(default)]
     live: BTreeMap<String, u32>,
+    /// What other Kustomize roots render at the end: root -> (`NS/NAME` of the HTTPRoute, its
+    /// canary backendRef's Service, that backendRef's share of the split in percent).
+    #[serde(default)]
+    rendered_routes: BTreeMap<String, (String, String, u32)>,
+    /// Live splits of other HTTPRoutes at the end: `NS/NAME` -> (canary Service, percent).
+    #[serde(default)]
+    live_routes: BTreeMap<String, (String, u32)>,
 }
 
 fn bin() -> PathBuf {
@@ -485,6 +422,24 @@ async fn run_scenario(name: &str, sc: Scenario) -> Vec<String> {
             failures.push(format!(
                 "{name}: live {canary} at {:?}, want {want}",
                 w.live_weight(ns, n)
+            ));
+        }
+    }
+    for (root, (route, svc, want)) in &e.rendered_routes {
+        let (ns, n) = ns_name(route);
+        let got = rendered_route_weight(&w.rendered(root), ns, n, svc);
+        if got != Some(*want) {
+            failures.push(format!(
+                "{name}: {root} renders {route} with {svc} at {got:?}, want {want}"
+            ));
+        }
+    }
+    for (route, (svc, want)) in &e.live_routes {
+        let (ns, n) = ns_name(route);
+        let got = live_route_weight(&w, ns, n, svc);
+        if got != Some(*want) {
+            failures.push(format!(
+                "{name}: live {route} with {svc} at {got:?}, want {want}"
             ));
         }
     }

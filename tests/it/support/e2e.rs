@@ -1302,14 +1302,15 @@ fn extract_at(bare: &Path, rev: &str) -> Result<tempfile::TempDir, String> {
     Ok(tmp)
 }
 
-/// Is `kubectl kustomize` there? Prints a SKIP line when not.
+/// Is `kubectl kustomize` there? Prints a SKIP line when not (a failure under
+/// `GITOPS_CANARY_REQUIRE_TOOLS`).
 pub fn kustomize_available() -> bool {
     let ok = Command::new("kubectl")
         .args(["version", "--client"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIP: kubectl (with Kustomize v5) is not installed; install kubectl to run the overlay scenarios");
+        git_server::skip("kubectl (with Kustomize v5) is not installed; install kubectl to run the overlay scenarios");
     }
     ok
 }
