@@ -152,7 +152,19 @@ pub struct Repo {
 /// Every `*.yaml`/`*.yml` file under `dir`, skipping `.git` and what `.gitignore` ignores,
 /// in a stable order (so reports and errors do not depend on the file system).
 pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
-    let found = walk::yaml_files_with(dir, &|_, _| Some(()))?;
+    let found = walk::files_with(dir, &walk::is_yaml, &|_, _| Some(()))?;
+    Ok(found.into_iter().map(|(path, ())| path).collect())
+}
+
+/// Every file under `dir` named one of `names` (e.g. the kustomization file names), skipping
+/// `.git` and what `.gitignore` ignores, in path order; a walk on all cores that reads no file.
+pub fn files_named(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>, ManifestError> {
+    let wanted = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| names.contains(&n))
+    };
+    let found = walk::files_with(dir, &wanted, &|_, _| Some(()))?;
     Ok(found.into_iter().map(|(path, ())| path).collect())
 }
 
@@ -171,17 +183,16 @@ impl Repo {
         dir: &Path,
         keep: &(dyn Fn(&[u8]) -> bool + Sync),
     ) -> Result<Repo, ManifestError> {
-        let found = walk::yaml_files_with(dir, &|path, buf| {
-            let rel = path.strip_prefix(dir).unwrap_or(path).to_path_buf();
+        let rel = |path: &Path| path.strip_prefix(dir).unwrap_or(path).to_path_buf();
+        let found = walk::files_with(dir, &walk::is_yaml, &|path, buf| {
             if let Err(source) = walk::read_into(path, buf) {
-                return Some(Loaded::Unreadable(ManifestError::Read {
-                    file: rel,
-                    source,
-                }));
+                let file = rel(path);
+                return Some(Loaded::Unreadable(ManifestError::Read { file, source }));
             }
             if !keep(buf) {
                 return None;
             }
+            let rel = rel(path);
             let Ok(text) = std::str::from_utf8(buf) else {
                 return Some(Loaded::Skipped(Skipped {
                     file: rel,

@@ -1,5 +1,6 @@
-//! Walking a repository's YAML files on every core: the `ignore` crate's parallel walker (as
-//! ripgrep walks), `.git` skipped and `.gitignore` honoured. Each file is handed to the visitor
+//! Walking a repository's files on every core: the `ignore` crate's parallel walker (as
+//! ripgrep walks), `.git` skipped and `.gitignore` honoured (it reads the ignore files a
+//! directory lists, instead of probing four names in every directory). Each file is handed to the visitor
 //! on the thread that found it, with that thread's scratch buffer, so reading and filtering
 //! a 20,000-file monorepo run on all cores too. Results are sorted by path afterwards: the
 //! sorted order is the one a walk with sorted siblings gives, so nothing that reports or
@@ -16,21 +17,25 @@ use super::ManifestError;
 /// What a visitor makes of one file: `None` drops it.
 pub(crate) type Visit<'a, T> = dyn Fn(&Path, &mut Vec<u8>) -> Option<T> + Sync + 'a;
 
+/// Which files (by path) are visited at all.
+pub(crate) type Wanted<'a> = dyn Fn(&Path) -> bool + Sync + 'a;
+
 /// Found items, and walk errors with the path they concern (empty when unknown).
 type Found<T> = (Vec<(PathBuf, T)>, Vec<(PathBuf, String)>);
 
-fn is_yaml(path: &Path) -> bool {
+pub(crate) fn is_yaml(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("yaml") | Some("yml")
     )
 }
 
-/// Visit every `*.yaml`/`*.yml` file under `dir` (skipping `.git` and what `.gitignore`
+/// Visit every file under `dir` that `wanted` selects (skipping `.git` and what `.gitignore`
 /// ignores) on all cores; the kept results sorted by path. The first walk error by path
 /// fails the walk, as the first one met in a sorted walk did.
-pub(crate) fn yaml_files_with<T: Send>(
+pub(crate) fn files_with<T: Send>(
     dir: &Path,
+    wanted: &Wanted<'_>,
     visit: &Visit<'_, T>,
 ) -> Result<Vec<(PathBuf, T)>, ManifestError> {
     let sink: Mutex<Found<T>> = Mutex::new((Vec::new(), Vec::new()));
@@ -39,7 +44,11 @@ pub(crate) fn yaml_files_with<T: Send>(
         .require_git(false)
         .filter_entry(|e| e.file_name() != ".git")
         .build_parallel()
-        .visit(&mut Workers { visit, sink: &sink });
+        .visit(&mut Workers {
+            wanted,
+            visit,
+            sink: &sink,
+        });
     let (mut found, mut errors) = sink.into_inner().unwrap_or_else(|p| p.into_inner());
     if !errors.is_empty() {
         errors.sort();
@@ -53,13 +62,17 @@ pub(crate) fn yaml_files_with<T: Send>(
     Ok(found)
 }
 
-/// Read a whole file into `buf` (reused across files: no allocation, no size query).
+/// Read a whole file into `buf`, reused across files. Through `take`: `File::read_to_end`
+/// first asks the file's size (a `statx` and an `lseek` per file, a third of the system calls
+/// of a small file); the generic loop just fills the reused buffer until end of file.
 pub(crate) fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     buf.clear();
-    std::fs::File::open(path)?.read_to_end(buf).map(|_| ())
+    let file = std::fs::File::open(path)?;
+    file.take(u64::MAX).read_to_end(buf).map(|_| ())
 }
 
 struct Workers<'a, 'v, T> {
+    wanted: &'a Wanted<'v>,
     visit: &'a Visit<'v, T>,
     sink: &'a Mutex<Found<T>>,
 }
@@ -67,6 +80,7 @@ struct Workers<'a, 'v, T> {
 impl<'s, T: Send> ParallelVisitorBuilder<'s> for Workers<'s, '_, T> {
     fn build(&mut self) -> Box<dyn ParallelVisitor + 's> {
         Box::new(Worker {
+            wanted: self.wanted,
             visit: self.visit,
             sink: self.sink,
             buf: Vec::with_capacity(64 << 10),
@@ -77,6 +91,7 @@ impl<'s, T: Send> ParallelVisitorBuilder<'s> for Workers<'s, '_, T> {
 
 /// One walking thread: what it found stays local until the thread ends.
 struct Worker<'a, 'v, T> {
+    wanted: &'a Wanted<'v>,
     visit: &'a Visit<'v, T>,
     sink: &'a Mutex<Found<T>>,
     buf: Vec<u8>,
@@ -87,7 +102,7 @@ impl<T: Send> ParallelVisitor for Worker<'_, '_, T> {
     fn visit(&mut self, entry: Result<DirEntry, ignore::Error>) -> WalkState {
         match entry {
             Ok(e) => {
-                if e.file_type().is_some_and(|t| t.is_file()) && is_yaml(e.path()) {
+                if e.file_type().is_some_and(|t| t.is_file()) && (self.wanted)(e.path()) {
                     if let Some(item) = (self.visit)(e.path(), &mut self.buf) {
                         self.found.0.push((e.into_path(), item));
                     }
@@ -121,3 +136,6 @@ fn error_path(err: &ignore::Error) -> Option<&Path> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;
