@@ -2,12 +2,13 @@
 //! value means (a canary weight, a route) is the routers' business (`router`), one layer up.
 //!
 //! Reading is split in two so that a 20,000-file monorepo costs about what `grep` costs: the
-//! walk reads each file's bytes once and parses only the files whose bytes can hold a route
-//! (`Repo::load_filtered`). Editing is values first: `Edit` says which file, document, YAML
+//! walk (`walk`, on every core) reads each file's bytes once and parses only the files whose
+//! bytes can hold a route (`Repo::load_filtered`). Editing is values first: `Edit` says which file, document, YAML
 //! path, old and new value; `edit::apply` is the one place that turns edits into bytes, and
 //! `--dry-run` renders the very same values as a diff. Nothing here talks to Git or a cluster.
 
 pub mod edit;
+mod walk;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -148,66 +149,72 @@ pub struct Repo {
     pub skipped: Vec<Skipped>,
 }
 
-fn is_yaml(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml") | Some("yml")
-    )
-}
-
 /// Every `*.yaml`/`*.yml` file under `dir`, skipping `.git` and what `.gitignore` ignores,
 /// in a stable order (so reports and errors do not depend on the file system).
 pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
-    let mut out = Vec::new();
-    let walker = ignore::WalkBuilder::new(dir)
-        .hidden(false)
-        .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git")
-        .sort_by_file_name(|a, b| a.cmp(b))
-        .build();
-    for entry in walker {
-        let entry = entry.map_err(|e| ManifestError::Walk {
-            dir: dir.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        if entry.file_type().is_some_and(|t| t.is_file()) && is_yaml(entry.path()) {
-            out.push(entry.into_path());
-        }
-    }
-    Ok(out)
+    let found = walk::files_with(dir, &walk::is_yaml, &|_, _| Some(()))?;
+    Ok(found.into_iter().map(|(path, ())| path).collect())
+}
+
+/// Every file under `dir` named one of `names` (e.g. the kustomization file names), skipping
+/// `.git` and what `.gitignore` ignores, in path order; a walk on all cores that reads no file.
+pub fn files_named(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>, ManifestError> {
+    let wanted = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| names.contains(&n))
+    };
+    let found = walk::files_with(dir, &wanted, &|_, _| Some(()))?;
+    Ok(found.into_iter().map(|(path, ())| path).collect())
+}
+
+/// What loading made of one file that passed the byte filter.
+enum Loaded {
+    File(SourceFile),
+    Skipped(Skipped),
+    Unreadable(ManifestError),
 }
 
 impl Repo {
     /// Load the YAML files whose bytes pass `keep`; the rest are read and dropped unparsed.
-    /// Files that do not parse or are not UTF-8 are skipped with a reason.
-    pub fn load_filtered(dir: &Path, keep: &dyn Fn(&[u8]) -> bool) -> Result<Repo, ManifestError> {
-        let mut files = Vec::new();
-        let mut skipped = Vec::new();
-        for path in yaml_files(dir)? {
-            let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
-            let bytes = std::fs::read(&path).map_err(|source| ManifestError::Read {
-                file: rel.clone(),
-                source,
-            })?;
-            if !keep(&bytes) {
-                continue;
+    /// Files that do not parse or are not UTF-8 are skipped with a reason. The walk, the
+    /// reads, `keep` and the parses run on all cores; files and skips come in path order.
+    pub fn load_filtered(
+        dir: &Path,
+        keep: &(dyn Fn(&[u8]) -> bool + Sync),
+    ) -> Result<Repo, ManifestError> {
+        let rel = |path: &Path| path.strip_prefix(dir).unwrap_or(path).to_path_buf();
+        let found = walk::files_with(dir, &walk::is_yaml, &|path, buf| {
+            if let Err(source) = walk::read_into(path, buf) {
+                let file = rel(path);
+                return Some(Loaded::Unreadable(ManifestError::Read { file, source }));
             }
-            let text = match String::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(_) => {
-                    skipped.push(Skipped {
-                        file: rel,
-                        reason: "not UTF-8".into(),
-                    });
-                    continue;
-                }
+            if !keep(buf) {
+                return None;
+            }
+            let rel = rel(path);
+            let Ok(text) = std::str::from_utf8(buf) else {
+                return Some(Loaded::Skipped(Skipped {
+                    file: rel,
+                    reason: "not UTF-8".into(),
+                }));
             };
-            match SourceFile::parse(rel.clone(), text) {
-                Ok(f) => files.push(f),
-                Err(e) => skipped.push(Skipped {
+            Some(match SourceFile::parse(rel.clone(), text.to_string()) {
+                Ok(f) => Loaded::File(f),
+                Err(e) => Loaded::Skipped(Skipped {
                     file: rel,
                     reason: format!("not YAML a parser accepts ({e})"),
                 }),
+            })
+        })?;
+        let mut files = Vec::new();
+        let mut skipped = Vec::new();
+        for (_, loaded) in found {
+            match loaded {
+                Loaded::File(f) => files.push(f),
+                Loaded::Skipped(s) => skipped.push(s),
+                // The first unreadable file in path order, as a sorted walk would meet it.
+                Loaded::Unreadable(e) => return Err(e),
             }
         }
         Ok(Repo {

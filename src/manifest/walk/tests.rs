@@ -1,0 +1,162 @@
+use std::path::{Path, PathBuf};
+
+use crate::manifest::{files_named, yaml_files, Repo};
+
+/// Write `files` (path, text) under a new temporary directory.
+fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+/// The walk before it ran on all cores: sequential, siblings sorted by name.
+fn sorted_sequential_walk(dir: &Path) -> Vec<PathBuf> {
+    ignore::WalkBuilder::new(dir)
+        .hidden(false)
+        .require_git(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .build()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+        .map(|e| e.into_path())
+        .filter(|p| super::is_yaml(p))
+        .collect()
+}
+
+const INGRESS: &str = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\n";
+
+/// Names whose order differs between "sort the paths as strings" and "sort the siblings":
+/// `a/` before `a-b` by component, after it by bytes (`/` > `-`).
+fn tricky() -> tempfile::TempDir {
+    tree(&[
+        ("a/z.yaml", INGRESS),
+        ("a-b/x.yaml", INGRESS),
+        ("a.yaml", INGRESS),
+        ("a/b/c.yml", INGRESS),
+        ("B.yaml", INGRESS),
+        (".hidden/h.yaml", INGRESS),
+        (".git/config.yaml", INGRESS),
+        ("notes.txt", INGRESS),
+        ("ignored/x.yaml", INGRESS),
+        ("sub/.gitignore", "skip.yaml\n"),
+        ("sub/skip.yaml", INGRESS),
+        ("sub/keep.yaml", INGRESS),
+        (".gitignore", "ignored/\n"),
+    ])
+}
+
+#[test]
+fn yaml_files_in_the_order_of_a_sorted_walk_with_gitignore_honoured() {
+    let dir = tricky();
+    let found = yaml_files(dir.path()).unwrap();
+    assert_eq!(found, sorted_sequential_walk(dir.path()));
+    let rel: Vec<String> = found
+        .iter()
+        .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        rel,
+        [
+            ".hidden/h.yaml",
+            "B.yaml",
+            "a/b/c.yml",
+            "a/z.yaml",
+            "a-b/x.yaml",
+            "a.yaml",
+            "sub/keep.yaml"
+        ]
+    );
+}
+
+#[test]
+fn load_filtered_keeps_path_order_for_files_and_skips() {
+    let mut files: Vec<(String, String)> = (0..40)
+        .map(|i| {
+            (
+                format!("d{}/f{i}.yaml", i % 7),
+                INGRESS.replace("web", &format!("web-{i}")),
+            )
+        })
+        .collect();
+    files.push(("d3/broken.yaml".into(), "kind: Ingress\n  bad: [\n".into()));
+    files.push(("d1/other.yaml".into(), "kind: ConfigMap\n".into()));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let dir = tree(&refs);
+    std::fs::write(
+        dir.path().join("d0/latin1.yaml"),
+        b"kind: Ingress\nx: \xe9\n",
+    )
+    .unwrap();
+
+    let repo =
+        Repo::load_filtered(dir.path(), &|b| crate::manifest::contains(b, b"Ingress")).unwrap();
+    let paths: Vec<PathBuf> = repo.files.iter().map(|f| f.path.clone()).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted);
+    assert_eq!(
+        paths.len(),
+        40,
+        "the ConfigMap is filtered out, the rest parse"
+    );
+    assert!(paths.iter().all(|p| p.is_relative()));
+    let skipped: Vec<(String, &str)> = repo
+        .skipped
+        .iter()
+        .map(|s| (s.file.display().to_string(), s.reason.as_str()))
+        .collect();
+    assert_eq!(skipped[0], ("d0/latin1.yaml".to_string(), "not UTF-8"));
+    assert_eq!(skipped[1].0, "d3/broken.yaml");
+    assert!(
+        skipped[1].1.starts_with("not YAML a parser accepts"),
+        "{skipped:?}"
+    );
+    assert_eq!(skipped.len(), 2);
+}
+
+#[test]
+fn files_named_finds_kustomizations_without_reading_ignored_ones() {
+    let dir = tree(&[
+        ("overlays/prod/kustomization.yaml", ""),
+        ("base/Kustomization", ""),
+        ("base/ingress.yaml", INGRESS),
+        ("vendor/kustomization.yml", ""),
+        ("build/kustomization.yaml", ""),
+        (".gitignore", "build/\n"),
+    ]);
+    let found = files_named(
+        dir.path(),
+        &["kustomization.yaml", "kustomization.yml", "Kustomization"],
+    )
+    .unwrap();
+    let rel: Vec<String> = found
+        .iter()
+        .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        rel,
+        [
+            "base/Kustomization",
+            "overlays/prod/kustomization.yaml",
+            "vendor/kustomization.yml"
+        ]
+    );
+}
+
+#[test]
+fn a_missing_directory_is_a_walk_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = yaml_files(&dir.path().join("absent")).unwrap_err();
+    assert!(
+        matches!(err, crate::manifest::ManifestError::Walk { .. }),
+        "{err}"
+    );
+}
