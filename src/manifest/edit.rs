@@ -61,7 +61,7 @@ impl Edit {
 }
 
 /// A YAML path as people write it.
-pub fn render_path(path: &[PathSeg]) -> String {
+pub(crate) fn render_path(path: &[PathSeg]) -> String {
     let mut out = String::new();
     for seg in path {
         match seg {
@@ -154,7 +154,7 @@ pub fn apply(file: &SourceFile, edits: &[Edit]) -> Result<EditOutcome, ManifestE
 }
 
 /// `diff -u` of one file, with `a/` and `b/` prefixes as git prints them.
-pub fn unified_diff(path: &Path, old: &str, new: &str) -> String {
+pub(crate) fn unified_diff(path: &Path, old: &str, new: &str) -> String {
     let p = path.display();
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
@@ -256,7 +256,7 @@ fn splice_for(file: &SourceFile, edit: &Edit) -> Result<Option<Splice>, Manifest
 
 /// A plain scalar that YAML reads back as this same string (not a number, bool or null, no
 /// indicator characters).
-pub fn plain_safe(v: &str) -> bool {
+pub(crate) fn plain_safe(v: &str) -> bool {
     !v.is_empty()
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))

@@ -151,14 +151,14 @@ pub struct Repo {
 
 /// Every `*.yaml`/`*.yml` file under `dir`, skipping `.git` and what `.gitignore` ignores,
 /// in a stable order (so reports and errors do not depend on the file system).
-pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
+pub(crate) fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     let found = walk::files_with(dir, &walk::is_yaml, &|_, _| Some(()))?;
     Ok(found.into_iter().map(|(path, ())| path).collect())
 }
 
 /// Every file under `dir` named one of `names` (e.g. the kustomization file names), skipping
 /// `.git` and what `.gitignore` ignores, in path order; a walk on all cores that reads no file.
-pub fn files_named(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>, ManifestError> {
+pub(crate) fn files_named(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>, ManifestError> {
     let wanted = |p: &Path| {
         p.file_name()
             .and_then(|n| n.to_str())
@@ -264,7 +264,7 @@ impl std::fmt::Display for Selector {
 /// Files that did not parse but whose bytes name the selected object: each may be another
 /// definition of it (an overlay patch, a copy being edited), so a choice made without them is
 /// a guess.
-pub fn shadowing<'a>(repo: &'a Repo, selector: &Selector) -> Vec<&'a Skipped> {
+pub(crate) fn shadowing<'a>(repo: &'a Repo, selector: &Selector) -> Vec<&'a Skipped> {
     repo.skipped
         .iter()
         .filter(|s| {

@@ -26,7 +26,7 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub fn qualified_name(&self) -> String {
+    pub(crate) fn qualified_name(&self) -> String {
         match &self.namespace {
             Some(ns) => format!("{ns}/{}", self.name),
             None => self.name.clone(),
@@ -176,7 +176,7 @@ pub fn backing<'a>(
 
 /// Edits that give `stable` the canary's images, container by container name (a container the
 /// canary does not have keeps its image). Only changed images produce an edit.
-pub fn image_edits(stable: &Workload, canary: &Workload) -> Vec<Edit> {
+pub(crate) fn image_edits(stable: &Workload, canary: &Workload) -> Vec<Edit> {
     let mut out = Vec::new();
     for (i, (name, image)) in stable.containers.iter().enumerate() {
         let Some((_, new)) = canary.containers.iter().find(|(n, _)| n == name) else {

@@ -20,29 +20,17 @@ pub struct Layout {
 
 /// The directories holding a kustomization file, skipping `.git` and what `.gitignore` ignores.
 fn kustomization_dirs(root: &Path) -> Result<Vec<PathBuf>, ManifestError> {
-    let mut out = BTreeSet::new();
-    let walker = ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git")
-        .build();
-    for entry in walker {
-        let entry = entry.map_err(|e| ManifestError::Walk {
-            dir: root.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let name = entry.file_name().to_string_lossy();
-        if entry.file_type().is_some_and(|t| t.is_file()) && FILE_NAMES.contains(&name.as_ref()) {
-            let rel = entry
-                .path()
-                .strip_prefix(root)
-                .unwrap_or(entry.path())
+    // The same parallel walk as the manifests (`.gitignore` honoured), reading no file.
+    let out: BTreeSet<PathBuf> = crate::manifest::files_named(root, &FILE_NAMES)?
+        .into_iter()
+        .map(|p| {
+            p.strip_prefix(root)
+                .unwrap_or(&p)
                 .parent()
                 .map(Path::to_path_buf)
-                .unwrap_or_default();
-            out.insert(rel);
-        }
-    }
+                .unwrap_or_default()
+        })
+        .collect();
     Ok(out.into_iter().collect())
 }
 
