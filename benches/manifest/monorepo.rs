@@ -8,14 +8,19 @@ use std::path::Path;
 /// The overlays of every Kustomize app, with the canary weight each one patches in.
 pub const OVERLAYS: [(&str, u32); 3] = [("staging", 50), ("prod", 5), ("canary", 20)];
 
-fn deployment(out: &mut String, ns: Option<&str>, name: &str, i: usize) {
+/// `apiVersion`, `kind`, `metadata.name` and, when given, `metadata.namespace`.
+fn header(out: &mut String, api: &str, kind: &str, name: &str, ns: Option<&str>) {
     let _ = write!(
         out,
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n"
+        "apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}\n"
     );
     if let Some(ns) = ns {
         let _ = writeln!(out, "  namespace: {ns}");
     }
+}
+
+fn deployment(out: &mut String, ns: Option<&str>, name: &str, i: usize) {
+    header(out, "apps/v1", "Deployment", name, ns);
     let image = match ns {
         Some(ns) => format!("{ns}/{name}"),
         None => name.to_string(),
@@ -31,13 +36,7 @@ fn deployment(out: &mut String, ns: Option<&str>, name: &str, i: usize) {
 }
 
 fn service(out: &mut String, ns: Option<&str>, name: &str) {
-    let _ = write!(
-        out,
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n"
-    );
-    if let Some(ns) = ns {
-        let _ = writeln!(out, "  namespace: {ns}");
-    }
+    header(out, "v1", "Service", name, ns);
     let _ = write!(
         out,
         "spec:\n  selector:\n    app: {name}\n  ports:\n    - port: 80\n      targetPort: 8080\n"
@@ -45,13 +44,7 @@ fn service(out: &mut String, ns: Option<&str>, name: &str) {
 }
 
 fn config_map(out: &mut String, ns: Option<&str>, name: &str, i: usize) {
-    let _ = write!(
-        out,
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-config\n"
-    );
-    if let Some(ns) = ns {
-        let _ = writeln!(out, "  namespace: {ns}");
-    }
+    header(out, "v1", "ConfigMap", &format!("{name}-config"), ns);
     out.push_str("data:\n");
     for e in 0..80 {
         let _ = writeln!(
@@ -69,13 +62,7 @@ fn ingress(
     host: &str,
     canary: Option<u32>,
 ) {
-    let _ = write!(
-        out,
-        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n"
-    );
-    if let Some(ns) = ns {
-        let _ = writeln!(out, "  namespace: {ns}");
-    }
+    header(out, "networking.k8s.io/v1", "Ingress", name, ns);
     out.push_str("  annotations:\n");
     match canary {
         Some(w) => {
@@ -225,10 +212,21 @@ pub fn kustomize(root: &Path, files: usize) -> u64 {
             write(&o.join("kustomization.yaml"), &text, &mut bytes);
             text.clear();
             if canary {
-                let _ = write!(text, "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}-canary\n  annotations:\n    nginx.ingress.kubernetes.io/canary-weight: \"{weight}\"\n");
+                header(
+                    &mut text,
+                    "networking.k8s.io/v1",
+                    "Ingress",
+                    &format!("{name}-canary"),
+                    None,
+                );
+                let _ = write!(
+                    text,
+                    "  annotations:\n    nginx.ingress.kubernetes.io/canary-weight: \"{weight}\"\n"
+                );
             } else {
                 let replicas = if env == "prod" { 6 } else { 1 };
-                let _ = write!(text, "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n");
+                header(&mut text, "apps/v1", "Deployment", &name, None);
+                let _ = write!(text, "spec:\n  replicas: {replicas}\n");
             }
             write(&o.join("patch.yaml"), &text, &mut bytes);
         }

@@ -13,6 +13,13 @@ fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+fn relative(dir: &Path, paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect()
+}
+
 /// The walk before it ran on all cores: sequential, siblings sorted by name.
 fn sorted_sequential_walk(dir: &Path) -> Vec<PathBuf> {
     ignore::WalkBuilder::new(dir)
@@ -55,10 +62,7 @@ fn yaml_files_in_the_order_of_a_sorted_walk_with_gitignore_honoured() {
     let dir = tricky();
     let found = yaml_files(dir.path()).unwrap();
     assert_eq!(found, sorted_sequential_walk(dir.path()));
-    let rel: Vec<String> = found
-        .iter()
-        .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
-        .collect();
+    let rel = relative(dir.path(), &found);
     assert_eq!(
         rel,
         [
@@ -137,10 +141,7 @@ fn files_named_finds_kustomizations_without_reading_ignored_ones() {
         &["kustomization.yaml", "kustomization.yml", "Kustomization"],
     )
     .unwrap();
-    let rel: Vec<String> = found
-        .iter()
-        .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
-        .collect();
+    let rel = relative(dir.path(), &found);
     assert_eq!(
         rel,
         [
