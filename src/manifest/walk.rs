@@ -1,10 +1,10 @@
 //! Walking a repository's files on every core: the `ignore` crate's parallel walker (as
 //! ripgrep walks), `.git` skipped and `.gitignore` honoured (it reads the ignore files a
-//! directory lists, instead of probing four names in every directory). Each file is handed to the visitor
-//! on the thread that found it, with that thread's scratch buffer, so reading and filtering
-//! a 20,000-file monorepo run on all cores too. Results are sorted by path afterwards: the
-//! sorted order is the one a walk with sorted siblings gives, so nothing that reports or
-//! chooses depends on the file system or on thread timing.
+//! directory lists instead of probing four names in every directory). Each file is handed to
+//! the visitor on the thread that found it, with that thread's scratch buffer, so reading and
+//! filtering a 20,000-file monorepo run on all cores too. Results are sorted by path afterwards:
+//! that is the order of a walk with sorted siblings, so nothing that reports or chooses depends
+//! on the file system or on thread timing.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
