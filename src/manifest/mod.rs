@@ -149,6 +149,26 @@ pub struct Repo {
     pub skipped: Vec<Skipped>,
 }
 
+/// The Kubernetes objects of one document: each item of a `kind: List` (with its index), or
+/// the root itself. Every reader of manifests (the routers, workloads, Kustomize rendering) goes
+/// through this, so a List is read the same way everywhere.
+pub(crate) fn objects(
+    s: &crate::yaml::Stream,
+    root: crate::yaml::NodeId,
+) -> Vec<(Option<usize>, crate::yaml::NodeId)> {
+    if s.get(root, "kind").and_then(|k| s.str(k)) == Some("List") {
+        if let Some(items) = s.get(root, "items") {
+            return s
+                .items(items)
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (Some(i), *n))
+                .collect();
+        }
+    }
+    vec![(None, root)]
+}
+
 /// Every `*.yaml`/`*.yml` file under `dir`, skipping `.git` and what `.gitignore` ignores,
 /// in a stable order (so reports and errors do not depend on the file system).
 pub(crate) fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {

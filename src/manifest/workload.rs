@@ -53,24 +53,15 @@ fn string_map(s: &Stream, node: Option<NodeId>) -> BTreeMap<String, String> {
 }
 
 fn objects(s: &Stream) -> Vec<(usize, Option<usize>, NodeId)> {
-    let mut out = Vec::new();
-    for d in &s.docs {
-        let Some(root) = d.root else { continue };
-        if s.get(root, "kind").and_then(|k| s.str(k)) == Some("List") {
-            for (i, item) in s
-                .get(root, "items")
-                .map(|it| s.items(it))
-                .unwrap_or(&[])
-                .iter()
-                .enumerate()
-            {
-                out.push((d.index, Some(i), *item));
-            }
-        } else {
-            out.push((d.index, None, root));
-        }
-    }
-    out
+    s.docs
+        .iter()
+        .filter_map(|d| d.root.map(|root| (d.index, root)))
+        .flat_map(|(doc, root)| {
+            super::objects(s, root)
+                .into_iter()
+                .map(move |(item, node)| (doc, item, node))
+        })
+        .collect()
 }
 
 fn meta(s: &Stream, obj: NodeId) -> Option<(Option<String>, String)> {

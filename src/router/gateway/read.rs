@@ -7,20 +7,6 @@ use crate::manifest::SourceFile;
 use crate::router::{Problem, Severity};
 use crate::yaml::{NodeId, NodeKind, Stream, Style};
 
-fn objects(s: &Stream, root: NodeId) -> Vec<(Option<usize>, NodeId)> {
-    if s.get(root, "kind").and_then(|k| s.str(k)) == Some("List") {
-        if let Some(items) = s.get(root, "items") {
-            return s
-                .items(items)
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (Some(i), *n))
-                .collect();
-        }
-    }
-    vec![(None, root)]
-}
-
 fn string(s: &Stream, node: NodeId, key: &str) -> Option<String> {
     s.get(node, key).and_then(|n| s.str(n)).map(String::from)
 }
@@ -218,7 +204,7 @@ pub fn http_routes(file: &SourceFile) -> Vec<HttpRoute> {
     let mut out = Vec::new();
     for doc in &s.docs {
         let Some(root) = doc.root else { continue };
-        for (item, obj) in objects(s, root) {
+        for (item, obj) in crate::manifest::objects(s, root) {
             if let Some(r) = read_route(file, doc.index, item, obj) {
                 out.push(r);
             }
@@ -233,7 +219,7 @@ pub(crate) fn unknown_versions(file: &SourceFile) -> Vec<Problem> {
     let mut out = Vec::new();
     for doc in &s.docs {
         let Some(root) = doc.root else { continue };
-        for (item, obj) in objects(s, root) {
+        for (item, obj) in crate::manifest::objects(s, root) {
             if !s.is_map(obj) || s.get(obj, "kind").and_then(|k| s.str(k)) != Some(KIND) {
                 continue;
             }

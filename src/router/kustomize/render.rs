@@ -42,21 +42,7 @@ fn read_resources(fs: Fs, file: &Path, kinds: &[&str]) -> Result<Vec<Obj>, Refus
     let mut out = Vec::new();
     for doc in &s.docs {
         let Some(root) = doc.root else { continue };
-        let mut objs = vec![(None, root)];
-        if s.get(root, "kind").and_then(|k| s.str(k)) == Some("List") {
-            objs = s
-                .get(root, "items")
-                .map(|i| {
-                    s.items(i)
-                        .iter()
-                        .copied()
-                        .enumerate()
-                        .map(|(i, n)| (Some(i), n))
-                        .collect()
-                })
-                .unwrap_or_default();
-        }
-        for (item, node) in objs {
+        for (item, node) in crate::manifest::objects(&s, root) {
             let kind = s.get(node, "kind").and_then(|k| s.str(k)).unwrap_or("");
             if !kinds.contains(&kind) {
                 continue;

@@ -63,21 +63,6 @@ fn field(key: &str) -> String {
     format!("metadata.annotations[{key:?}]")
 }
 
-/// Objects in a document: the root, or each item of a `kind: List`.
-fn objects(s: &Stream, root: NodeId) -> Vec<(Option<usize>, NodeId)> {
-    if s.get(root, "kind").and_then(|k| s.str(k)) == Some("List") {
-        if let Some(items) = s.get(root, "items") {
-            return s
-                .items(items)
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (Some(i), *n))
-                .collect();
-        }
-    }
-    vec![(None, root)]
-}
-
 fn backend_of(s: &Stream, b: NodeId) -> (Option<String>, Option<String>) {
     // networking.k8s.io/v1: backend.service.{name,port.{number|name}}
     if let Some(svc) = s.get(b, "service") {
@@ -281,7 +266,7 @@ impl Router for IngressNginx {
         let mut out = Vec::new();
         for doc in &s.docs {
             let Some(root) = doc.root else { continue };
-            for (item, obj) in objects(s, root) {
+            for (item, obj) in crate::manifest::objects(s, root) {
                 if let Some(r) = read_route(file, doc.index, item, obj) {
                     out.push(r);
                 }
