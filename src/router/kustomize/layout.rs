@@ -16,6 +16,10 @@ pub struct Layout {
     pub roots: Vec<PathBuf>,
     /// Every local file each kustomization reads, through the ones it uses.
     pub reach: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
+    /// Every file some kustomization reads (the union of `reach`), and the directories whose
+    /// every file one reads: asked once per manifest by [`Layout::owns`].
+    owned: BTreeSet<PathBuf>,
+    owned_dirs: BTreeSet<PathBuf>,
 }
 
 /// The directories holding a kustomization file, skipping `.git` and what `.gitignore` ignores.
@@ -130,10 +134,20 @@ impl Layout {
             }
             reach.insert(d.clone(), files);
         }
+        let mut owned = BTreeSet::new();
+        let mut owned_dirs = BTreeSet::new();
+        for f in reach.values().flatten() {
+            match f.file_name().filter(|n| *n == "*").and(f.parent()) {
+                Some(dir) => owned_dirs.insert(dir.to_path_buf()),
+                None => owned.insert(f.clone()),
+            };
+        }
         Ok(Layout {
             dirs: kept,
             roots,
             reach,
+            owned,
+            owned_dirs,
         })
     }
 
@@ -143,9 +157,14 @@ impl Layout {
 
     /// Does some kustomization read this file (so it is not a flat manifest)?
     pub fn owns(&self, file: &Path) -> bool {
-        self.reach
-            .values()
-            .any(|r| r.contains(file) || file.parent().is_some_and(|p| r.contains(&p.join("*"))))
+        self.owned.contains(file) || file.parent().is_some_and(|p| self.owned_dirs.contains(p))
+    }
+
+    /// Does the kustomization `dir` read `file`, through the ones it uses?
+    pub(crate) fn reads(&self, dir: &Path, file: &Path) -> bool {
+        self.reach.get(dir).is_some_and(|r| {
+            r.contains(file) || file.parent().is_some_and(|p| r.contains(&p.join("*")))
+        })
     }
 
     /// Roots other than `root` that read `file`.
@@ -153,7 +172,7 @@ impl Layout {
         self.roots
             .iter()
             .filter(|r| r.as_path() != root)
-            .filter(|r| self.reach.get(*r).is_some_and(|s| s.contains(file)))
+            .filter(|r| self.reads(r, file))
             .cloned()
             .collect()
     }

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::render::{render_with, Memo};
 use super::route_plan::{root_routes, RootRoute};
-use super::{render_kinds, render_roots, Fs, Layout, Obj, Origin, Refusal, Src, HTTPROUTE_KINDS};
+use super::{render_kinds, Fs, Layout, Obj, Origin, Refusal, Src, HTTPROUTE_KINDS};
 use crate::manifest::SourceFile;
-use crate::router::{self, nginx, Discovery, Problem};
+use crate::router::{self, gateway, nginx, Discovery, Problem};
 use crate::yaml::Stream;
 
 /// The Deployments and Services of a rendering, with their rendered names and namespaces but
@@ -143,17 +144,21 @@ pub struct RootCanary {
 }
 
 /// Every root with what it renders, for `plan`: its canary Ingresses, and its HTTPRoutes
-/// (rendered on their own, with the Services and Deployments behind them).
+/// (rendered on their own, with the Services and Deployments behind them). Roots are rendered
+/// one at a time (only what `plan` shows is kept), the bases they share built once.
 pub fn plan(root: &Path, layout: &Layout) -> Vec<RootPlan> {
     let no = BTreeMap::new();
     let fs = Fs {
         root,
         overrides: &no,
     };
-    render_roots(fs, layout)
-        .into_iter()
-        .map(|(dir, r)| {
-            let mut plan = match r {
+    let (ingress_memo, route_memo) = (Memo::default(), Memo::default());
+    layout
+        .roots
+        .iter()
+        .map(|dir| {
+            let dir = dir.clone();
+            let mut plan = match render_with(fs, &dir, &["Ingress"], &ingress_memo) {
                 Err(refusal) => RootPlan {
                     dir,
                     refused: Some(refusal),
@@ -187,7 +192,17 @@ pub fn plan(root: &Path, layout: &Layout) -> Vec<RootPlan> {
                     }
                 }
             };
-            match render_kinds(fs, &plan.dir, &HTTPROUTE_KINDS) {
+            // The Services and Deployments behind routes are built only for a root that
+            // renders an HTTPRoute: most roots have none, and their Deployments are the
+            // largest documents of a layout.
+            let rendered =
+                render_with(fs, &plan.dir, &[gateway::KIND], &route_memo).and_then(|routes| {
+                    match routes.is_empty() {
+                        true => Ok(routes),
+                        false => render_kinds(fs, &plan.dir, &HTTPROUTE_KINDS),
+                    }
+                });
+            match rendered {
                 Ok(objs) => (plan.routes, plan.route_problems) = root_routes(&objs),
                 Err(r) if plan.refused.is_none() => plan.routes_refused = Some(r),
                 Err(_) => {}

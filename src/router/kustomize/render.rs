@@ -2,7 +2,8 @@
 //! bases, components, the patches, namespace, name prefix and suffix, labels and annotations,
 //! in kustomize's order; what cannot be resolved is a [`Refusal`].
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -87,6 +88,44 @@ pub(super) struct Build<'a> {
     pub(super) fs: Fs<'a>,
     stack: Vec<PathBuf>,
     pub(super) kinds: &'a [&'a str],
+    memo: &'a Memo,
+}
+
+/// What the kustomizations used as resources render, kept across the roots rendered from one
+/// [`Fs`]: in a layout of a base and three overlays per app, each base is built once, not once
+/// per overlay. Only successful builds are kept: an error's message depends on the path it
+/// was reached by (a cycle), and it ends the root's rendering anyway. What a kustomization
+/// renders as a resource does not depend on who uses it (components, which do, are not
+/// kept), so a kept build is exactly what building it again would give.
+#[derive(Default)]
+pub(crate) struct Memo {
+    built: RefCell<HashMap<(PathBuf, Vec<String>), Vec<Obj>>>,
+}
+
+impl Memo {
+    /// Builds kept at most: bases are reused by the roots beside them (roots are rendered in
+    /// path order), so a bounded memo keeps the memory of a large repository flat.
+    const LIMIT: usize = 512;
+
+    fn get(&self, dir: &Path, kinds: &[&str]) -> Option<Vec<Obj>> {
+        let key = (
+            dir.to_path_buf(),
+            kinds.iter().map(|k| k.to_string()).collect(),
+        );
+        self.built.borrow().get(&key).cloned()
+    }
+
+    fn keep(&self, dir: &Path, kinds: &[&str], objs: &[Obj]) {
+        let mut built = self.built.borrow_mut();
+        if built.len() >= Self::LIMIT {
+            built.clear();
+        }
+        let key = (
+            dir.to_path_buf(),
+            kinds.iter().map(|k| k.to_string()).collect(),
+        );
+        built.insert(key, objs.to_vec());
+    }
 }
 
 /// Render the Ingresses of the kustomization in `dir`.
@@ -104,10 +143,21 @@ pub const WORKLOAD_KINDS: [&str; 3] = ["Ingress", "Service", "Deployment"];
 /// Render the objects of `kinds` of the kustomization in `dir` (the rollout also needs the
 /// Services and Deployments behind a rendered canary, with their rendered names).
 pub fn render_kinds<'a>(fs: Fs<'a>, dir: &Path, kinds: &'a [&'a str]) -> Result<Vec<Obj>, Refusal> {
+    render_with(fs, dir, kinds, &Memo::default())
+}
+
+/// [`render_kinds`] with the builds kept from earlier roots of the same `fs`.
+pub(crate) fn render_with<'a>(
+    fs: Fs<'a>,
+    dir: &Path,
+    kinds: &'a [&'a str],
+    memo: &'a Memo,
+) -> Result<Vec<Obj>, Refusal> {
     let mut b = Build {
         fs,
         stack: Vec::new(),
         kinds,
+        memo,
     };
     b.kustomization(dir, Vec::new(), false)
 }
@@ -140,6 +190,19 @@ impl Build<'_> {
         out
     }
 
+    /// A kustomization used as a resource: built once per memo.
+    fn resource_dir(&mut self, dir: &Path) -> Result<Vec<Obj>, Refusal> {
+        // A cycle is found before the memo is asked: a kept build never contains one.
+        if !self.stack.iter().any(|d| d == dir) {
+            if let Some(objs) = self.memo.get(dir, self.kinds) {
+                return Ok(objs);
+            }
+        }
+        let objs = self.kustomization(dir, Vec::new(), false)?;
+        self.memo.keep(dir, self.kinds, &objs);
+        Ok(objs)
+    }
+
     fn body(&mut self, k: &Kust, mut objs: Vec<Obj>) -> Result<Vec<Obj>, Refusal> {
         self.refuse_unresolved(k)?;
         for key in ["resources", "bases"] {
@@ -152,7 +215,7 @@ impl Build<'_> {
                 }
                 let p = k.local(&entry)?;
                 if self.fs.is_dir(&p) {
-                    objs.extend(self.kustomization(&p, Vec::new(), false)?);
+                    objs.extend(self.resource_dir(&p)?);
                 } else if self.fs.is_file(&p) {
                     objs.extend(read_resources(self.fs, &p, self.kinds)?);
                 } else {
@@ -352,9 +415,31 @@ pub fn render_roots(fs: Fs, layout: &Layout) -> Renders {
 
 /// Every root's objects of `kinds`.
 pub fn render_roots_of(fs: Fs, layout: &Layout, kinds: &[&str]) -> Renders {
-    layout
-        .roots
-        .iter()
-        .map(|r| (r.clone(), render_kinds(fs, r, kinds)))
+    render_some(fs, layout.roots.iter(), kinds)
+}
+
+/// The objects of `kinds` of the roots a selector can pick from: the root `overlay` names
+/// alone (no other root can hold the target), else every root.
+pub(crate) fn render_candidates(
+    fs: Fs,
+    layout: &Layout,
+    kinds: &[&str],
+    overlay: Option<&Path>,
+) -> Renders {
+    match overlay {
+        Some(o) => render_some(fs, layout.roots.iter().filter(|r| *r == o), kinds),
+        None => render_roots_of(fs, layout, kinds),
+    }
+}
+
+/// The objects of `kinds` of some roots, the bases they share built once.
+pub(crate) fn render_some<'r>(
+    fs: Fs,
+    roots: impl Iterator<Item = &'r PathBuf>,
+    kinds: &[&str],
+) -> Renders {
+    let memo = Memo::default();
+    roots
+        .map(|r| (r.clone(), render_with(fs, r, kinds, &memo)))
         .collect()
 }

@@ -19,11 +19,11 @@ use serde_json::Value;
 use super::inline_edit::inline_splice;
 use super::new_patch::{eol, free_name, listed_patch};
 use super::origins::pointer;
+use super::render::render_candidates;
 use super::route_plan::{may_name, RenderedRoutes};
 use super::set::{first_verified, overlay_root, parse, unrenderable_root, Change, Target};
 use super::{
-    backend_ref, display_dir, render_roots_of, workloads, Fs, Id, Kust, Layout, Loc, Obj, Renders,
-    HTTPROUTE_KINDS,
+    backend_ref, display_dir, workloads, Fs, Id, Kust, Layout, Loc, Obj, Renders, HTTPROUTE_KINDS,
 };
 use crate::manifest::workload::{ServiceInfo, Workload};
 use crate::manifest::{
@@ -168,7 +168,7 @@ fn load(
         root: dir,
         overrides: &no,
     };
-    let before = render_roots_of(fs, &layout, &HTTPROUTE_KINDS);
+    let before = render_candidates(fs, &layout, &HTTPROUTE_KINDS, overlay.as_deref());
     let chosen = choose_route(dir, &layout, &before, &sel, overlay.as_deref())?;
     Ok(Some((layout, before, chosen)))
 }

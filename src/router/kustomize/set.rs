@@ -14,10 +14,8 @@ use serde_json::Value;
 
 use super::inline_edit::inline_splice;
 use super::new_patch::new_patch;
-use super::{
-    display_dir, normalize, render_roots, render_roots_of, routes, Fs, Id, Kust, Layout, Loc, Obj,
-    Refusal, Renders,
-};
+use super::render::{render_candidates, render_some, render_with, Memo};
+use super::{display_dir, normalize, routes, Fs, Id, Kust, Layout, Loc, Obj, Refusal, Renders};
 use crate::manifest::edit::{self, Edit, EditOutcome, ScalarKind};
 use crate::manifest::{contains, ManifestError, Repo, Selector, SourceFile};
 use crate::router::select::{candidates_named, Named, Unchosen};
@@ -235,7 +233,7 @@ pub fn set_weight(
         root: dir,
         overrides: &no,
     };
-    let before = render_roots(fs, &layout);
+    let before = render_candidates(fs, &layout, &["Ingress"], overlay.as_deref());
     match choose(dir, &layout, &before, &sel, overlay.as_deref())? {
         Chosen::Flat(route) => {
             let text = fs.read(&route.file)?;
@@ -402,6 +400,9 @@ pub(super) fn first_verified(
     kustomization: &Path,
 ) -> Result<EditOutcome, ManifestError> {
     let mut last_err = None;
+    // Renderings before the edit of the roots the candidates' edits reach, beyond `before`.
+    let mut more_before = Renders::new();
+    let memo = Memo::default();
     for t in tries {
         let change = match t {
             Ok(c) => c,
@@ -411,13 +412,30 @@ pub(super) fn first_verified(
                 continue;
             }
         };
+        // Only the target and the roots that read an edited file can render differently:
+        // the others are neither rendered again nor compared.
+        let layout = target.layout;
+        let reached: Vec<&PathBuf> = layout
+            .roots
+            .iter()
+            .filter(|r| {
+                r.as_path() == target.root || change.files.iter().any(|(f, _)| layout.reads(r, f))
+            })
+            .collect();
+        for r in &reached {
+            if !target.before.contains_key(*r) && !more_before.contains_key(*r) {
+                let b = render_with(fs, r, target.kinds, &memo);
+                more_before.insert(r.to_path_buf(), b);
+            }
+        }
         let overrides: BTreeMap<PathBuf, String> = change.files.iter().cloned().collect();
         let after_fs = Fs {
             root: fs.root,
             overrides: &overrides,
         };
-        let after = render_roots_of(after_fs, target.layout, target.kinds);
-        match verify(target, &after, expect, &change) {
+        let after = render_some(after_fs, reached.into_iter(), target.kinds);
+        let before = |r: &Path| target.before.get(r).or_else(|| more_before.get(r));
+        match verify(target, &before, &after, expect, &change) {
             Ok(()) => return Ok(outcome(fs, change)),
             Err(why) => {
                 tracing::debug!("edit refused by the rendering check: {why}");
@@ -461,23 +479,27 @@ pub(super) fn outcome(fs: Fs, change: Change) -> EditOutcome {
     }
 }
 
-/// Every root renders what it did, but the target root's one object is what `expect` makes
-/// of it: the new weight.
-fn verify(
+/// Every root rendered again (`after`: the target and the roots that read an edited file)
+/// renders what it did (`before`), but the target root's one object is what `expect` makes of
+/// it: the new weight.
+fn verify<'b>(
     t: &Target,
+    before: &dyn Fn(&Path) -> Option<&'b Result<Vec<Obj>, Refusal>>,
     after: &Renders,
     expect: &dyn Fn(&mut Value),
     change: &Change,
 ) -> Result<(), String> {
     let (layout, target, index) = (t.layout, t.root, t.index);
     let values = |objs: &[Obj]| objs.iter().map(|o| o.value.clone()).collect::<Vec<_>>();
-    for (root, b) in t.before {
-        let a = &after[root];
+    for (root, a) in after {
+        let Some(b) = before(root) else {
+            return Err(format!(
+                "{} was not rendered before the edit",
+                display_dir(root)
+            ));
+        };
         let shown = display_dir(root);
-        let reads_changed = layout
-            .reach
-            .get(root)
-            .is_some_and(|r| change.files.iter().any(|(f, _)| r.contains(f)));
+        let reads_changed = change.files.iter().any(|(f, _)| layout.reads(root, f));
         match (b, a) {
             (Ok(b), Ok(a)) => {
                 let mut want = values(b);
