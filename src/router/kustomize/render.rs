@@ -99,8 +99,11 @@ pub(super) struct Build<'a> {
 /// kept), so a kept build is exactly what building it again would give.
 #[derive(Default)]
 pub(crate) struct Memo {
-    built: RefCell<HashMap<(PathBuf, Vec<String>), Vec<Obj>>>,
+    built: RefCell<HashMap<BuildKey, Vec<Obj>>>,
 }
+
+/// A kustomization's directory and the kinds built.
+type BuildKey = (PathBuf, Vec<String>);
 
 impl Memo {
     /// Builds kept at most: bases are reused by the roots beside them (roots are rendered in
@@ -405,8 +408,11 @@ fn dir_text(fs: Fs, dir: &Path) -> String {
     out
 }
 
+/// One root's rendering, or why it cannot be rendered.
+pub(crate) type Rendering = Result<Vec<Obj>, Refusal>;
+
 /// Every root's rendering (or why it cannot be rendered).
-pub type Renders = BTreeMap<PathBuf, Result<Vec<Obj>, Refusal>>;
+pub type Renders = BTreeMap<PathBuf, Rendering>;
 
 /// Every root's Ingresses.
 pub fn render_roots(fs: Fs, layout: &Layout) -> Renders {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::inline_edit::inline_splice;
 use super::new_patch::new_patch;
-use super::render::{render_candidates, render_some, render_with, Memo};
+use super::render::{render_candidates, render_some, render_with, Memo, Rendering};
 use super::{display_dir, normalize, routes, Fs, Id, Kust, Layout, Loc, Obj, Refusal, Renders};
 use crate::manifest::edit::{self, Edit, EditOutcome, ScalarKind};
 use crate::manifest::{contains, ManifestError, Repo, Selector, SourceFile};
@@ -484,7 +484,7 @@ pub(super) fn outcome(fs: Fs, change: Change) -> EditOutcome {
 /// it: the new weight.
 fn verify<'b>(
     t: &Target,
-    before: &dyn Fn(&Path) -> Option<&'b Result<Vec<Obj>, Refusal>>,
+    before: &dyn Fn(&Path) -> Option<&'b Rendering>,
     after: &Renders,
     expect: &dyn Fn(&mut Value),
     change: &Change,
