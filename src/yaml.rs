@@ -228,6 +228,146 @@ pub fn parse(src: &str) -> Result<Stream, ParseError> {
     Ok(stream)
 }
 
+/// Writes JSON text while building the nodes `parse` would read from it.
+struct JsonWriter {
+    text: String,
+    stream: Stream,
+    line: usize,
+    /// Characters since the start of the line (columns count characters).
+    col: usize,
+}
+
+impl JsonWriter {
+    fn push(&mut self, s: &str) {
+        match s.rfind('\n') {
+            Some(nl) => {
+                self.line += s.matches('\n').count();
+                self.col = s[nl + 1..].chars().count();
+            }
+            None => self.col += s.chars().count(),
+        }
+        self.text.push_str(s);
+    }
+
+    fn node(
+        &mut self,
+        kind: NodeKind,
+        start: usize,
+        line: usize,
+        col: usize,
+        flow: bool,
+    ) -> NodeId {
+        self.stream.nodes.push(Node {
+            kind,
+            span: start..self.text.len(),
+            line,
+            col,
+            flow,
+            anchored: false,
+        });
+        self.stream.nodes.len() - 1
+    }
+
+    fn scalar(&mut self, value: String, json: &str, style: Style) -> NodeId {
+        let (start, line, col) = (self.text.len(), self.line, self.col);
+        self.push(json);
+        let kind = NodeKind::Scalar {
+            value,
+            style,
+            tagged: false,
+        };
+        self.node(kind, start, line, col, false)
+    }
+
+    fn string(&mut self, s: &str) -> NodeId {
+        let json = serde_json::Value::String(s.to_string()).to_string();
+        self.scalar(s.to_string(), &json, Style::DoubleQuoted)
+    }
+
+    fn value(&mut self, v: &serde_json::Value) -> NodeId {
+        use serde_json::Value;
+        let (start, line, col) = (self.text.len(), self.line, self.col);
+        match v {
+            Value::String(s) => self.string(s),
+            Value::Null | Value::Bool(_) | Value::Number(_) => {
+                let json = v.to_string();
+                self.scalar(json.clone(), &json, Style::Plain)
+            }
+            Value::Array(items) => {
+                // The node is pushed first, as `parse` numbers a collection before its items.
+                let id = self.node(NodeKind::Seq(Vec::new()), start, line, col, true);
+                self.push("[");
+                let mut ids = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.push(",");
+                    }
+                    ids.push(self.value(item));
+                }
+                self.push("]");
+                self.close(id, NodeKind::Seq(ids));
+                id
+            }
+            Value::Object(map) => {
+                let id = self.node(NodeKind::Map(Vec::new()), start, line, col, true);
+                self.push("{");
+                let mut pairs = Vec::with_capacity(map.len());
+                for (i, (k, v)) in map.iter().enumerate() {
+                    if i > 0 {
+                        self.push(",");
+                    }
+                    let key = self.string(k);
+                    self.push(":");
+                    pairs.push((key, self.value(v)));
+                }
+                self.push("}");
+                self.close(id, NodeKind::Map(pairs));
+                id
+            }
+        }
+    }
+
+    fn close(&mut self, id: NodeId, kind: NodeKind) {
+        let end = self.text.len();
+        let node = &mut self.stream.nodes[id];
+        node.kind = kind;
+        node.span.end = end;
+    }
+}
+
+/// JSON documents as one YAML text (compact JSON, `---` between, a newline at the end) and
+/// the stream [`parse`] reads from that text, built without parsing it: rendered objects are
+/// handed to the routers this way, and parsing the text back was most of the time `plan`
+/// spent on a large Kustomize layout. A unit test holds it to `parse`.
+pub(crate) fn from_json<'v>(
+    values: impl IntoIterator<Item = &'v serde_json::Value>,
+) -> (String, Stream) {
+    let mut w = JsonWriter {
+        text: String::new(),
+        stream: Stream::default(),
+        line: 1,
+        col: 0,
+    };
+    for (i, v) in values.into_iter().enumerate() {
+        // A document's line is where it starts: its `---` after the first.
+        let line = if i > 0 {
+            w.push("\n---\n");
+            w.line - 1
+        } else {
+            w.line
+        };
+        let root = w.value(v);
+        let index = w.stream.docs.len() + 1;
+        w.stream.docs.push(Document {
+            index,
+            root: Some(root),
+            line,
+        });
+    }
+    w.push("\n");
+    (w.text, w.stream)
+}
+
 impl Stream {
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id]
@@ -322,6 +462,21 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_json_is_what_parse_reads_from_its_text() {
+        let docs = [
+            serde_json::json!({"apiVersion": "v1", "kind": "Ingress", "metadata": {"name": "é-x", "annotations": {"a/b": "10", "q": "say \"hi\"\n\ttab\u{1}"}}, "spec": {"rules": [{"host": "h", "n": 3, "f": 1.5, "t": true, "z": null, "e": [], "m": {}}]}}),
+            serde_json::json!({"kind": "Service", "list": [[1, "2"], {"k": ["ünï", -7]}]}),
+            serde_json::json!("just a string"),
+            serde_json::json!([]),
+        ];
+        for n in 0..=docs.len() {
+            let (text, built) = from_json(docs.iter().take(n));
+            let parsed = parse(&text).unwrap();
+            assert_eq!(built, parsed, "{n} documents: {text}");
+        }
+    }
 
     #[test]
     fn spans_cover_quotes_and_survive_bom_and_crlf() {

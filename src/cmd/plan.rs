@@ -7,11 +7,12 @@ use std::fmt::Write as _;
 use super::args::{CanaryServiceArg, ConfigArg, RepoArgs, RouteArg, WeightFromArg};
 use crate::config::Config;
 use crate::exit::{self, UsageError};
+use crate::manifest::Repo;
 use crate::report::Output;
 use crate::router::gateway::{self, GatewayDiscovery};
 use crate::router::helm::{self, HelmCanary, TemplateHint};
 use crate::router::kustomize::route_plan::RootRoute;
-use crate::router::kustomize::{self, Layout, RootPlan};
+use crate::router::kustomize::{self, RootPlan};
 use crate::router::{CanaryPair, Discovery, Problem, Severity};
 
 #[derive(Debug, clap::Args)]
@@ -51,9 +52,9 @@ pub(crate) struct PlanJson<'a> {
 }
 
 /// The HTTPRoutes `plan` shows: every one with a canary, or the one `--route` names.
-fn routes(args: &PlanArgs) -> anyhow::Result<Option<GatewayDiscovery>> {
+fn routes(args: &PlanArgs, loaded: &Repo) -> anyhow::Result<Option<GatewayDiscovery>> {
     let canary_service = args.canary_service.canary_service.as_deref();
-    let mut d = gateway::discover_repo(&args.repo.repo, canary_service)?;
+    let mut d = gateway::discover_loaded(&args.repo.repo, loaded, canary_service)?;
     let only = match args.route.route.as_slice() {
         [] => None,
         [one] => Some(one),
@@ -87,21 +88,17 @@ fn routes(args: &PlanArgs) -> anyhow::Result<Option<GatewayDiscovery>> {
 }
 
 pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
-    let mut repo = crate::router::load_repo(&args.repo.repo)?;
+    let (layout, repo, route_files) =
+        crate::router::select::load_layout_and_routes(&args.repo.repo)?;
     let weight_from = match &args.weight_from.weight_from {
         Some(w) => Some(w.clone()),
         None => Config::load(&args.repo.repo.join(&args.config.config))?.weight_from,
     };
     let helm_values = helm::plan(&args.repo.repo, weight_from.as_slice());
     let helm_hints = helm::hints(&repo);
-    let layout = Layout::discover(&args.repo.repo)?;
     let roots = if layout.is_empty() {
         Vec::new()
     } else {
-        // Files a kustomization reads are shown through the roots that render them, never
-        // as flat manifests (an overlay's patch is not a stray canary annotation).
-        repo.files.retain(|f| !layout.owns(&f.path));
-        repo.skipped.retain(|s| !layout.owns(&s.file));
         kustomize::plan(&args.repo.repo, &layout)
     };
     let discovery = crate::router::discover(&repo);
@@ -116,12 +113,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
                 .chain(&r.route_problems)
         }))
         .collect();
-    let mut http_routes = routes(&args)?;
-    if let Some(d) = http_routes.as_mut().filter(|_| !layout.is_empty()) {
-        // As for Ingresses: a route a kustomization reads is shown as its roots render it.
-        d.routes.retain(|r| !layout.owns(&r.route.file));
-        d.skipped.retain(|s| !layout.owns(&s.file));
-    }
+    let http_routes = routes(&args, &route_files)?;
     let http_routes = http_routes.filter(|d| !d.routes.is_empty() || !d.skipped.is_empty());
     for s in discovery.skipped.iter().chain(
         http_routes

@@ -9,6 +9,7 @@
 
 pub mod edit;
 mod walk;
+pub(crate) use walk::{par_chunks, par_map};
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -126,7 +127,7 @@ pub struct Skipped {
 }
 
 /// One parsed YAML file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SourceFile {
     /// Repository-relative path.
     pub path: PathBuf,
@@ -176,23 +177,86 @@ pub(crate) fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     Ok(found.into_iter().map(|(path, ())| path).collect())
 }
 
-/// Every file under `dir` named one of `names` (e.g. the kustomization file names), skipping
-/// `.git` and what `.gitignore` ignores, in path order; a walk on all cores that reads no file.
-pub(crate) fn files_named(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>, ManifestError> {
-    let wanted = |p: &Path| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| names.contains(&n))
-    };
-    let found = walk::files_with(dir, &wanted, &|_, _| Some(()))?;
-    Ok(found.into_iter().map(|(path, ())| path).collect())
-}
-
 /// What loading made of one file that passed the byte filter.
 enum Loaded {
     File(SourceFile),
     Skipped(Skipped),
     Unreadable(ManifestError),
+}
+
+impl Loaded {
+    /// A file's bytes, parsed (or why they are skipped).
+    fn parse(rel: PathBuf, bytes: &[u8]) -> Loaded {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return Loaded::Skipped(Skipped {
+                file: rel,
+                reason: "not UTF-8".into(),
+            });
+        };
+        match SourceFile::parse(rel.clone(), text.to_string()) {
+            Ok(f) => Loaded::File(f),
+            Err(e) => Loaded::Skipped(Skipped {
+                file: rel,
+                reason: format!("not YAML a parser accepts ({e})"),
+            }),
+        }
+    }
+}
+
+/// What one walk found: the files named one of the names asked for, each made into a value
+/// where it was read, and the bytes of the YAML files that passed the byte filter (or why
+/// they could not be read), both by repository-relative path in path order.
+pub(crate) struct Scan<T> {
+    pub(crate) named: Vec<(PathBuf, T)>,
+    pub(crate) kept: Vec<(PathBuf, std::io::Result<Vec<u8>>)>,
+}
+
+/// One walk on all cores for two readers: files named one of `names` go to `make` (with
+/// their repository-relative path, and their bytes or the read error) on the thread that read
+/// them; YAML files whose bytes pass `keep` are kept unparsed, to be parsed once it is known
+/// which of them matter ([`Repo::from_scanned`]). `plan` finds the kustomizations and the
+/// flat manifests this way in a single pass over the tree.
+pub(crate) fn scan<T: Send>(
+    dir: &Path,
+    names: &[&str],
+    make: &(dyn Fn(&Path, std::io::Result<&[u8]>) -> T + Sync),
+    keep: &(dyn Fn(&[u8]) -> bool + Sync),
+) -> Result<Scan<T>, ManifestError> {
+    let named = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| names.contains(&n))
+    };
+    let wanted = |p: &Path| named(p) || walk::is_yaml(p);
+    type Item<T> = (Option<T>, Option<std::io::Result<Vec<u8>>>);
+    let found: Vec<(PathBuf, Item<T>)> = walk::files_with(dir, &wanted, &|path, buf| {
+        let rel = path.strip_prefix(dir).unwrap_or(path);
+        let read = walk::read_into(path, buf);
+        let made = named(path).then(|| match &read {
+            Ok(()) => make(rel, Ok(buf)),
+            Err(e) => make(rel, Err(std::io::Error::new(e.kind(), e.to_string()))),
+        });
+        let kept = match read {
+            _ if !walk::is_yaml(path) => None,
+            Ok(()) => keep(buf).then(|| Ok(buf.clone())),
+            Err(e) => Some(Err(e)),
+        };
+        (made.is_some() || kept.is_some()).then_some((made, kept))
+    })?;
+    let mut out = Scan {
+        named: Vec::new(),
+        kept: Vec::new(),
+    };
+    for (path, (made, kept)) in found {
+        let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+        if let Some(m) = made {
+            out.named.push((rel.clone(), m));
+        }
+        if let Some(k) = kept {
+            out.kept.push((rel, k));
+        }
+    }
+    Ok(out)
 }
 
 impl Repo {
@@ -203,33 +267,55 @@ impl Repo {
         dir: &Path,
         keep: &(dyn Fn(&[u8]) -> bool + Sync),
     ) -> Result<Repo, ManifestError> {
+        Repo::load_where(dir, &|_| true, keep)
+    }
+
+    /// [`Repo::load_filtered`] over the YAML files whose repository-relative path passes
+    /// `wanted`: the others are not even read (`plan` leaves out what kustomizations read).
+    pub(crate) fn load_where(
+        dir: &Path,
+        wanted: &(dyn Fn(&Path) -> bool + Sync),
+        keep: &(dyn Fn(&[u8]) -> bool + Sync),
+    ) -> Result<Repo, ManifestError> {
         let rel = |path: &Path| path.strip_prefix(dir).unwrap_or(path).to_path_buf();
-        let found = walk::files_with(dir, &walk::is_yaml, &|path, buf| {
-            if let Err(source) = walk::read_into(path, buf) {
-                let file = rel(path);
-                return Some(Loaded::Unreadable(ManifestError::Read { file, source }));
-            }
-            if !keep(buf) {
-                return None;
-            }
+        let yaml_and_wanted =
+            |path: &Path| walk::is_yaml(path) && wanted(path.strip_prefix(dir).unwrap_or(path));
+        let found = walk::files_with(dir, &yaml_and_wanted, &|path, buf| {
             let rel = rel(path);
-            let Ok(text) = std::str::from_utf8(buf) else {
-                return Some(Loaded::Skipped(Skipped {
+            match walk::read_into(path, buf) {
+                Err(source) => Some(Loaded::Unreadable(ManifestError::Read {
                     file: rel,
-                    reason: "not UTF-8".into(),
-                }));
-            };
-            Some(match SourceFile::parse(rel.clone(), text.to_string()) {
-                Ok(f) => Loaded::File(f),
-                Err(e) => Loaded::Skipped(Skipped {
-                    file: rel,
-                    reason: format!("not YAML a parser accepts ({e})"),
-                }),
-            })
+                    source,
+                })),
+                Ok(()) if !keep(buf) => None,
+                Ok(()) => Some(Loaded::parse(rel, buf)),
+            }
         })?;
+        Repo::collect(dir, found.into_iter().map(|(_, loaded)| loaded))
+    }
+
+    /// The files of a [`scan`] (its `kept` bytes) whose path passes `wanted`, parsed on all
+    /// cores, as [`Repo::load_where`] would load them.
+    pub(crate) fn from_scanned(
+        dir: &Path,
+        kept: Vec<(PathBuf, std::io::Result<Vec<u8>>)>,
+        wanted: &(dyn Fn(&Path) -> bool + Sync),
+    ) -> Result<Repo, ManifestError> {
+        let kept: Vec<_> = kept.into_iter().filter(|(p, _)| wanted(p)).collect();
+        let loaded = par_map(&kept, |(rel, bytes)| match bytes {
+            Ok(b) => Loaded::parse(rel.clone(), b),
+            Err(e) => Loaded::Unreadable(ManifestError::Read {
+                file: rel.clone(),
+                source: std::io::Error::new(e.kind(), e.to_string()),
+            }),
+        });
+        Repo::collect(dir, loaded.into_iter())
+    }
+
+    fn collect(dir: &Path, loaded: impl Iterator<Item = Loaded>) -> Result<Repo, ManifestError> {
         let mut files = Vec::new();
         let mut skipped = Vec::new();
-        for (_, loaded) in found {
+        for loaded in loaded {
             match loaded {
                 Loaded::File(f) => files.push(f),
                 Loaded::Skipped(s) => skipped.push(s),

@@ -139,3 +139,33 @@ fn error_path(err: &ignore::Error) -> Option<&Path> {
 
 #[cfg(test)]
 mod tests;
+
+/// `f` over contiguous parts of `items`, one part per core, the results in the items' order.
+/// Each part is one call, so `f` can keep state across neighbouring items (Kustomize roots
+/// beside each other share their bases).
+pub(crate) fn par_chunks<T: Sync, U: Send>(
+    items: &[T],
+    f: impl Fn(&[T]) -> Vec<U> + Sync,
+) -> Vec<U> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Small inputs are not worth a thread.
+    let part = items.len().div_ceil(threads).max(64);
+    if items.len() <= part {
+        return f(items);
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items.chunks(part).map(|p| scope.spawn(|| f(p))).collect();
+        workers
+            .into_iter()
+            .flat_map(|w| match w.join() {
+                Ok(out) => out,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+/// `f` over `items` on every core, the results in the items' order.
+pub(crate) fn par_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    par_chunks(items, |part| part.iter().map(&f).collect())
+}

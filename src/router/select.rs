@@ -8,12 +8,63 @@ use crate::manifest::workload::{self, ServiceInfo, Workload};
 use crate::manifest::{
     contains, edit, shadowing, EditOutcome, ManifestError, NewFile, Repo, Selector, SourceFile,
 };
-use crate::router::{self, Discovery, Route};
+use crate::router::{self, Discovery, Route, Router as _};
 
 /// Load every YAML file that could hold a route of the default router.
 pub fn load_repo(dir: &Path) -> Result<Repo, ManifestError> {
     let router = router::default_router();
     Repo::load_filtered(dir, &|bytes| router.may_contain_route(bytes))
+}
+
+/// One walk for `plan`: the repository's kustomizations, and the manifests no kustomization
+/// reads that may hold a route of either router, split by router: (layout, those that may
+/// hold an Ingress, those that may hold an HTTPRoute). A file that does not parse goes with
+/// the routers its bytes may concern. Files a kustomization reads are shown through the roots
+/// that render them (an overlay's patch is not a stray canary annotation), so they are not
+/// even parsed here.
+pub(crate) fn load_layout_and_routes(
+    dir: &Path,
+) -> Result<(router::kustomize::Layout, Repo, Repo), ManifestError> {
+    let nginx = router::default_router();
+    let gateway = &router::gateway::GatewayApi;
+    let found = crate::manifest::scan(
+        dir,
+        &router::kustomize::FILE_NAMES,
+        &|rel, bytes| router::kustomize::read_kustomization(dir, rel, bytes),
+        &|b| nginx.may_contain_route(b) || gateway.may_contain_route(b),
+    )?;
+    let layout = router::kustomize::Layout::from_found(found.named);
+    let all = Repo::from_scanned(dir, found.kept, &|p| !layout.owns(p))?;
+    let empty = || Repo {
+        root: all.root.clone(),
+        files: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let (mut ingresses, mut routes) = (empty(), empty());
+    for f in all.files {
+        let bytes = f.text.as_bytes();
+        if gateway.may_contain_route(bytes) {
+            if nginx.may_contain_route(bytes) {
+                ingresses.files.push(f.clone());
+            }
+            routes.files.push(f);
+        } else {
+            ingresses.files.push(f);
+        }
+    }
+    for s in all.skipped {
+        // Skipped files are few: read again to tell whose they are.
+        let bytes = std::fs::read(dir.join(&s.file)).unwrap_or_default();
+        if gateway.may_contain_route(&bytes) {
+            if nginx.may_contain_route(&bytes) {
+                ingresses.skipped.push(s.clone());
+            }
+            routes.skipped.push(s);
+        } else {
+            ingresses.skipped.push(s);
+        }
+    }
+    Ok((layout, ingresses, routes))
 }
 
 /// Pair canaries with stable routes and report problems, with the default router.

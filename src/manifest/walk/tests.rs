@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{files_named, yaml_files, Repo};
+use crate::manifest::{scan, yaml_files, Repo};
 
 /// Write `files` (path, text) under a new temporary directory.
 fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -127,29 +127,73 @@ fn load_filtered_keeps_path_order_for_files_and_skips() {
 }
 
 #[test]
-fn files_named_finds_kustomizations_without_reading_ignored_ones() {
+fn scan_finds_named_files_and_keeps_manifests_in_one_walk() {
     let dir = tree(&[
-        ("overlays/prod/kustomization.yaml", ""),
-        ("base/Kustomization", ""),
+        (
+            "overlays/prod/kustomization.yaml",
+            "resources: [../../base]\n",
+        ),
+        ("base/Kustomization", "resources: [ingress.yaml]\n"),
         ("base/ingress.yaml", INGRESS),
-        ("vendor/kustomization.yml", ""),
+        ("base/config.yaml", "kind: ConfigMap\n"),
+        ("vendor/kustomization.yml", "kind: Ingress\n"),
         ("build/kustomization.yaml", ""),
+        ("build/ingress.yaml", INGRESS),
         (".gitignore", "build/\n"),
     ]);
-    let found = files_named(
+    let found = scan(
         dir.path(),
         &["kustomization.yaml", "kustomization.yml", "Kustomization"],
+        &|rel, bytes| (rel.to_path_buf(), bytes.map(<[u8]>::to_vec).unwrap()),
+        &|b| crate::manifest::contains(b, b"Ingress"),
     )
     .unwrap();
-    let rel = relative(dir.path(), &found);
+    let named: Vec<_> = found
+        .named
+        .iter()
+        .map(|(p, (rel, text))| {
+            assert_eq!(p, rel, "make is given the repository-relative path");
+            (
+                p.display().to_string(),
+                String::from_utf8(text.clone()).unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        rel,
+        named,
         [
-            "base/Kustomization",
-            "overlays/prod/kustomization.yaml",
-            "vendor/kustomization.yml"
+            (
+                "base/Kustomization".to_string(),
+                "resources: [ingress.yaml]\n".to_string()
+            ),
+            (
+                "overlays/prod/kustomization.yaml".into(),
+                "resources: [../../base]\n".into()
+            ),
+            ("vendor/kustomization.yml".into(), "kind: Ingress\n".into()),
         ]
     );
+    // A named YAML file that passes the filter is kept too (a Flux Kustomization may be a
+    // manifest); ignored files are neither.
+    let kept: Vec<_> = found
+        .kept
+        .iter()
+        .map(|(p, b)| (p.display().to_string(), b.as_ref().unwrap().len()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("base/ingress.yaml".to_string(), INGRESS.len()),
+            ("vendor/kustomization.yml".into(), "kind: Ingress\n".len()),
+        ]
+    );
+    let repo = Repo::from_scanned(dir.path(), found.kept, &|p| !p.starts_with("vendor")).unwrap();
+    let files: Vec<_> = repo
+        .files
+        .iter()
+        .map(|f| f.path.display().to_string())
+        .collect();
+    assert_eq!(files, ["base/ingress.yaml"]);
 }
 
 #[test]

@@ -421,6 +421,15 @@ pub fn discover_repo(
     canary_service: Option<&str>,
 ) -> Result<GatewayDiscovery, ManifestError> {
     let repo = Repo::load_filtered(dir, &|b| GatewayApi.may_contain_route(b))?;
+    discover_loaded(dir, &repo, canary_service)
+}
+
+/// [`discover_repo`] over files already loaded (those that may hold an HTTPRoute).
+pub(crate) fn discover_loaded(
+    dir: &Path,
+    repo: &Repo,
+    canary_service: Option<&str>,
+) -> Result<GatewayDiscovery, ManifestError> {
     if repo.files.is_empty() && repo.skipped.is_empty() {
         return Ok(discover_routes(&[], &Context::default(), &[], None));
     }

@@ -22,6 +22,7 @@ mod set;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use analyze::discover_loaded;
 pub use analyze::{analyze, discover_repo, discover_routes};
 pub use init_canary::init_canary;
 pub use read::http_routes;

@@ -26,6 +26,13 @@ impl Kust {
             return Ok(None);
         };
         let text = fs.read(&file)?;
+        Kust::from_text(file, text)
+    }
+
+    /// A kustomization from its file's path (repository-relative) and text: `None` for a
+    /// Flux `Kustomization` object.
+    pub fn from_text(file: PathBuf, text: String) -> Result<Option<Kust>, Refusal> {
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         let stream =
             yaml::parse(&text).map_err(|e| Refusal::new(&file, format!("not YAML: {e}")))?;
         let root = stream.docs.first().and_then(|d| d.root);
@@ -43,7 +50,7 @@ impl Kust {
             .and_then(|k| stream.str(k))
             == Some("Component");
         Ok(Some(Kust {
-            dir: dir.to_path_buf(),
+            dir,
             file,
             text,
             stream,

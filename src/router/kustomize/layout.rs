@@ -22,22 +22,6 @@ pub struct Layout {
     owned_dirs: BTreeSet<PathBuf>,
 }
 
-/// The directories holding a kustomization file, skipping `.git` and what `.gitignore` ignores.
-fn kustomization_dirs(root: &Path) -> Result<Vec<PathBuf>, ManifestError> {
-    // The same parallel walk as the manifests (`.gitignore` honoured), reading no file.
-    let out: BTreeSet<PathBuf> = crate::manifest::files_named(root, &FILE_NAMES)?
-        .into_iter()
-        .map(|p| {
-            p.strip_prefix(root)
-                .unwrap_or(&p)
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default()
-        })
-        .collect();
-    Ok(out.into_iter().collect())
-}
-
 /// Local paths a kustomization names: (kustomization directories it uses, files it reads).
 fn references(fs: Fs, k: &Kust) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let (mut dirs, mut files) = (Vec::new(), Vec::new());
@@ -75,36 +59,98 @@ fn references(fs: Fs, k: &Kust) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (dirs, files)
 }
 
+/// What a kustomization file says about the layout, read where the walk found it.
+pub(crate) enum Found {
+    /// A Flux `Kustomization` object: kustomize never reads it.
+    Flux,
+    /// A kustomization (or a file that cannot be read as one: it stays in the layout, reading
+    /// only itself, and rendering it refuses with why): the kustomization directories it uses
+    /// and the files it reads, itself included.
+    Kustomization {
+        component: bool,
+        dirs: Vec<PathBuf>,
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Read one kustomization file found under `root` at `rel`.
+pub(crate) fn read(root: &Path, rel: &Path, bytes: std::io::Result<&[u8]>) -> Found {
+    let broken = || Found::Kustomization {
+        component: false,
+        dirs: Vec::new(),
+        files: vec![rel.to_path_buf()],
+    };
+    let Some(text) = bytes.ok().and_then(|b| std::str::from_utf8(b).ok()) else {
+        return broken();
+    };
+    let no = BTreeMap::new();
+    let fs = Fs {
+        root,
+        overrides: &no,
+    };
+    match Kust::from_text(rel.to_path_buf(), text.to_string()) {
+        Ok(None) => Found::Flux,
+        Ok(Some(k)) => {
+            let (dirs, mut files) = references(fs, &k);
+            files.push(k.file.clone());
+            Found::Kustomization {
+                component: k.component,
+                dirs,
+                files,
+            }
+        }
+        Err(_) => broken(),
+    }
+}
+
 impl Layout {
     /// Find every kustomization under `root` (a repository with none has an empty layout).
     pub fn discover(root: &Path) -> Result<Layout, ManifestError> {
-        let no = BTreeMap::new();
-        let fs = Fs {
+        let found = crate::manifest::scan(
             root,
-            overrides: &no,
-        };
-        let dirs = kustomization_dirs(root)?;
+            &FILE_NAMES,
+            &|rel, bytes| read(root, rel, bytes),
+            &|_| false,
+        )?;
+        Ok(Layout::from_found(found.named))
+    }
+
+    /// The layout of the kustomization files a walk found, each read by [`read`] where it was
+    /// found (`plan` finds them in the walk that reads its manifests).
+    pub(crate) fn from_found(found: Vec<(PathBuf, Found)>) -> Layout {
+        // One kustomization per directory: the first name in kustomize's order.
+        let mut by_dir: BTreeMap<PathBuf, (usize, Found)> = BTreeMap::new();
+        for (file, f) in found {
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let rank = FILE_NAMES
+                .iter()
+                .position(|n| *n == name)
+                .unwrap_or(FILE_NAMES.len());
+            let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+            match by_dir.get(&dir) {
+                Some((r, _)) if *r <= rank => {}
+                _ => {
+                    by_dir.insert(dir, (rank, f));
+                }
+            }
+        }
         let mut uses: BTreeMap<PathBuf, (Vec<PathBuf>, Vec<PathBuf>)> = BTreeMap::new();
         let mut components = BTreeSet::new();
         let mut kept = Vec::new();
-        for d in &dirs {
-            // Unreadable kustomizations stay in the layout: rendering them refuses with why.
-            match Kust::load(fs, d) {
-                Ok(Some(k)) => {
-                    if k.component {
+        for (d, (_, found)) in by_dir {
+            match found {
+                Found::Flux => {}
+                Found::Kustomization {
+                    component,
+                    mut dirs,
+                    files,
+                } => {
+                    if component {
                         components.insert(d.clone());
                     }
-                    let (mut ds, mut fs_) = references(fs, &k);
-                    fs_.push(k.file.clone());
-                    ds.retain(|x| x != d);
-                    uses.insert(d.clone(), (ds, fs_));
-                    kept.push(d.clone());
-                }
-                Ok(None) => {}
-                Err(_) => {
-                    let file = fs.kustomization_in(d).unwrap_or_default();
-                    uses.insert(d.clone(), (Vec::new(), vec![file]));
-                    kept.push(d.clone());
+                    dirs.retain(|x| *x != d);
+                    uses.insert(d.clone(), (dirs, files));
+                    kept.push(d);
                 }
             }
         }
@@ -142,13 +188,13 @@ impl Layout {
                 None => owned.insert(f.clone()),
             };
         }
-        Ok(Layout {
+        Layout {
             dirs: kept,
             roots,
             reach,
             owned,
             owned_dirs,
-        })
+        }
     }
 
     pub fn is_empty(&self) -> bool {

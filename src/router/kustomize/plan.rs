@@ -9,10 +9,9 @@ use serde::Serialize;
 
 use super::render::{render_with, Memo};
 use super::route_plan::{root_routes, RootRoute};
-use super::{render_kinds, Fs, Layout, Obj, Origin, Refusal, Src, HTTPROUTE_KINDS};
+use super::{Fs, Layout, Obj, Origin, Refusal, Src, HTTPROUTE_KINDS};
 use crate::manifest::SourceFile;
 use crate::router::{self, gateway, nginx, Discovery, Problem};
-use crate::yaml::Stream;
 
 /// The Deployments and Services of a rendering, with their rendered names and namespaces but
 /// pointing at the file, document and item that define them.
@@ -35,25 +34,26 @@ pub fn workloads(
     (ws, crate::manifest::workload::services(files))
 }
 
-/// The rendered objects as one synthetic YAML file (JSON documents), for the router.
+/// The rendered objects as one synthetic YAML file (JSON documents), for the router: its
+/// stream is built along with the text, not parsed from it.
 pub(super) fn synthetic(objs: &[Obj]) -> SourceFile {
-    let text: Vec<String> = objs
-        .iter()
-        .map(|o| serde_json::to_string(&o.value).unwrap_or_default())
-        .collect();
-    let text = format!("{}\n", text.join("\n---\n"));
-    SourceFile::parse(PathBuf::from("<rendered>"), text).unwrap_or(SourceFile {
+    let (text, stream) = crate::yaml::from_json(objs.iter().map(|o| &o.value));
+    SourceFile {
         path: PathBuf::from("<rendered>"),
-        text: String::new(),
-        stream: Stream::default(),
-    })
+        text,
+        stream,
+    }
 }
 
 /// The routes a root renders, each pointing at its source file and weight origin.
 pub fn routes(objs: &[Obj]) -> Vec<(router::Route, &Obj)> {
-    let file = synthetic(objs);
+    routes_in(objs, &synthetic(objs))
+}
+
+/// [`routes`] with the rendering's [`synthetic`] file already made.
+fn routes_in<'a>(objs: &'a [Obj], file: &SourceFile) -> Vec<(router::Route, &'a Obj)> {
     router::default_router()
-        .routes(&file)
+        .routes(file)
         .into_iter()
         .filter_map(|mut r| {
             let o = objs.get(r.document.checked_sub(1)?)?;
@@ -74,8 +74,12 @@ fn fix_route(r: &mut router::Route, o: &Obj) {
 /// Canary pairs and problems within one root's rendering, pointing at source files (the
 /// weight's problems at the file and line that decide it).
 pub fn discover(objs: &[Obj]) -> Discovery {
-    let file = synthetic(objs);
-    let mut d = router::default_router().discover(std::slice::from_ref(&file), &[]);
+    discover_in(objs, &synthetic(objs))
+}
+
+/// [`discover`] with the rendering's [`synthetic`] file already made.
+fn discover_in(objs: &[Obj], file: &SourceFile) -> Discovery {
+    let mut d = router::default_router().discover(std::slice::from_ref(file), &[]);
     let obj = |doc: usize| doc.checked_sub(1).and_then(|i| objs.get(i));
     let fix_problem = |p: &mut router::Problem| {
         if let Some(o) = obj(p.document) {
@@ -143,71 +147,79 @@ pub struct RootCanary {
     pub source: Src,
 }
 
+/// The kinds `plan` renders every root with: Ingresses, and HTTPRoutes (whose Services and
+/// Deployments are rendered only for a root that has routes).
+const PLAN_KINDS: [&str; 2] = ["Ingress", gateway::KIND];
+
 /// Every root with what it renders, for `plan`: its canary Ingresses, and its HTTPRoutes
-/// (rendered on their own, with the Services and Deployments behind them). Roots are rendered
-/// one at a time (only what `plan` shows is kept), the bases they share built once.
+/// (with the Services and Deployments behind them). Roots are rendered one at a time (only
+/// what `plan` shows is kept), the bases they share built once.
 pub fn plan(root: &Path, layout: &Layout) -> Vec<RootPlan> {
     let no = BTreeMap::new();
     let fs = Fs {
         root,
         overrides: &no,
     };
-    let (ingress_memo, route_memo) = (Memo::default(), Memo::default());
-    layout
-        .roots
-        .iter()
-        .map(|dir| {
-            let dir = dir.clone();
-            let mut plan = match render_with(fs, &dir, &["Ingress"], &ingress_memo) {
-                Err(refusal) => RootPlan {
-                    dir,
-                    refused: Some(refusal),
+    // On every core, each over neighbouring roots, which share their bases.
+    crate::manifest::par_chunks(&layout.roots, |part| {
+        let memo = Memo::default();
+        part.iter()
+            .map(|dir| {
+                // One build for both routers. Objects do not affect each other's rendering, so
+                // the union, split by kind, is what each kind renders alone; when it fails, each is
+                // built alone to tell which of them the refusal is about.
+                let (ingresses, routes) = match render_with(fs, dir, &PLAN_KINDS, &memo) {
+                    Ok(objs) => {
+                        let (i, r): (Vec<Obj>, Vec<Obj>) =
+                            objs.into_iter().partition(|o| o.kind() == "Ingress");
+                        (Ok(i), Ok(r))
+                    }
+                    Err(_) => (
+                        render_with(fs, dir, &["Ingress"], &memo),
+                        render_with(fs, dir, &[gateway::KIND], &memo),
+                    ),
+                };
+                let mut plan = RootPlan {
+                    dir: dir.clone(),
+                    refused: None,
                     canaries: Vec::new(),
                     discovery: None,
                     routes: Vec::new(),
                     route_problems: Vec::new(),
                     routes_refused: None,
-                },
-                Ok(objs) => {
-                    let d = discover(&objs);
-                    let canaries = routes(&objs)
-                        .into_iter()
-                        .filter(|(r, _)| r.canary)
-                        .map(|(r, o)| RootCanary {
-                            namespace: r.namespace.clone(),
-                            name: r.name.clone(),
-                            weight_raw: r.weight_raw.clone(),
-                            decided_by: o.weight().cloned(),
-                            source: o.src.clone(),
-                        })
-                        .collect();
-                    RootPlan {
-                        dir,
-                        refused: None,
-                        canaries,
-                        discovery: Some(d),
-                        routes: Vec::new(),
-                        route_problems: Vec::new(),
-                        routes_refused: None,
+                };
+                match ingresses {
+                    Err(refusal) => plan.refused = Some(refusal),
+                    Ok(objs) => {
+                        let file = synthetic(&objs);
+                        plan.discovery = Some(discover_in(&objs, &file));
+                        plan.canaries = routes_in(&objs, &file)
+                            .into_iter()
+                            .filter(|(r, _)| r.canary)
+                            .map(|(r, o)| RootCanary {
+                                namespace: r.namespace.clone(),
+                                name: r.name.clone(),
+                                weight_raw: r.weight_raw.clone(),
+                                decided_by: o.weight().cloned(),
+                                source: o.src.clone(),
+                            })
+                            .collect();
                     }
                 }
-            };
-            // The Services and Deployments behind routes are built only for a root that
-            // renders an HTTPRoute: most roots have none, and their Deployments are the
-            // largest documents of a layout.
-            let rendered =
-                render_with(fs, &plan.dir, &[gateway::KIND], &route_memo).and_then(|routes| {
-                    match routes.is_empty() {
-                        true => Ok(routes),
-                        false => render_kinds(fs, &plan.dir, &HTTPROUTE_KINDS),
-                    }
+                // The Services and Deployments behind routes are built only for a root that
+                // renders an HTTPRoute: most roots have none, and their Deployments are the
+                // largest documents of a layout.
+                let rendered = routes.and_then(|routes| match routes.is_empty() {
+                    true => Ok(routes),
+                    false => render_with(fs, dir, &HTTPROUTE_KINDS, &memo),
                 });
-            match rendered {
-                Ok(objs) => (plan.routes, plan.route_problems) = root_routes(&objs),
-                Err(r) if plan.refused.is_none() => plan.routes_refused = Some(r),
-                Err(_) => {}
-            }
-            plan
-        })
-        .collect()
+                match rendered {
+                    Ok(objs) => (plan.routes, plan.route_problems) = root_routes(&objs),
+                    Err(r) if plan.refused.is_none() => plan.routes_refused = Some(r),
+                    Err(_) => {}
+                }
+                plan
+            })
+            .collect()
+    })
 }
