@@ -299,7 +299,7 @@ impl Rollout<'_> {
                         let readers: Vec<String> = layout
                             .roots
                             .iter()
-                            .filter(|r| layout.reach.get(*r).is_some_and(|f| f.contains(&file)))
+                            .filter(|r| layout.reads(r, &file))
                             .map(|r| crate::router::kustomize::display_dir(r))
                             .collect();
                         if readers.len() > 1 {

@@ -14,7 +14,8 @@ pub struct Layout {
     pub dirs: Vec<PathBuf>,
     /// Kustomizations no other one uses as a resource or component (and not components).
     pub roots: Vec<PathBuf>,
-    /// Every local file each kustomization reads, through the ones it uses.
+    /// Every local file each root reads, through the kustomizations it uses (`dir/*`: every
+    /// file of a directory without a kustomization).
     pub reach: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
     /// Every file some kustomization reads (the union of `reach`), and the directories whose
     /// every file one reads: asked once per manifest by [`Layout::owns`].
@@ -155,39 +156,40 @@ impl Layout {
             }
         }
         let used: BTreeSet<&PathBuf> = uses.values().flat_map(|(ds, _)| ds).collect();
-        let roots = kept
+        let roots: Vec<PathBuf> = kept
             .iter()
             .filter(|d| !used.contains(d) && !components.contains(*d))
             .cloned()
             .collect();
-        let mut reach = BTreeMap::new();
-        for d in &kept {
-            let mut seen = BTreeSet::new();
-            let mut files = BTreeSet::new();
-            let mut stack = vec![d.clone()];
-            while let Some(x) = stack.pop() {
-                if !seen.insert(x.clone()) {
-                    continue;
-                }
-                if let Some((ds, fs_)) = uses.get(&x) {
-                    files.extend(fs_.iter().cloned());
-                    stack.extend(ds.iter().cloned());
-                } else {
-                    // A directory without a kustomization: kustomize fails on it; its YAML
-                    // files are still the layout's, not flat manifests.
-                    files.insert(x.join("*"));
-                }
-            }
-            reach.insert(d.clone(), files);
-        }
+        // Every file some kustomization reads: its own references, and every file of a
+        // directory it uses that has no kustomization (kustomize fails on it; its YAML files
+        // are still the layout's, not flat manifests).
         let mut owned = BTreeSet::new();
         let mut owned_dirs = BTreeSet::new();
-        for f in reach.values().flatten() {
-            match f.file_name().filter(|n| *n == "*").and(f.parent()) {
-                Some(dir) => owned_dirs.insert(dir.to_path_buf()),
-                None => owned.insert(f.clone()),
-            };
+        for (ds, fs_) in uses.values() {
+            owned.extend(fs_.iter().cloned());
+            owned_dirs.extend(ds.iter().filter(|x| !uses.contains_key(*x)).cloned());
         }
+        let reach = roots
+            .iter()
+            .map(|d: &PathBuf| {
+                let mut seen = BTreeSet::new();
+                let mut files = BTreeSet::new();
+                let mut stack = vec![d];
+                while let Some(x) = stack.pop() {
+                    if !seen.insert(x) {
+                        continue;
+                    }
+                    if let Some((ds, fs_)) = uses.get(x) {
+                        files.extend(fs_.iter().cloned());
+                        stack.extend(ds);
+                    } else {
+                        files.insert(x.join("*"));
+                    }
+                }
+                (d.clone(), files)
+            })
+            .collect();
         Layout {
             dirs: kept,
             roots,
