@@ -213,21 +213,23 @@ pub(crate) struct Scan<T> {
 
 /// One walk on all cores for two readers: files named one of `names` go to `make` (with
 /// their repository-relative path, and their bytes or the read error) on the thread that read
-/// them; YAML files whose bytes pass `keep` are kept unparsed, to be parsed once it is known
+/// them; with `keep`, YAML files whose bytes pass it are kept unparsed, to be parsed once it is known
 /// which of them matter ([`Repo::from_scanned`]). `plan` finds the kustomizations and the
 /// flat manifests this way in a single pass over the tree.
 pub(crate) fn scan<T: Send>(
     dir: &Path,
     names: &[&str],
     make: &(dyn Fn(&Path, std::io::Result<&[u8]>) -> T + Sync),
-    keep: &(dyn Fn(&[u8]) -> bool + Sync),
+    keep: Option<&(dyn Fn(&[u8]) -> bool + Sync)>,
 ) -> Result<Scan<T>, ManifestError> {
     let named = |p: &Path| {
         p.file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| names.contains(&n))
     };
-    let wanted = |p: &Path| named(p) || walk::is_yaml(p);
+    // Without `keep`, no other file is even read.
+    let manifest = |p: &Path| keep.is_some() && walk::is_yaml(p);
+    let wanted = |p: &Path| named(p) || manifest(p);
     type Item<T> = (Option<T>, Option<std::io::Result<Vec<u8>>>);
     let found: Vec<(PathBuf, Item<T>)> = walk::files_with(dir, &wanted, &|path, buf| {
         let rel = path.strip_prefix(dir).unwrap_or(path);
@@ -236,10 +238,11 @@ pub(crate) fn scan<T: Send>(
             Ok(()) => make(rel, Ok(buf)),
             Err(e) => make(rel, Err(std::io::Error::new(e.kind(), e.to_string()))),
         });
-        let kept = match read {
-            _ if !walk::is_yaml(path) => None,
-            Ok(()) => keep(buf).then(|| Ok(buf.clone())),
-            Err(e) => Some(Err(e)),
+        let kept = match (read, keep) {
+            _ if !manifest(path) => None,
+            (Ok(()), Some(keep)) => keep(buf).then(|| Ok(buf.clone())),
+            (Ok(()), None) => None,
+            (Err(e), _) => Some(Err(e)),
         };
         (made.is_some() || kept.is_some()).then_some((made, kept))
     })?;

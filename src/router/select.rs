@@ -31,7 +31,7 @@ pub(crate) fn load_layout_and_routes(
         dir,
         &router::kustomize::FILE_NAMES,
         &|rel, bytes| router::kustomize::read_kustomization(dir, rel, bytes),
-        &|b| nginx.may_contain_route(b) || gateway.may_contain_route(b),
+        Some(&|b| nginx.may_contain_route(b) || gateway.may_contain_route(b)),
     )?;
     let layout = router::kustomize::Layout::from_found(found.named);
     let all = Repo::from_scanned(dir, found.kept, &|p| !layout.owns(p))?;

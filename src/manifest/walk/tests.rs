@@ -145,7 +145,7 @@ fn scan_finds_named_files_and_keeps_manifests_in_one_walk() {
         dir.path(),
         &["kustomization.yaml", "kustomization.yml", "Kustomization"],
         &|rel, bytes| (rel.to_path_buf(), bytes.map(<[u8]>::to_vec).unwrap()),
-        &|b| crate::manifest::contains(b, b"Ingress"),
+        Some(&|b| crate::manifest::contains(b, b"Ingress")),
     )
     .unwrap();
     let named: Vec<_> = found
@@ -194,6 +194,16 @@ fn scan_finds_named_files_and_keeps_manifests_in_one_walk() {
         .map(|f| f.path.display().to_string())
         .collect();
     assert_eq!(files, ["base/ingress.yaml"]);
+    // Without a byte filter only the named files are read.
+    let named_only = scan(
+        dir.path(),
+        &["kustomization.yaml", "kustomization.yml", "Kustomization"],
+        &|rel, _| rel.to_path_buf(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(named_only.named.len(), 3);
+    assert!(named_only.kept.is_empty());
 }
 
 #[test]

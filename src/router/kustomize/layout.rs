@@ -111,7 +111,7 @@ impl Layout {
             root,
             &FILE_NAMES,
             &|rel, bytes| read(root, rel, bytes),
-            &|_| false,
+            None,
         )?;
         Ok(Layout::from_found(found.named))
     }
