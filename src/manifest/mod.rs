@@ -203,6 +203,9 @@ impl Loaded {
     }
 }
 
+/// A test of a file's bytes: may it matter?
+pub(crate) type ByteFilter<'a> = dyn Fn(&[u8]) -> bool + Sync + 'a;
+
 /// What one walk found: the files named one of the names asked for, each made into a value
 /// where it was read, and the bytes of the YAML files that passed the byte filter (or why
 /// they could not be read), both by repository-relative path in path order.
@@ -220,7 +223,7 @@ pub(crate) fn scan<T: Send>(
     dir: &Path,
     names: &[&str],
     make: &(dyn Fn(&Path, std::io::Result<&[u8]>) -> T + Sync),
-    keep: Option<&(dyn Fn(&[u8]) -> bool + Sync)>,
+    keep: Option<&ByteFilter<'_>>,
 ) -> Result<Scan<T>, ManifestError> {
     let named = |p: &Path| {
         p.file_name()

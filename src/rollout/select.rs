@@ -159,7 +159,7 @@ pub(crate) fn resolve_canaries(
         let chosen = if layout.is_empty() {
             set::Chosen::Flat(crate::router::select_known(&repo, &routes, &selector)?.clone())
         } else {
-            set::choose(dir, &layout, &before, &selector, overlay.as_deref())?
+            set::choose(dir, &layout, &before, &selector, overlay.as_deref(), None)?
         };
         let route = chosen.route().clone();
         if !route.canary {

@@ -199,8 +199,21 @@ pub fn set_weight(
     let repo = Repo::load_filtered(dir, &|bytes| {
         router.may_contain_route(bytes) && contains(bytes, &name)
     })?;
+    set_weight_in(dir, &repo, &selector, weight, dry_run)
+}
+
+/// [`set_weight`] over the files already loaded that may hold the target (those of the
+/// default router that name it).
+pub(crate) fn set_weight_in(
+    dir: &Path,
+    repo: &Repo,
+    selector: &Selector,
+    weight: u32,
+    dry_run: bool,
+) -> Result<EditOutcome, ManifestError> {
+    let router = router::default_router();
     let routes: Vec<Route> = repo.files.iter().flat_map(|f| router.routes(f)).collect();
-    let route = match select_known(&repo, &routes, &selector) {
+    let route = match select_known(repo, &routes, selector) {
         Ok(r) => r,
         Err(e @ ManifestError::NoMatch { .. }) => {
             // A file that failed to parse but names the target may be where it lives: say so

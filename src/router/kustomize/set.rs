@@ -136,6 +136,7 @@ pub(crate) fn choose(
     before: &Renders,
     sel: &Selector,
     overlay: Option<&Path>,
+    flat: Option<Repo>,
 ) -> Result<Chosen, ManifestError> {
     let mut cands: Vec<Candidate> = Vec::new();
     for (root, r) in before {
@@ -151,10 +152,14 @@ pub(crate) fn choose(
     }
     // Flat manifests (files no kustomization reads) stay candidates unless --overlay is given.
     if overlay.is_none() {
-        let name = sel.name.as_bytes().to_vec();
         let router = router::default_router();
-        let mut repo =
-            Repo::load_filtered(dir, &|b| router.may_contain_route(b) && contains(b, &name))?;
+        let mut repo = match flat {
+            Some(repo) => repo,
+            None => {
+                let name = sel.name.as_bytes().to_vec();
+                Repo::load_filtered(dir, &|b| router.may_contain_route(b) && contains(b, &name))?
+            }
+        };
         repo.files.retain(|f| !layout.owns(&f.path));
         for f in &repo.files {
             cands.extend(router.routes(f).into_iter().map(Candidate::Flat));
@@ -221,12 +226,30 @@ pub fn set_weight(
     weight: u32,
     dry_run: bool,
 ) -> Result<EditOutcome, ManifestError> {
-    let layout = Layout::discover(dir)?;
+    let sel = Selector::parse(selector)?;
+    // One walk: the kustomizations and, unless --overlay says the target is rendered, the
+    // flat manifests that may hold it (the only files read besides the kustomizations).
+    let router = router::default_router();
+    let name = sel.name.as_bytes();
+    let may_hold = |b: &[u8]| router.may_contain_route(b) && contains(b, name);
+    let found = crate::manifest::scan(
+        dir,
+        &super::FILE_NAMES,
+        &|rel, bytes| super::read_kustomization(dir, rel, bytes),
+        overlay.is_none().then_some(&may_hold as _),
+    )?;
+    let layout = Layout::from_found(found.named);
+    let flat = match overlay {
+        None => Some(Repo::from_scanned(dir, found.kept, &|p| !layout.owns(p))?),
+        Some(_) => None,
+    };
     if layout.is_empty() {
         overlay_root(dir, &layout, overlay)?;
-        return crate::router::set_weight(dir, selector, weight, dry_run);
+        return match flat {
+            Some(repo) => crate::router::select::set_weight_in(dir, &repo, &sel, weight, dry_run),
+            None => crate::router::set_weight(dir, selector, weight, dry_run),
+        };
     }
-    let sel = Selector::parse(selector)?;
     let overlay = overlay_root(dir, &layout, overlay)?;
     let no = BTreeMap::new();
     let fs = Fs {
@@ -234,7 +257,7 @@ pub fn set_weight(
         overrides: &no,
     };
     let before = render_candidates(fs, &layout, &["Ingress"], overlay.as_deref());
-    match choose(dir, &layout, &before, &sel, overlay.as_deref())? {
+    match choose(dir, &layout, &before, &sel, overlay.as_deref(), flat)? {
         Chosen::Flat(route) => {
             let text = fs.read(&route.file)?;
             let file = SourceFile::parse(route.file.clone(), text).map_err(|e| {
