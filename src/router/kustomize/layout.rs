@@ -1,7 +1,7 @@
 //! The layout of a repository's kustomizations: which are roots (what Argo CD / Flux render),
 //! and which files each one reads through the ones it uses.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::{is_remote, Fs, Kust, FILE_NAMES};
@@ -19,8 +19,8 @@ pub struct Layout {
     pub reach: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
     /// Every file some kustomization reads (the union of `reach`), and the directories whose
     /// every file one reads: asked once per manifest by [`Layout::owns`].
-    owned: BTreeSet<PathBuf>,
-    owned_dirs: BTreeSet<PathBuf>,
+    owned: HashSet<PathBuf>,
+    owned_dirs: HashSet<PathBuf>,
 }
 
 /// Local paths a kustomization names: (kustomization directories it uses, files it reads).
@@ -119,8 +119,11 @@ impl Layout {
     /// The layout of the kustomization files a walk found, each read by [`read`] where it was
     /// found (`plan` finds them in the walk that reads its manifests).
     pub(crate) fn from_found(found: Vec<(PathBuf, Found)>) -> Layout {
-        // One kustomization per directory: the first name in kustomize's order.
-        let mut by_dir: BTreeMap<PathBuf, (usize, Found)> = BTreeMap::new();
+        // One kustomization per directory: the first name in kustomize's order. Directories
+        // are numbered (paths compare component by component, which made a layout of
+        // thousands of kustomizations slow to assemble with paths as keys throughout).
+        let mut slot_of: HashMap<PathBuf, usize> = HashMap::new();
+        let mut slots: Vec<(PathBuf, usize, Found)> = Vec::new();
         for (file, f) in found {
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
             let rank = FILE_NAMES
@@ -128,70 +131,102 @@ impl Layout {
                 .position(|n| *n == name)
                 .unwrap_or(FILE_NAMES.len());
             let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-            match by_dir.get(&dir) {
-                Some((r, _)) if *r <= rank => {}
-                _ => {
-                    by_dir.insert(dir, (rank, f));
+            match slot_of.get(&dir) {
+                Some(&i) if slots[i].1 <= rank => {}
+                Some(&i) => slots[i] = (dir, rank, f),
+                None => {
+                    slot_of.insert(dir.clone(), slots.len());
+                    slots.push((dir, rank, f));
                 }
             }
         }
-        let mut uses: BTreeMap<PathBuf, (Vec<PathBuf>, Vec<PathBuf>)> = BTreeMap::new();
-        let mut components = BTreeSet::new();
-        let mut kept = Vec::new();
-        for (d, (_, found)) in by_dir {
-            match found {
-                Found::Flux => {}
+        slots.retain(|(_, _, f)| !matches!(f, Found::Flux));
+        slots.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let slot_of: HashMap<&Path, usize> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, (d, _, _))| (d.as_path(), i))
+            .collect();
+        // Per kustomization: the kustomizations it uses (by number), the directories without
+        // one it uses, the files it reads, and whether it is a component.
+        struct Uses<'a> {
+            kusts: Vec<usize>,
+            bare: Vec<&'a PathBuf>,
+            files: &'a [PathBuf],
+            component: bool,
+        }
+        let uses: Vec<Uses> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, f))| match f {
                 Found::Kustomization {
                     component,
-                    mut dirs,
+                    dirs,
                     files,
                 } => {
-                    if component {
-                        components.insert(d.clone());
+                    let (mut kusts, mut bare) = (Vec::new(), Vec::new());
+                    for d in dirs {
+                        match slot_of.get(d.as_path()) {
+                            Some(&j) if j != i => kusts.push(j),
+                            Some(_) => {}
+                            None => bare.push(d),
+                        }
                     }
-                    dirs.retain(|x| *x != d);
-                    uses.insert(d.clone(), (dirs, files));
-                    kept.push(d);
+                    Uses {
+                        kusts,
+                        bare,
+                        files,
+                        component: *component,
+                    }
                 }
+                Found::Flux => Uses {
+                    kusts: Vec::new(),
+                    bare: Vec::new(),
+                    files: &[],
+                    component: false,
+                },
+            })
+            .collect();
+        let mut used = vec![false; slots.len()];
+        for u in &uses {
+            for &j in &u.kusts {
+                used[j] = true;
             }
         }
-        let used: BTreeSet<&PathBuf> = uses.values().flat_map(|(ds, _)| ds).collect();
-        let roots: Vec<PathBuf> = kept
-            .iter()
-            .filter(|d| !used.contains(d) && !components.contains(*d))
-            .cloned()
+        let roots: Vec<usize> = (0..slots.len())
+            .filter(|&i| !used[i] && !uses[i].component)
             .collect();
         // Every file some kustomization reads: its own references, and every file of a
         // directory it uses that has no kustomization (kustomize fails on it; its YAML files
         // are still the layout's, not flat manifests).
-        let mut owned = BTreeSet::new();
-        let mut owned_dirs = BTreeSet::new();
-        for (ds, fs_) in uses.values() {
-            owned.extend(fs_.iter().cloned());
-            owned_dirs.extend(ds.iter().filter(|x| !uses.contains_key(*x)).cloned());
+        let mut owned = HashSet::new();
+        let mut owned_dirs = HashSet::new();
+        for u in &uses {
+            owned.extend(u.files.iter().cloned());
+            owned_dirs.extend(u.bare.iter().map(|d| d.to_path_buf()));
         }
+        let mut seen = vec![usize::MAX; slots.len()];
         let reach = roots
             .iter()
-            .map(|d: &PathBuf| {
-                let mut seen = BTreeSet::new();
+            .map(|&r| {
                 let mut files = BTreeSet::new();
-                let mut stack = vec![d];
+                let mut stack = vec![r];
                 while let Some(x) = stack.pop() {
-                    if !seen.insert(x) {
+                    if seen[x] == r {
                         continue;
                     }
-                    if let Some((ds, fs_)) = uses.get(x) {
-                        files.extend(fs_.iter().cloned());
-                        stack.extend(ds);
-                    } else {
-                        files.insert(x.join("*"));
-                    }
+                    seen[x] = r;
+                    let u = &uses[x];
+                    files.extend(u.files.iter().cloned());
+                    files.extend(u.bare.iter().map(|d| d.join("*")));
+                    stack.extend(&u.kusts);
                 }
-                (d.clone(), files)
+                (slots[r].0.clone(), files)
             })
             .collect();
+        let roots = roots.iter().map(|&r| slots[r].0.clone()).collect();
         Layout {
-            dirs: kept,
+            dirs: slots.into_iter().map(|(d, _, _)| d).collect(),
             roots,
             reach,
             owned,
