@@ -280,8 +280,50 @@ impl JsonWriter {
     }
 
     fn string(&mut self, s: &str) -> NodeId {
-        let json = serde_json::Value::String(s.to_string()).to_string();
-        self.scalar(s.to_string(), &json, Style::DoubleQuoted)
+        let (start, line, col) = (self.text.len(), self.line, self.col);
+        self.text.push('"');
+        // JSON's escapes (quote, backslash, control characters), and `\u` for what YAML does
+        // not allow raw (DEL, C1 controls), so the text is both JSON and YAML.
+        let mut plain = 0;
+        for (i, c) in s.char_indices() {
+            let esc = match c {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\t' => "\\t",
+                '\r' => "\\r",
+                '\u{8}' => "\\b",
+                '\u{c}' => "\\f",
+                '\0'..='\u{1f}'
+                | '\u{7f}'..='\u{84}'
+                | '\u{86}'..='\u{9f}'
+                | '\u{fffe}'
+                | '\u{ffff}' => "",
+                _ => continue,
+            };
+            self.text.push_str(&s[plain..i]);
+            if esc.is_empty() {
+                self.text.push_str(&format!("\\u{:04x}", c as u32));
+            } else {
+                self.text.push_str(esc);
+            }
+            plain = i + c.len_utf8();
+        }
+        self.text.push_str(&s[plain..]);
+        self.text.push('"');
+        // A JSON string is one line: its columns are its characters.
+        self.col += self.text[start..].chars().count();
+        self.node(
+            NodeKind::Scalar {
+                value: s.to_string(),
+                style: Style::DoubleQuoted,
+                tagged: false,
+            },
+            start,
+            line,
+            col,
+            false,
+        )
     }
 
     fn value(&mut self, v: &serde_json::Value) -> NodeId {
@@ -466,7 +508,7 @@ mod tests {
     #[test]
     fn from_json_is_what_parse_reads_from_its_text() {
         let docs = [
-            serde_json::json!({"apiVersion": "v1", "kind": "Ingress", "metadata": {"name": "é-x", "annotations": {"a/b": "10", "q": "say \"hi\"\n\ttab\u{1}"}}, "spec": {"rules": [{"host": "h", "n": 3, "f": 1.5, "t": true, "z": null, "e": [], "m": {}}]}}),
+            serde_json::json!({"apiVersion": "v1", "kind": "Ingress", "metadata": {"name": "é-x", "annotations": {"a/b": "10", "q": "say \"hi\"\n\ttab\u{1} back\\slash\r\u{8}\u{c}\u{1f}\u{7f} ünï"}}, "spec": {"rules": [{"host": "h", "n": 3, "f": 1.5, "t": true, "z": null, "e": [], "m": {}}]}}),
             serde_json::json!({"kind": "Service", "list": [[1, "2"], {"k": ["ünï", -7]}]}),
             serde_json::json!("just a string"),
             serde_json::json!([]),

@@ -158,3 +158,39 @@ fn a_moved_weight_has_no_place_to_edit() {
     assert!(moved.loc.is_none());
     assert!(!obj.origins.contains_key(&backend_ref(0, 0, true)));
 }
+
+/// Regression: a rendered value YAML does not allow raw (a DEL, written `"\x7f"` in the
+/// source) made the rendering's text unparsable, and the root silently rendered no canary.
+#[test]
+fn a_value_yaml_forbids_raw_still_renders_the_canary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |p: &str, t: &str| {
+        let p = tmp.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, t).unwrap();
+    };
+    let ingress = |name: &str, canary: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  annotations:\n{canary}    note: \"odd\\x7fvalue\"\nspec:\n  rules:\n  - host: shop.example.com\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service: {{name: {name}, port: {{number: 80}}}}\n"
+        )
+    };
+    write("app/stable.yaml", &ingress("shop", ""));
+    write(
+        "app/canary.yaml",
+        &ingress(
+            "shop-canary",
+            "    nginx.ingress.kubernetes.io/canary: \"true\"\n    nginx.ingress.kubernetes.io/canary-weight: \"10\"\n",
+        ),
+    );
+    write(
+        "app/kustomization.yaml",
+        "resources:\n- stable.yaml\n- canary.yaml\n",
+    );
+    let layout = Layout::discover(tmp.path()).unwrap();
+    let plans = plan(tmp.path(), &layout);
+    assert_eq!(plans.len(), 1);
+    let names: Vec<&str> = plans[0].canaries.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["shop-canary"]);
+    let d = plans[0].discovery.as_ref().unwrap();
+    assert_eq!(d.pairs.len(), 1, "{d:?}");
+}
