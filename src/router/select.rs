@@ -193,13 +193,14 @@ pub fn set_weight(
     weight: u32,
     dry_run: bool,
 ) -> Result<EditOutcome, ManifestError> {
-    let router = router::default_router();
     let selector = Selector::parse(selector)?;
-    let name = selector.name.as_bytes().to_vec();
-    let repo = Repo::load_filtered(dir, &|bytes| {
-        router.may_contain_route(bytes) && contains(bytes, &name)
-    })?;
+    let repo = Repo::load_filtered(dir, &|b| may_hold(b, &selector.name))?;
     set_weight_in(dir, &repo, &selector, weight, dry_run)
+}
+
+/// May these bytes hold the Ingress named `name` (of the default router)?
+pub(crate) fn may_hold(bytes: &[u8], name: &str) -> bool {
+    router::default_router().may_contain_route(bytes) && contains(bytes, name.as_bytes())
 }
 
 /// [`set_weight`] over the files already loaded that may hold the target (those of the

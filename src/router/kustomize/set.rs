@@ -18,7 +18,7 @@ use super::render::{render_candidates, render_some, render_with, Memo, Rendering
 use super::{display_dir, normalize, routes, Fs, Id, Kust, Layout, Loc, Obj, Refusal, Renders};
 use crate::manifest::edit::{self, Edit, EditOutcome, ScalarKind};
 use crate::manifest::{contains, ManifestError, Repo, Selector, SourceFile};
-use crate::router::select::{candidates_named, Named, Unchosen};
+use crate::router::select::{candidates_named, may_hold, Named, Unchosen};
 use crate::router::{self, nginx, Route};
 
 /// What a selector can name: a canary rendered by a root, or a flat manifest's Ingress.
@@ -155,10 +155,7 @@ pub(crate) fn choose(
         let router = router::default_router();
         let mut repo = match flat {
             Some(repo) => repo,
-            None => {
-                let name = sel.name.as_bytes().to_vec();
-                Repo::load_filtered(dir, &|b| router.may_contain_route(b) && contains(b, &name))?
-            }
+            None => Repo::load_filtered(dir, &|b| may_hold(b, &sel.name))?,
         };
         repo.files.retain(|f| !layout.owns(&f.path));
         for f in &repo.files {
@@ -229,9 +226,7 @@ pub fn set_weight(
     let sel = Selector::parse(selector)?;
     // One walk: the kustomizations and, unless --overlay says the target is rendered, the
     // flat manifests that may hold it (the only files read besides the kustomizations).
-    let router = router::default_router();
-    let name = sel.name.as_bytes();
-    let may_hold = |b: &[u8]| router.may_contain_route(b) && contains(b, name);
+    let may_hold = |b: &[u8]| may_hold(b, &sel.name);
     let found = crate::manifest::scan(
         dir,
         &super::FILE_NAMES,
