@@ -132,6 +132,9 @@ struct Report<'a> {
     schema_version: u32,
     passed: bool,
     ingress: String,
+    /// The HTTPRoutes checked (`NS/NAME`, comma-separated), when the canary is a route.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    route: String,
     weight: u32,
     #[serde(rename = "failedGate", skip_serializing_if = "Option::is_none")]
     failed_gate: Option<&'a str>,
@@ -151,6 +154,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let ns = targets
         .ingresses
         .first()
+        .or(targets.routes.first().map(|r| &r.route))
         .map_or_else(|| "default".to_string(), |i| i.namespace.clone());
     if gates.runner.gates.iter().any(|g| g.needs_deployments()) {
         let notes = targets.notes.clone();
@@ -184,6 +188,12 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",");
+    let route = targets
+        .routes
+        .iter()
+        .map(|r| r.route.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let subject = Subject {
         targets,
         weight,
@@ -209,6 +219,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
             schema_version: 1,
             passed: failed.is_none(),
             ingress,
+            route,
             weight,
             failed_gate: failed.map(|o| o.gate.as_str()),
             gates: &outcomes,

@@ -192,6 +192,8 @@ async fn check_route_gates_the_live_split_and_the_deployments_behind_it() {
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["failedGate"], "synced", "{report}");
+    assert_eq!(report["route"], "shop/web", "{report}");
+    assert_eq!(report["ingress"], "", "{report}");
     assert_eq!(report["weight"], 25);
     assert!(stderr.contains("error: gate synced failed"), "{stderr}");
 }
