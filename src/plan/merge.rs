@@ -46,8 +46,9 @@ pub struct NewPullRequest {
     pub labels: Vec<String>,
 }
 
-/// Review state summed up by [`approval`]: approvals that may gate a merge (by someone who may
-/// write, on the current head, not the author's own), counted once per reviewer.
+/// Review state as the forge adapters sum it up (`forge::approval`): approvals that may gate a
+/// merge (by someone who may write, on the current head, not the author's own), counted once per
+/// reviewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Reviews {
     pub approvals: u32,

@@ -66,7 +66,7 @@ impl Candidate<'_> {
 pub(crate) enum Chosen {
     Rendered {
         root: PathBuf,
-        /// Index of the object in the root's rendering ([`render_roots`]).
+        /// Index of the object in the root's rendering ([`super::render_roots`]).
         index: usize,
         /// The rendered route, pointing at its source file and weight origin.
         route: Route,
