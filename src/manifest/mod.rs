@@ -151,9 +151,8 @@ pub struct Repo {
 }
 
 /// The Kubernetes objects of one document: each item of a `kind: List` (with its index), or
-/// the root itself. Every reader of manifests (the routers, workloads, Kustomize rendering) goes
-/// through this, so a List is read the same way everywhere.
-pub(crate) fn objects(
+/// the root itself.
+fn objects(
     s: &crate::yaml::Stream,
     root: crate::yaml::NodeId,
 ) -> Vec<(Option<usize>, crate::yaml::NodeId)> {
@@ -168,6 +167,24 @@ pub(crate) fn objects(
         }
     }
     vec![(None, root)]
+}
+
+/// Every Kubernetes object of a stream, as (1-based document, item of a `kind: List`, node), in
+/// order: [`objects`] over each document that has content. Every reader of manifests (the
+/// routers, workloads, Kustomize rendering) goes through this, so a List is read the same way
+/// everywhere.
+pub(crate) fn stream_objects(
+    s: &crate::yaml::Stream,
+) -> Vec<(usize, Option<usize>, crate::yaml::NodeId)> {
+    s.docs
+        .iter()
+        .filter_map(|d| d.root.map(|root| (d.index, root)))
+        .flat_map(|(doc, root)| {
+            objects(s, root)
+                .into_iter()
+                .map(move |(item, node)| (doc, item, node))
+        })
+        .collect()
 }
 
 /// Every `*.yaml`/`*.yml` file under `dir`, skipping `.git` and what `.gitignore` ignores,

@@ -52,18 +52,6 @@ fn string_map(s: &Stream, node: Option<NodeId>) -> BTreeMap<String, String> {
     .unwrap_or_default()
 }
 
-fn objects(s: &Stream) -> Vec<(usize, Option<usize>, NodeId)> {
-    s.docs
-        .iter()
-        .filter_map(|d| d.root.map(|root| (d.index, root)))
-        .flat_map(|(doc, root)| {
-            super::objects(s, root)
-                .into_iter()
-                .map(move |(item, node)| (doc, item, node))
-        })
-        .collect()
-}
-
 fn meta(s: &Stream, obj: NodeId) -> Option<(Option<String>, String)> {
     let m = s.get(obj, "metadata")?;
     let name = s.get(m, "name").and_then(|n| s.str(n))?.to_string();
@@ -80,7 +68,7 @@ pub fn workloads(files: &[SourceFile]) -> Vec<Workload> {
     let mut out = Vec::new();
     for f in files {
         let s = &f.stream;
-        for (document, item, obj) in objects(s) {
+        for (document, item, obj) in super::stream_objects(s) {
             if !s.is_map(obj) || s.get(obj, "kind").and_then(|k| s.str(k)) != Some("Deployment") {
                 continue;
             }
@@ -120,7 +108,7 @@ pub fn services(files: &[SourceFile]) -> Vec<ServiceInfo> {
     let mut out = Vec::new();
     for f in files {
         let s = &f.stream;
-        for (_, _, obj) in objects(s) {
+        for (_, _, obj) in super::stream_objects(s) {
             if !s.is_map(obj) || s.get(obj, "kind").and_then(|k| s.str(k)) != Some("Service") {
                 continue;
             }

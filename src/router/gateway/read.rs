@@ -200,53 +200,43 @@ fn read_route(
 
 /// Every HTTPRoute this router reads in one file.
 pub fn http_routes(file: &SourceFile) -> Vec<HttpRoute> {
-    let s = &file.stream;
-    let mut out = Vec::new();
-    for doc in &s.docs {
-        let Some(root) = doc.root else { continue };
-        for (item, obj) in crate::manifest::objects(s, root) {
-            if let Some(r) = read_route(file, doc.index, item, obj) {
-                out.push(r);
-            }
-        }
-    }
-    out
+    crate::manifest::stream_objects(&file.stream)
+        .into_iter()
+        .filter_map(|(doc, item, obj)| read_route(file, doc, item, obj))
+        .collect()
 }
 
 /// HTTPRoutes of an API version this router does not read.
 pub(crate) fn unknown_versions(file: &SourceFile) -> Vec<Problem> {
     let s = &file.stream;
     let mut out = Vec::new();
-    for doc in &s.docs {
-        let Some(root) = doc.root else { continue };
-        for (item, obj) in crate::manifest::objects(s, root) {
-            if !s.is_map(obj) || s.get(obj, "kind").and_then(|k| s.str(k)) != Some(KIND) {
-                continue;
-            }
-            let version = string(s, obj, "apiVersion").unwrap_or_default();
-            if API_VERSIONS.contains(&version.as_str()) {
-                continue;
-            }
-            let name = s
-                .path(obj, &["metadata", "name"])
-                .and_then(|n| s.str(n))
-                .unwrap_or("?");
-            out.push(Problem {
-                severity: Severity::Warning,
-                code: "api-version-unknown",
-                message: format!(
-                    "HTTPRoute {name} has apiVersion {version:?}; gitops-canary reads {} and skips it",
-                    API_VERSIONS.join(" and ")
-                ),
-                file: file.path.clone(),
-                document: doc.index,
-                line: s.node(obj).line,
-                field: match item {
-                    Some(i) => format!("items[{i}].apiVersion"),
-                    None => "apiVersion".into(),
-                },
-            });
+    for (document, item, obj) in crate::manifest::stream_objects(s) {
+        if !s.is_map(obj) || s.get(obj, "kind").and_then(|k| s.str(k)) != Some(KIND) {
+            continue;
         }
+        let version = string(s, obj, "apiVersion").unwrap_or_default();
+        if API_VERSIONS.contains(&version.as_str()) {
+            continue;
+        }
+        let name = s
+            .path(obj, &["metadata", "name"])
+            .and_then(|n| s.str(n))
+            .unwrap_or("?");
+        out.push(Problem {
+            severity: Severity::Warning,
+            code: "api-version-unknown",
+            message: format!(
+                "HTTPRoute {name} has apiVersion {version:?}; gitops-canary reads {} and skips it",
+                API_VERSIONS.join(" and ")
+            ),
+            file: file.path.clone(),
+            document,
+            line: s.node(obj).line,
+            field: match item {
+                Some(i) => format!("items[{i}].apiVersion"),
+                None => "apiVersion".into(),
+            },
+        });
     }
     out
 }

@@ -41,44 +41,41 @@ fn read_resources(fs: Fs, file: &Path, kinds: &[&str]) -> Result<Vec<Obj>, Refus
     }
     let s = yaml::parse(&text).map_err(|e| Refusal::new(file, format!("not YAML: {e}")))?;
     let mut out = Vec::new();
-    for doc in &s.docs {
-        let Some(root) = doc.root else { continue };
-        for (item, node) in crate::manifest::objects(&s, root) {
-            let kind = s.get(node, "kind").and_then(|k| s.str(k)).unwrap_or("");
-            if !kinds.contains(&kind) {
-                continue;
-            }
-            let value = to_json(&s, node);
-            let prefix: Vec<PathSeg> = match item {
-                Some(i) => vec![key("items"), PathSeg::Index(i)],
-                None => Vec::new(),
-            };
-            let make = |n: NodeId, below: &[PathSeg]| Origin {
-                file: file.to_path_buf(),
-                line: s.node(n).line,
-                kind: OriginKind::Resource,
-                by: file.to_path_buf(),
-                loc: Some(Loc::Yaml {
-                    document: doc.index,
-                    path: prefix.iter().chain(below).cloned().collect(),
-                }),
-            };
-            let mut obj = Obj {
-                origins: origins::leaves(kind, &s, node, &[], &make)
-                    .into_iter()
-                    .collect(),
-                value,
-                ids: Vec::new(),
-                src: Src {
-                    file: file.to_path_buf(),
-                    document: doc.index,
-                    item,
-                    line: s.node(node).line,
-                },
-            };
-            obj.remember_id();
-            out.push(obj);
+    for (document, item, node) in crate::manifest::stream_objects(&s) {
+        let kind = s.get(node, "kind").and_then(|k| s.str(k)).unwrap_or("");
+        if !kinds.contains(&kind) {
+            continue;
         }
+        let value = to_json(&s, node);
+        let prefix: Vec<PathSeg> = match item {
+            Some(i) => vec![key("items"), PathSeg::Index(i)],
+            None => Vec::new(),
+        };
+        let make = |n: NodeId, below: &[PathSeg]| Origin {
+            file: file.to_path_buf(),
+            line: s.node(n).line,
+            kind: OriginKind::Resource,
+            by: file.to_path_buf(),
+            loc: Some(Loc::Yaml {
+                document,
+                path: prefix.iter().chain(below).cloned().collect(),
+            }),
+        };
+        let mut obj = Obj {
+            origins: origins::leaves(kind, &s, node, &[], &make)
+                .into_iter()
+                .collect(),
+            value,
+            ids: Vec::new(),
+            src: Src {
+                file: file.to_path_buf(),
+                document,
+                item,
+                line: s.node(node).line,
+            },
+        };
+        obj.remember_id();
+        out.push(obj);
     }
     Ok(out)
 }

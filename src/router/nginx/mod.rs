@@ -262,17 +262,10 @@ impl Router for IngressNginx {
     }
 
     fn routes(&self, file: &SourceFile) -> Vec<Route> {
-        let s = &file.stream;
-        let mut out = Vec::new();
-        for doc in &s.docs {
-            let Some(root) = doc.root else { continue };
-            for (item, obj) in crate::manifest::objects(s, root) {
-                if let Some(r) = read_route(file, doc.index, item, obj) {
-                    out.push(r);
-                }
-            }
-        }
-        out
+        crate::manifest::stream_objects(&file.stream)
+            .into_iter()
+            .filter_map(|(doc, item, obj)| read_route(file, doc, item, obj))
+            .collect()
     }
 
     fn discover(&self, files: &[SourceFile], skipped: &[Skipped]) -> Discovery {
