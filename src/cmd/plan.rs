@@ -102,17 +102,6 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         kustomize::plan(&args.repo.repo, &layout)
     };
     let discovery = crate::router::discover(&repo);
-    let root_problems: Vec<&Problem> = roots
-        .iter()
-        .filter_map(|r| r.discovery.as_ref())
-        .flat_map(|d| d.pairs.iter().flat_map(|p| &p.problems).chain(&d.problems))
-        .chain(roots.iter().flat_map(|r| {
-            r.routes
-                .iter()
-                .flat_map(|rr| &rr.canary.problems)
-                .chain(&r.route_problems)
-        }))
-        .collect();
     let http_routes = routes(&args, &route_files)?;
     let http_routes = http_routes.filter(|d| !d.routes.is_empty() || !d.skipped.is_empty());
     for s in discovery.skipped.iter().chain(
@@ -127,19 +116,26 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             s.reason
         ));
     }
-    let route_problems = || http_routes.iter().flat_map(|d| d.all_problems());
+    let root_problems = roots
+        .iter()
+        .filter_map(|r| r.discovery.as_ref())
+        .flat_map(|d| d.all_problems())
+        .chain(roots.iter().flat_map(|r| {
+            r.routes
+                .iter()
+                .flat_map(|rr| &rr.canary.problems)
+                .chain(&r.route_problems)
+        }));
+    let errors: Vec<&Problem> = discovery
+        .all_problems()
+        .chain(http_routes.iter().flat_map(|d| d.all_problems()))
+        .chain(root_problems)
+        .filter(|p| p.severity == Severity::Error)
+        .collect();
     // In CI, every error-level problem becomes an annotation on its file and line.
     if let Some(mut rep) = crate::report::ci() {
         let root = &args.repo.repo;
-        for p in discovery
-            .pairs
-            .iter()
-            .flat_map(|pair| &pair.problems)
-            .chain(&discovery.problems)
-            .chain(route_problems())
-            .chain(root_problems.iter().copied())
-            .filter(|p| p.severity == Severity::Error)
-        {
+        for p in &errors {
             let file = crate::git::path_in_repository(root, &p.file);
             rep.error_at(&file, p.line, 1, &format!("[{}] {}", p.code, p.message))?;
         }
@@ -175,25 +171,9 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             console::out(&text)
         }
     }
-    let helm_errors = helm_values.iter().filter(|h| h.error.is_some()).count();
-    let worst = root_problems
-        .iter()
-        .map(|p| p.severity)
-        .chain((helm_errors > 0).then_some(Severity::Error))
-        .chain(discovery.worst())
-        .chain(http_routes.as_ref().and_then(|d| d.worst()))
-        .max();
-    Ok(if worst == Some(Severity::Error) {
-        let n = discovery
-            .pairs
-            .iter()
-            .flat_map(|pair| &pair.problems)
-            .chain(&discovery.problems)
-            .chain(route_problems())
-            .chain(root_problems.iter().copied())
-            .filter(|p| p.severity == Severity::Error)
-            .count()
-            + helm_errors;
+    // Error is the worst severity: any error-level problem fails the plan.
+    let n = errors.len() + helm_values.iter().filter(|h| h.error.is_some()).count();
+    Ok(if n > 0 {
         console::err(&format!(
             "error: {n} error-level problem{} in {}",
             if n == 1 { "" } else { "s" },
@@ -269,39 +249,32 @@ pub(crate) fn render_human_roots(d: &Discovery, roots: &[RootPlan]) -> String {
             problems.extend(rr.canary.problems.iter().cloned());
         }
         problems.extend(r.route_problems.iter().cloned());
+        let dir = kustomize::display_dir(&r.dir);
         if let Some(why) = &r.routes_refused {
-            problems.push(Problem {
-                severity: Severity::Warning,
-                code: "kustomize-unresolved",
-                message: format!(
-                    "the HTTPRoutes of root {} are not shown: {}",
-                    kustomize::display_dir(&r.dir),
-                    why.reason
-                ),
-                file: why.file.clone(),
-                document: 1,
-                line: 1,
-                field: String::new(),
-            });
+            problems.push(unresolved(
+                format!("the HTTPRoutes of root {dir} are not shown"),
+                why,
+            ));
         }
         if let Some(why) = &r.refused {
-            problems.push(Problem {
-                severity: Severity::Warning,
-                code: "kustomize-unresolved",
-                message: format!(
-                    "root {} is not shown: {}",
-                    kustomize::display_dir(&r.dir),
-                    why.reason
-                ),
-                file: why.file.clone(),
-                document: 1,
-                line: 1,
-                field: String::new(),
-            });
+            problems.push(unresolved(format!("root {dir} is not shown"), why));
         }
     }
     write_problems(&mut out, &problems);
     out
+}
+
+/// `what` (a root, or its HTTPRoutes, is not shown) as a warning on the file that says why.
+fn unresolved(what: String, why: &kustomize::Refusal) -> Problem {
+    Problem {
+        severity: Severity::Warning,
+        code: "kustomize-unresolved",
+        message: format!("{what}: {}", why.reason),
+        file: why.file.clone(),
+        document: 1,
+        line: 1,
+        field: String::new(),
+    }
 }
 
 /// An HTTPRoute as one root renders it: its canary share, then each weight of each split with

@@ -151,14 +151,12 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// Worst severity of every problem found.
-    pub fn worst(&self) -> Option<Severity> {
+    /// Every problem found: each pair's, then those tied to no canary.
+    pub(crate) fn all_problems(&self) -> impl Iterator<Item = &Problem> {
         self.pairs
             .iter()
             .flat_map(|p| &p.problems)
             .chain(&self.problems)
-            .map(|p| p.severity)
-            .max()
     }
 }
 

@@ -114,15 +114,7 @@ pub fn init_canary(
         file: route.file.clone(),
         reason,
     };
-    if pct > 100 {
-        return Err(ManifestError::WeightOutOfRange {
-            file: route.file.clone(),
-            document: route.document,
-            field: route.field("spec.rules[].backendRefs[].weight"),
-            weight: pct,
-            total: 100,
-        });
-    }
+    super::set::percent_in_range(&route, pct)?;
     if route.backend_names().iter().any(|n| n == service) {
         return Err(create(format!(
             "{} has a backendRef {service} already (set-weight --route changes its weight)",

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Problem, Severity};
+use super::Problem;
 use crate::manifest::workload::{self, ServiceInfo, Workload};
 use crate::manifest::{self, ManifestError, PathSeg, Repo, Skipped, SourceFile};
 
@@ -288,10 +288,6 @@ pub struct GatewayDiscovery {
 }
 
 impl GatewayDiscovery {
-    pub fn worst(&self) -> Option<Severity> {
-        self.all_problems().map(|p| p.severity).max()
-    }
-
     pub(crate) fn all_problems(&self) -> impl Iterator<Item = &Problem> {
         self.routes
             .iter()

@@ -77,10 +77,8 @@ pub fn weight_edits(rc: &RouteCanary, pct: u32) -> Result<Vec<Edit>, ManifestErr
     Ok(edits)
 }
 
-/// The weights that give the canary of `rc` `pct` percent, per split (stable, canary), after
-/// the checks `set-weight` makes: a canary, no blocking problem, a split, exact weights.
-pub fn split_weights(rc: &RouteCanary, pct: u32) -> Result<Vec<(&Split, u32, u32)>, ManifestError> {
-    let route = &rc.route;
+/// A canary share asked of `route` is a percentage: at most 100.
+pub(crate) fn percent_in_range(route: &HttpRoute, pct: u32) -> Result<(), ManifestError> {
     if pct > 100 {
         return Err(ManifestError::WeightOutOfRange {
             file: route.file.clone(),
@@ -90,6 +88,14 @@ pub fn split_weights(rc: &RouteCanary, pct: u32) -> Result<Vec<(&Split, u32, u32
             total: 100,
         });
     }
+    Ok(())
+}
+
+/// The weights that give the canary of `rc` `pct` percent, per split (stable, canary), after
+/// the checks `set-weight` makes: a canary, no blocking problem, a split, exact weights.
+pub fn split_weights(rc: &RouteCanary, pct: u32) -> Result<Vec<(&Split, u32, u32)>, ManifestError> {
+    let route = &rc.route;
+    percent_in_range(route, pct)?;
     let Some(canary) = &rc.canary_service else {
         let names = route.backend_names();
         let why = rc
