@@ -27,14 +27,9 @@ pub(crate) fn load_layout_and_routes(
 ) -> Result<(router::kustomize::Layout, Repo, Repo), ManifestError> {
     let nginx = router::default_router();
     let gateway = &router::gateway::GatewayApi;
-    let found = crate::manifest::scan(
-        dir,
-        &router::kustomize::FILE_NAMES,
-        &|rel, bytes| router::kustomize::read_kustomization(dir, rel, bytes),
-        Some(&|b| nginx.may_contain_route(b) || gateway.may_contain_route(b)),
-    )?;
-    let layout = router::kustomize::Layout::from_found(found.named);
-    let all = Repo::from_scanned(dir, found.kept, &|p| !layout.owns(p))?;
+    let (layout, all) = router::kustomize::Layout::discover_with(dir, &|b| {
+        nginx.may_contain_route(b) || gateway.may_contain_route(b)
+    })?;
     let empty = || Repo {
         root: all.root.clone(),
         files: Vec::new(),

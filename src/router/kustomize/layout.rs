@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::{is_remote, Fs, Kust, FILE_NAMES};
-use crate::manifest::ManifestError;
+use crate::manifest::{ByteFilter, ManifestError, Repo};
 
 /// Every kustomization of a repository and how they use each other.
 #[derive(Debug, Default)]
@@ -61,7 +61,7 @@ fn references(fs: Fs, k: &Kust) -> (Vec<PathBuf>, Vec<PathBuf>) {
 }
 
 /// What a kustomization file says about the layout, read where the walk found it.
-pub(crate) enum Found {
+enum Found {
     /// A Flux `Kustomization` object: kustomize never reads it.
     Flux,
     /// A kustomization (or a file that cannot be read as one: it stays in the layout, reading
@@ -75,7 +75,7 @@ pub(crate) enum Found {
 }
 
 /// Read one kustomization file found under `root` at `rel`.
-pub(crate) fn read(root: &Path, rel: &Path, bytes: std::io::Result<&[u8]>) -> Found {
+fn read(root: &Path, rel: &Path, bytes: std::io::Result<&[u8]>) -> Found {
     let broken = || Found::Kustomization {
         component: false,
         dirs: Vec::new(),
@@ -116,9 +116,26 @@ impl Layout {
         Ok(Layout::from_found(found.named))
     }
 
+    /// [`Layout::discover`], and in the same walk the manifests no kustomization reads whose
+    /// bytes pass `keep`, parsed (`plan` and `set-weight` walk the tree once).
+    pub(crate) fn discover_with(
+        root: &Path,
+        keep: &ByteFilter<'_>,
+    ) -> Result<(Layout, Repo), ManifestError> {
+        let found = crate::manifest::scan(
+            root,
+            &FILE_NAMES,
+            &|rel, bytes| read(root, rel, bytes),
+            Some(keep),
+        )?;
+        let layout = Layout::from_found(found.named);
+        let repo = Repo::from_scanned(root, found.kept, &|p| !layout.owns(p))?;
+        Ok((layout, repo))
+    }
+
     /// The layout of the kustomization files a walk found, each read by [`read`] where it was
-    /// found (`plan` finds them in the walk that reads its manifests).
-    pub(crate) fn from_found(found: Vec<(PathBuf, Found)>) -> Layout {
+    /// found.
+    fn from_found(found: Vec<(PathBuf, Found)>) -> Layout {
         // One kustomization per directory: the first name in kustomize's order. Directories
         // are numbered (paths compare component by component, which made a layout of
         // thousands of kustomizations slow to assemble with paths as keys throughout).

@@ -30,7 +30,6 @@ pub(crate) mod route_set;
 pub mod set;
 
 pub use kust::Kust;
-pub(crate) use layout::read as read_kustomization;
 pub use layout::Layout;
 pub use object::{
     backend_ref, is_tracked, to_json, Id, Loc, Obj, Origin, OriginKind, Origins, Src,

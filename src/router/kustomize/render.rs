@@ -107,12 +107,15 @@ impl Memo {
     /// path order), so a bounded memo keeps the memory of a large repository flat.
     const LIMIT: usize = 512;
 
-    fn get(&self, dir: &Path, kinds: &[&str]) -> Option<Vec<Obj>> {
-        let key = (
+    fn key(dir: &Path, kinds: &[&str]) -> BuildKey {
+        (
             dir.to_path_buf(),
             kinds.iter().map(|k| k.to_string()).collect(),
-        );
-        self.built.borrow().get(&key).cloned()
+        )
+    }
+
+    fn get(&self, dir: &Path, kinds: &[&str]) -> Option<Vec<Obj>> {
+        self.built.borrow().get(&Self::key(dir, kinds)).cloned()
     }
 
     fn keep(&self, dir: &Path, kinds: &[&str], objs: &[Obj]) {
@@ -120,11 +123,7 @@ impl Memo {
         if built.len() >= Self::LIMIT {
             built.clear();
         }
-        let key = (
-            dir.to_path_buf(),
-            kinds.iter().map(|k| k.to_string()).collect(),
-        );
-        built.insert(key, objs.to_vec());
+        built.insert(Self::key(dir, kinds), objs.to_vec());
     }
 }
 

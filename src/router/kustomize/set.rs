@@ -226,17 +226,12 @@ pub fn set_weight(
     let sel = Selector::parse(selector)?;
     // One walk: the kustomizations and, unless --overlay says the target is rendered, the
     // flat manifests that may hold it (the only files read besides the kustomizations).
-    let may_hold = |b: &[u8]| may_hold(b, &sel.name);
-    let found = crate::manifest::scan(
-        dir,
-        &super::FILE_NAMES,
-        &|rel, bytes| super::read_kustomization(dir, rel, bytes),
-        overlay.is_none().then_some(&may_hold as _),
-    )?;
-    let layout = Layout::from_found(found.named);
-    let flat = match overlay {
-        None => Some(Repo::from_scanned(dir, found.kept, &|p| !layout.owns(p))?),
-        Some(_) => None,
+    let (layout, flat) = match overlay {
+        None => {
+            let (layout, flat) = Layout::discover_with(dir, &|b| may_hold(b, &sel.name))?;
+            (layout, Some(flat))
+        }
+        Some(_) => (Layout::discover(dir)?, None),
     };
     if layout.is_empty() {
         overlay_root(dir, &layout, overlay)?;
