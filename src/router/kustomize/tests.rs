@@ -25,15 +25,17 @@ spec:
       weight: 10
 ";
 
+fn write_file(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
 /// The one rendered object of `overlay/` over a base holding `ROUTE`, and the line and file
 /// of each tracked value's origin.
 fn render_with(overlay: &str, files: &[(&str, &str)]) -> (Obj, Vec<(String, String, usize)>) {
     let tmp = tempfile::tempdir().unwrap();
-    let write = |p: &str, t: &str| {
-        let p = tmp.path().join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, t).unwrap();
-    };
+    let write = |p: &str, t: &str| write_file(tmp.path(), p, t);
     write("base/route.yaml", ROUTE);
     write("base/kustomization.yaml", "resources:\n- route.yaml\n");
     write(
@@ -164,11 +166,7 @@ fn a_moved_weight_has_no_place_to_edit() {
 #[test]
 fn a_value_yaml_forbids_raw_still_renders_the_canary() {
     let tmp = tempfile::tempdir().unwrap();
-    let write = |p: &str, t: &str| {
-        let p = tmp.path().join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, t).unwrap();
-    };
+    let write = |p: &str, t: &str| write_file(tmp.path(), p, t);
     let ingress = |name: &str, canary: &str| {
         format!(
             "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  annotations:\n{canary}    note: \"odd\\x7fvalue\"\nspec:\n  rules:\n  - host: shop.example.com\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service: {{name: {name}, port: {{number: 80}}}}\n"
