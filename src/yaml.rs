@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+mod fast;
+
 /// Index of a node in `Stream::nodes`.
 pub(crate) type NodeId = usize;
 
@@ -89,8 +91,17 @@ enum Open {
     Map(NodeId, Vec<NodeId>),
 }
 
-/// Parse every document of `src` into one arena.
+/// Parse every document of `src` into one arena: plain block YAML by [`fast`], the rest by
+/// granit-parser (both give the same stream where both read).
 pub fn parse(src: &str) -> Result<Stream, ParseError> {
+    match fast::parse(src) {
+        Some(stream) => Ok(stream),
+        None => parse_events(src),
+    }
+}
+
+/// [`parse`] through granit-parser's events, for any YAML.
+pub(crate) fn parse_events(src: &str) -> Result<Stream, ParseError> {
     use granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
 
     let mut stream = Stream::default();

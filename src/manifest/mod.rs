@@ -8,7 +8,9 @@
 //! `--dry-run` renders the very same values as a diff. Nothing here talks to Git or a cluster.
 
 pub mod edit;
+mod snapshot;
 mod walk;
+pub(crate) use snapshot::{Seen, Snapshot};
 pub(crate) use walk::{par_chunks, par_map};
 pub mod workload;
 
@@ -225,22 +227,26 @@ pub(crate) type ByteFilter<'a> = dyn Fn(&[u8]) -> bool + Sync + 'a;
 
 /// What one walk found: the files named one of the names asked for, each made into a value
 /// where it was read, and the bytes of the YAML files that passed the byte filter (or why
-/// they could not be read), both by repository-relative path in path order.
+/// they could not be read), both by repository-relative path in path order; and the
+/// [`Snapshot`] of all it met.
 pub(crate) struct Scan<T> {
     pub(crate) named: Vec<(PathBuf, T)>,
     pub(crate) kept: Vec<(PathBuf, std::io::Result<Vec<u8>>)>,
+    pub(crate) seen: Snapshot,
 }
 
 /// One walk on all cores for two readers: files named one of `names` go to `make` (with
 /// their repository-relative path, and their bytes or the read error) on the thread that read
-/// them; with `keep`, YAML files whose bytes pass it are kept unparsed, to be parsed once it is known
-/// which of them matter ([`Repo::from_scanned`]). `plan` finds the kustomizations and the
-/// flat manifests this way in a single pass over the tree.
+/// them; with `keep`, YAML files whose bytes pass it are kept unparsed, to be parsed once it is
+/// known which of them matter ([`Repo::from_scanned`]). `plan` finds the kustomizations and the
+/// flat manifests this way in a single pass over the tree. Every file read is recorded in the
+/// snapshot ([`Seen::of`] with `words`), every one met listed.
 pub(crate) fn scan<T: Send>(
     dir: &Path,
     names: &[&str],
     make: &(dyn Fn(&Path, std::io::Result<&[u8]>) -> T + Sync),
     keep: Option<&ByteFilter<'_>>,
+    words: &'static [&'static str],
 ) -> Result<Scan<T>, ManifestError> {
     let named = |p: &Path| {
         p.file_name()
@@ -250,35 +256,49 @@ pub(crate) fn scan<T: Send>(
     // Without `keep`, no other file is even read.
     let manifest = |p: &Path| keep.is_some() && walk::is_yaml(p);
     let wanted = |p: &Path| named(p) || manifest(p);
-    type Item<T> = (Option<T>, Option<std::io::Result<Vec<u8>>>);
-    let found: Vec<(PathBuf, Item<T>)> = walk::files_with(dir, &wanted, &|path, buf| {
+    type Item<T> = (Option<T>, Option<std::io::Result<Vec<u8>>>, Seen);
+    let (found, listing) = walk::files_listed(dir, &wanted, &|path, buf| -> Option<Item<T>> {
         let rel = path.strip_prefix(dir).unwrap_or(path);
         let read = walk::read_into(path, buf);
         let made = named(path).then(|| match &read {
             Ok(()) => make(rel, Ok(buf)),
             Err(e) => make(rel, Err(std::io::Error::new(e.kind(), e.to_string()))),
         });
+        let seen = match &read {
+            Ok(()) => Seen::of(buf, words),
+            Err(_) => Seen::Listed,
+        };
         let kept = match (read, keep) {
             _ if !manifest(path) => None,
             (Ok(()), Some(keep)) => keep(buf).then(|| Ok(buf.clone())),
             (Ok(()), None) => None,
             (Err(e), _) => Some(Err(e)),
         };
-        (made.is_some() || kept.is_some()).then_some((made, kept))
+        Some((made, kept, seen))
     })?;
+    let rel = |p: &Path| p.strip_prefix(dir).unwrap_or(p).to_path_buf();
+    let mut files: std::collections::HashMap<PathBuf, Seen> = listing
+        .files
+        .iter()
+        .map(|f| (rel(f), Seen::Listed))
+        .collect();
     let mut out = Scan {
         named: Vec::new(),
         kept: Vec::new(),
+        seen: Snapshot::default(),
     };
-    for (path, (made, kept)) in found {
-        let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+    for (path, (made, kept, seen)) in found {
+        let rel = rel(&path);
         if let Some(m) = made {
             out.named.push((rel.clone(), m));
         }
         if let Some(k) = kept {
-            out.kept.push((rel, k));
+            out.kept.push((rel.clone(), k));
         }
+        files.insert(rel, seen);
     }
+    let dirs = listing.dirs.iter().map(|d| rel(d)).collect();
+    out.seen = Snapshot::new(dirs, files, words);
     Ok(out)
 }
 

@@ -23,6 +23,13 @@ pub(crate) type Wanted<'a> = dyn Fn(&Path) -> bool + Sync + 'a;
 /// Found items, and walk errors with the path they concern (empty when unknown).
 type Found<T> = (Vec<(PathBuf, T)>, Vec<(PathBuf, String)>);
 
+/// Every directory and every regular file a walk met (visited or not), when asked for.
+#[derive(Default)]
+pub(crate) struct Listing {
+    pub(crate) dirs: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
+}
+
 pub(crate) fn is_yaml(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
@@ -38,6 +45,29 @@ pub(crate) fn files_with<T: Send>(
     wanted: &Wanted<'_>,
     visit: &Visit<'_, T>,
 ) -> Result<Vec<(PathBuf, T)>, ManifestError> {
+    walk(dir, wanted, visit, None)
+}
+
+/// [`files_with`], and the [`Listing`] of what the walk met.
+pub(crate) fn files_listed<T: Send>(
+    dir: &Path,
+    wanted: &Wanted<'_>,
+    visit: &Visit<'_, T>,
+) -> Result<(Vec<(PathBuf, T)>, Listing), ManifestError> {
+    let listing = Mutex::new(Listing::default());
+    let found = walk(dir, wanted, visit, Some(&listing))?;
+    Ok((
+        found,
+        listing.into_inner().unwrap_or_else(|p| p.into_inner()),
+    ))
+}
+
+fn walk<T: Send>(
+    dir: &Path,
+    wanted: &Wanted<'_>,
+    visit: &Visit<'_, T>,
+    listing: Option<&Mutex<Listing>>,
+) -> Result<Vec<(PathBuf, T)>, ManifestError> {
     let sink: Mutex<Found<T>> = Mutex::new((Vec::new(), Vec::new()));
     ignore::WalkBuilder::new(dir)
         .hidden(false)
@@ -48,6 +78,7 @@ pub(crate) fn files_with<T: Send>(
             wanted,
             visit,
             sink: &sink,
+            listing,
         });
     let (mut found, mut errors) = sink.into_inner().unwrap_or_else(|p| p.into_inner());
     if !errors.is_empty() {
@@ -75,6 +106,7 @@ struct Workers<'a, 'v, T> {
     wanted: &'a Wanted<'v>,
     visit: &'a Visit<'v, T>,
     sink: &'a Mutex<Found<T>>,
+    listing: Option<&'a Mutex<Listing>>,
 }
 
 impl<'s, T: Send> ParallelVisitorBuilder<'s> for Workers<'s, '_, T> {
@@ -85,6 +117,8 @@ impl<'s, T: Send> ParallelVisitorBuilder<'s> for Workers<'s, '_, T> {
             sink: self.sink,
             buf: Vec::with_capacity(64 << 10),
             found: (Vec::new(), Vec::new()),
+            listing: self.listing,
+            listed: Listing::default(),
         })
     }
 }
@@ -96,13 +130,23 @@ struct Worker<'a, 'v, T> {
     sink: &'a Mutex<Found<T>>,
     buf: Vec<u8>,
     found: Found<T>,
+    listing: Option<&'a Mutex<Listing>>,
+    listed: Listing,
 }
 
 impl<T: Send> ParallelVisitor for Worker<'_, '_, T> {
     fn visit(&mut self, entry: Result<DirEntry, ignore::Error>) -> WalkState {
         match entry {
             Ok(e) => {
-                if e.file_type().is_some_and(|t| t.is_file()) && (self.wanted)(e.path()) {
+                let file = e.file_type().is_some_and(|t| t.is_file());
+                if self.listing.is_some() {
+                    if file {
+                        self.listed.files.push(e.path().to_path_buf());
+                    } else if e.file_type().is_some_and(|t| t.is_dir()) {
+                        self.listed.dirs.push(e.path().to_path_buf());
+                    }
+                }
+                if file && (self.wanted)(e.path()) {
                     if let Some(item) = (self.visit)(e.path(), &mut self.buf) {
                         self.found.0.push((e.into_path(), item));
                     }
@@ -123,6 +167,13 @@ impl<T> Drop for Worker<'_, '_, T> {
         let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
         sink.0.extend(found);
         sink.1.extend(errors);
+        drop(sink);
+        if let Some(listing) = self.listing {
+            let listed = std::mem::take(&mut self.listed);
+            let mut all = listing.lock().unwrap_or_else(|p| p.into_inner());
+            all.dirs.extend(listed.dirs);
+            all.files.extend(listed.files);
+        }
     }
 }
 

@@ -137,10 +137,7 @@ pub(crate) fn resolve_canaries(
     let layout = Layout::discover(dir)?;
     let overlay = set::overlay_root(dir, &layout, sel.overlay.as_deref())?;
     let no = std::collections::BTreeMap::new();
-    let fs = kustomize::Fs {
-        root: dir,
-        overrides: &no,
-    };
+    let fs = layout.fs(dir, &no);
     let before = if layout.is_empty() {
         kustomize::Renders::new()
     } else {

@@ -128,6 +128,8 @@ fn load_filtered_keeps_path_order_for_files_and_skips() {
 
 #[test]
 fn scan_finds_named_files_and_keeps_manifests_in_one_walk() {
+    const WORDS: &[&str] = &["Ingress", "Service", "Deployment"];
+    let big = format!("kind: Deployment\n# {}\n", "x".repeat(8 << 10));
     let dir = tree(&[
         (
             "overlays/prod/kustomization.yaml",
@@ -140,14 +142,42 @@ fn scan_finds_named_files_and_keeps_manifests_in_one_walk() {
         ("build/kustomization.yaml", ""),
         ("build/ingress.yaml", INGRESS),
         (".gitignore", "build/\n"),
+        ("base/big.yaml", &big),
     ]);
     let found = scan(
         dir.path(),
         &["kustomization.yaml", "kustomization.yml", "Kustomization"],
         &|rel, bytes| (rel.to_path_buf(), bytes.map(<[u8]>::to_vec).unwrap()),
         Some(&|b| crate::manifest::contains(b, b"Ingress")),
+        WORDS,
     )
     .unwrap();
+    // The snapshot: what the walk met and read, and nothing it did not.
+    let seen = &found.seen;
+    let p = Path::new;
+    assert_eq!(seen.is_dir(p("")), Some(true), "the root");
+    assert_eq!(seen.is_dir(p("base")), Some(true));
+    assert_eq!(seen.is_file(p("base/ingress.yaml")), Some(true));
+    assert_eq!(seen.is_dir(p("base/ingress.yaml")), Some(false));
+    assert_eq!(seen.is_dir(p("build")), None, "ignored: not walked");
+    assert_eq!(seen.is_file(p("base/absent.yaml")), None);
+    assert_eq!(seen.text(p("base/ingress.yaml")), Some(INGRESS));
+    assert_eq!(seen.text(p("base/config.yaml")), Some("kind: ConfigMap\n"));
+    assert_eq!(
+        seen.text(p("base/big.yaml")),
+        None,
+        "large files are not kept"
+    );
+    assert!(seen.lacks_all(p("base/big.yaml"), &["Ingress", "Service"]));
+    assert!(!seen.lacks_all(p("base/big.yaml"), &["Deployment"]));
+    assert!(
+        !seen.lacks_all(p("base/big.yaml"), &["Unrecorded"]),
+        "not known"
+    );
+    assert!(
+        !seen.lacks_all(p("base/config.yaml"), &["Ingress"]),
+        "small: read it"
+    );
     let named: Vec<_> = found
         .named
         .iter()
@@ -200,10 +230,19 @@ fn scan_finds_named_files_and_keeps_manifests_in_one_walk() {
         &["kustomization.yaml", "kustomization.yml", "Kustomization"],
         &|rel, _| rel.to_path_buf(),
         None,
+        WORDS,
     )
     .unwrap();
     assert_eq!(named_only.named.len(), 3);
     assert!(named_only.kept.is_empty());
+    // Listed, not read.
+    let seen = &named_only.seen;
+    assert_eq!(seen.is_file(p("base/ingress.yaml")), Some(true));
+    assert_eq!(seen.text(p("base/ingress.yaml")), None);
+    assert_eq!(
+        seen.text(p("base/Kustomization")),
+        Some("resources: [ingress.yaml]\n")
+    );
 }
 
 #[test]

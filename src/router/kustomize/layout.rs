@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::{is_remote, Fs, Kust, FILE_NAMES};
-use crate::manifest::{ByteFilter, ManifestError, Repo};
+use crate::manifest::{ByteFilter, ManifestError, Repo, Snapshot};
 
 /// Every kustomization of a repository and how they use each other.
 #[derive(Debug, Default)]
@@ -21,20 +21,25 @@ pub struct Layout {
     /// every file one reads: asked once per manifest by [`Layout::owns`].
     owned: HashSet<PathBuf>,
     owned_dirs: HashSet<PathBuf>,
+    /// What the walk that found the layout saw, for the renderings that follow it (before
+    /// anything is written).
+    seen: Snapshot,
 }
 
-/// Local paths a kustomization names: (kustomization directories it uses, files it reads).
-fn references(fs: Fs, k: &Kust) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let (mut dirs, mut files) = (Vec::new(), Vec::new());
+/// The words a rendering asks of large files ([`Fs::may_hold`]): the kinds it renders, and
+/// the backslash without which no kind can be written other than as itself.
+pub(crate) const WORDS: &[&str] = &["Ingress", "HTTPRoute", "Service", "Deployment", "\\"];
+
+/// Local paths a kustomization names (kustomization directories it uses and files it reads;
+/// which is which is told once the walk is over).
+fn references(k: &Kust) -> Vec<PathBuf> {
+    let mut refs = Vec::new();
     let mut add = |entry: &str| {
         if entry.contains('\n') || is_remote(entry) {
             return;
         }
-        let Ok(p) = k.local(entry) else { return };
-        if fs.is_dir(&p) {
-            dirs.push(p);
-        } else {
-            files.push(p);
+        if let Ok(p) = k.local(entry) {
+            refs.push(p);
         }
     };
     for key in [
@@ -57,7 +62,7 @@ fn references(fs: Fs, k: &Kust) -> (Vec<PathBuf>, Vec<PathBuf>) {
             }
         }
     }
-    (dirs, files)
+    refs
 }
 
 /// What a kustomization file says about the layout, read where the walk found it.
@@ -65,41 +70,32 @@ enum Found {
     /// A Flux `Kustomization` object: kustomize never reads it.
     Flux,
     /// A kustomization (or a file that cannot be read as one: it stays in the layout, reading
-    /// only itself, and rendering it refuses with why): the kustomization directories it uses
-    /// and the files it reads, itself included.
+    /// only itself, and rendering it refuses with why): the local paths it names, and its own
+    /// file.
     Kustomization {
         component: bool,
-        dirs: Vec<PathBuf>,
-        files: Vec<PathBuf>,
+        refs: Vec<PathBuf>,
+        file: PathBuf,
     },
 }
 
-/// Read one kustomization file found under `root` at `rel`.
-fn read(root: &Path, rel: &Path, bytes: std::io::Result<&[u8]>) -> Found {
+/// Read one kustomization file found at `rel`.
+fn read(rel: &Path, bytes: std::io::Result<&[u8]>) -> Found {
     let broken = || Found::Kustomization {
         component: false,
-        dirs: Vec::new(),
-        files: vec![rel.to_path_buf()],
+        refs: Vec::new(),
+        file: rel.to_path_buf(),
     };
     let Some(text) = bytes.ok().and_then(|b| std::str::from_utf8(b).ok()) else {
         return broken();
     };
-    let no = BTreeMap::new();
-    let fs = Fs {
-        root,
-        overrides: &no,
-    };
     match Kust::from_text(rel.to_path_buf(), text.to_string()) {
         Ok(None) => Found::Flux,
-        Ok(Some(k)) => {
-            let (dirs, mut files) = references(fs, &k);
-            files.push(k.file.clone());
-            Found::Kustomization {
-                component: k.component,
-                dirs,
-                files,
-            }
-        }
+        Ok(Some(k)) => Found::Kustomization {
+            component: k.component,
+            refs: references(&k),
+            file: k.file,
+        },
         Err(_) => broken(),
     }
 }
@@ -107,13 +103,8 @@ fn read(root: &Path, rel: &Path, bytes: std::io::Result<&[u8]>) -> Found {
 impl Layout {
     /// Find every kustomization under `root` (a repository with none has an empty layout).
     pub fn discover(root: &Path) -> Result<Layout, ManifestError> {
-        let found = crate::manifest::scan(
-            root,
-            &FILE_NAMES,
-            &|rel, bytes| read(root, rel, bytes),
-            None,
-        )?;
-        Ok(Layout::from_found(found.named))
+        let found = crate::manifest::scan(root, &FILE_NAMES, &read, None, WORDS)?;
+        Ok(Layout::from_found(root, found.named, found.seen))
     }
 
     /// [`Layout::discover`], and in the same walk the manifests no kustomization reads whose
@@ -122,20 +113,20 @@ impl Layout {
         root: &Path,
         keep: &ByteFilter<'_>,
     ) -> Result<(Layout, Repo), ManifestError> {
-        let found = crate::manifest::scan(
-            root,
-            &FILE_NAMES,
-            &|rel, bytes| read(root, rel, bytes),
-            Some(keep),
-        )?;
-        let layout = Layout::from_found(found.named);
+        let found = crate::manifest::scan(root, &FILE_NAMES, &read, Some(keep), WORDS)?;
+        let layout = Layout::from_found(root, found.named, found.seen);
         let repo = Repo::from_scanned(root, found.kept, &|p| !layout.owns(p))?;
         Ok((layout, repo))
     }
 
     /// The layout of the kustomization files a walk found, each read by [`read`] where it was
-    /// found.
-    fn from_found(found: Vec<(PathBuf, Found)>) -> Layout {
+    /// found, and what the walk saw.
+    fn from_found(root: &Path, found: Vec<(PathBuf, Found)>, seen: Snapshot) -> Layout {
+        let fs = Fs {
+            root,
+            overrides: &BTreeMap::new(),
+            seen: Some(&seen),
+        };
         // One kustomization per directory: the first name in kustomize's order. Directories
         // are numbered (paths compare component by component, which made a layout of
         // thousands of kustomizations slow to assemble with paths as keys throughout).
@@ -169,7 +160,7 @@ impl Layout {
         struct Uses<'a> {
             kusts: Vec<usize>,
             bare: Vec<&'a PathBuf>,
-            files: &'a [PathBuf],
+            files: Vec<&'a PathBuf>,
             component: bool,
         }
         let uses: Vec<Uses> = slots
@@ -178,17 +169,22 @@ impl Layout {
             .map(|(i, (_, _, f))| match f {
                 Found::Kustomization {
                     component,
-                    dirs,
-                    files,
+                    refs,
+                    file,
                 } => {
-                    let (mut kusts, mut bare) = (Vec::new(), Vec::new());
-                    for d in dirs {
-                        match slot_of.get(d.as_path()) {
+                    let (mut kusts, mut bare, mut files) = (Vec::new(), Vec::new(), Vec::new());
+                    for p in refs {
+                        if !fs.is_dir(p) {
+                            files.push(p);
+                            continue;
+                        }
+                        match slot_of.get(p.as_path()) {
                             Some(&j) if j != i => kusts.push(j),
                             Some(_) => {}
-                            None => bare.push(d),
+                            None => bare.push(p),
                         }
                     }
+                    files.push(file);
                     Uses {
                         kusts,
                         bare,
@@ -199,7 +195,7 @@ impl Layout {
                 Found::Flux => Uses {
                     kusts: Vec::new(),
                     bare: Vec::new(),
-                    files: &[],
+                    files: Vec::new(),
                     component: false,
                 },
             })
@@ -219,22 +215,22 @@ impl Layout {
         let mut owned = HashSet::new();
         let mut owned_dirs = HashSet::new();
         for u in &uses {
-            owned.extend(u.files.iter().cloned());
+            owned.extend(u.files.iter().map(|f| f.to_path_buf()));
             owned_dirs.extend(u.bare.iter().map(|d| d.to_path_buf()));
         }
-        let mut seen = vec![usize::MAX; slots.len()];
+        let mut visited = vec![usize::MAX; slots.len()];
         let reach = roots
             .iter()
             .map(|&r| {
                 let mut files = BTreeSet::new();
                 let mut stack = vec![r];
                 while let Some(x) = stack.pop() {
-                    if seen[x] == r {
+                    if visited[x] == r {
                         continue;
                     }
-                    seen[x] = r;
+                    visited[x] = r;
                     let u = &uses[x];
-                    files.extend(u.files.iter().cloned());
+                    files.extend(u.files.iter().map(|f| f.to_path_buf()));
                     files.extend(u.bare.iter().map(|d| d.join("*")));
                     stack.extend(&u.kusts);
                 }
@@ -248,6 +244,21 @@ impl Layout {
             reach,
             owned,
             owned_dirs,
+            seen,
+        }
+    }
+
+    /// The repository under `root` as renderings read it before anything is written: the
+    /// walk's snapshot first, the disk for what the walk did not see, `overrides` above both.
+    pub(crate) fn fs<'a>(
+        &'a self,
+        root: &'a Path,
+        overrides: &'a BTreeMap<PathBuf, String>,
+    ) -> Fs<'a> {
+        Fs {
+            root,
+            overrides,
+            seen: Some(&self.seen),
         }
     }
 

@@ -76,12 +76,14 @@ impl From<Refusal> for ManifestError {
     }
 }
 
-/// The repository as the renderer reads it: the files on disk, or the pending new contents
-/// of the files an edit would write (so an edit is checked before anything is written).
+/// The repository as the renderer reads it: the files on disk (through what the walk that
+/// found the layout saw of them, when given: [`Layout::fs`]), or the pending new contents of
+/// the files an edit would write (so an edit is checked before anything is written).
 #[derive(Clone, Copy)]
 pub struct Fs<'a> {
     pub root: &'a Path,
     pub overrides: &'a BTreeMap<PathBuf, String>,
+    pub(crate) seen: Option<&'a crate::manifest::Snapshot>,
 }
 
 impl Fs<'_> {
@@ -89,17 +91,43 @@ impl Fs<'_> {
         if let Some(t) = self.overrides.get(rel) {
             return Ok(t.clone());
         }
+        if let Some(t) = self.seen.and_then(|s| s.text(rel)) {
+            return Ok(t.to_string());
+        }
         let bytes = std::fs::read(self.root.join(rel))
             .map_err(|e| Refusal::new(rel, format!("cannot read: {e}")))?;
         String::from_utf8(bytes).map_err(|_| Refusal::new(rel, "not UTF-8"))
     }
 
+    /// The text of `rel` if it may contain one of `words` (`None`: it contains none), not
+    /// read when the walk already knows it contains none.
+    pub(super) fn read_holding(
+        &self,
+        rel: &Path,
+        words: &[&str],
+    ) -> Result<Option<String>, Refusal> {
+        if !self.overrides.contains_key(rel) && self.seen.is_some_and(|s| s.lacks_all(rel, words)) {
+            return Ok(None);
+        }
+        let text = self.read(rel)?;
+        let holds = words
+            .iter()
+            .any(|w| crate::manifest::contains(text.as_bytes(), w.as_bytes()));
+        Ok(holds.then_some(text))
+    }
+
     pub(super) fn is_file(&self, rel: &Path) -> bool {
-        self.overrides.contains_key(rel) || self.root.join(rel).is_file()
+        self.overrides.contains_key(rel)
+            || self
+                .seen
+                .and_then(|s| s.is_file(rel))
+                .unwrap_or_else(|| self.root.join(rel).is_file())
     }
 
     pub(super) fn is_dir(&self, rel: &Path) -> bool {
-        self.root.join(rel).is_dir()
+        self.seen
+            .and_then(|s| s.is_dir(rel))
+            .unwrap_or_else(|| self.root.join(rel).is_dir())
     }
 
     /// The kustomization file of `dir`, if it has one.

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::render::{render_with, Memo};
 use super::route_plan::{root_routes, RootRoute};
-use super::{Fs, Layout, Obj, Origin, Refusal, Src, HTTPROUTE_KINDS};
+use super::{Layout, Obj, Origin, Refusal, Src, HTTPROUTE_KINDS};
 use crate::manifest::SourceFile;
 use crate::router::{self, gateway, nginx, Discovery, Problem};
 
@@ -156,10 +156,7 @@ const PLAN_KINDS: [&str; 2] = ["Ingress", gateway::KIND];
 /// what `plan` shows is kept), the bases they share built once.
 pub fn plan(root: &Path, layout: &Layout) -> Vec<RootPlan> {
     let no = BTreeMap::new();
-    let fs = Fs {
-        root,
-        overrides: &no,
-    };
+    let fs = layout.fs(root, &no);
     // On every core, each over neighbouring roots, which share their bases.
     crate::manifest::par_chunks(&layout.roots, |part| {
         let memo = Memo::default();

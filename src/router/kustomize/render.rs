@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::object::{ingress_weight, is_tracked};
 use super::origins;
 use super::{is_remote, to_json, Fs, Kust, Layout, Loc, Obj, Origin, OriginKind, Refusal, Src};
-use crate::manifest::{contains, PathSeg};
+use crate::manifest::PathSeg;
 use crate::router::{gateway, nginx};
 use crate::yaml::{self, NodeId, Stream};
 
@@ -32,13 +32,11 @@ pub(super) fn weight_path(item: Option<usize>) -> Vec<PathSeg> {
 /// The objects of the given kinds in one resource file, with the origins of their tracked
 /// values.
 fn read_resources(fs: Fs, file: &Path, kinds: &[&str]) -> Result<Vec<Obj>, Refusal> {
-    let text = fs.read(file)?;
-    if !kinds
-        .iter()
-        .any(|k| contains(text.as_bytes(), k.as_bytes()))
-    {
+    // A kind is written as itself, or with a backslash escape in a double-quoted scalar.
+    let words: Vec<&str> = kinds.iter().copied().chain(["\\"]).collect();
+    let Some(text) = fs.read_holding(file, &words)? else {
         return Ok(Vec::new());
-    }
+    };
     let s = yaml::parse(&text).map_err(|e| Refusal::new(file, format!("not YAML: {e}")))?;
     let mut out = Vec::new();
     for (document, item, node) in crate::manifest::stream_objects(&s) {

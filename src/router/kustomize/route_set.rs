@@ -164,10 +164,7 @@ fn load(
     }
     let sel = Selector::parse(selector)?;
     let no = BTreeMap::new();
-    let fs = Fs {
-        root: dir,
-        overrides: &no,
-    };
+    let fs = layout.fs(dir, &no);
     let before = render_candidates(fs, &layout, &HTTPROUTE_KINDS, overlay.as_deref());
     let chosen = choose_route(dir, &layout, &before, &sel, overlay.as_deref())?;
     Ok(Some((layout, before, chosen)))
@@ -189,10 +186,7 @@ pub fn set_weight(
         return gateway::set_weight(dir, selector, canary_service, pct, dry_run);
     };
     let no = BTreeMap::new();
-    let fs = Fs {
-        root: dir,
-        overrides: &no,
-    };
+    let fs = layout.fs(dir, &no);
     let outcome = match chosen {
         ChosenRoute::Flat(route) => {
             let file = parse(fs, &route.file)?;

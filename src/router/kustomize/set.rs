@@ -242,10 +242,7 @@ pub fn set_weight(
     }
     let overlay = overlay_root(dir, &layout, overlay)?;
     let no = BTreeMap::new();
-    let fs = Fs {
-        root: dir,
-        overrides: &no,
-    };
+    let fs = layout.fs(dir, &no);
     let before = render_candidates(fs, &layout, &["Ingress"], overlay.as_deref());
     match choose(dir, &layout, &before, &sel, overlay.as_deref(), flat)? {
         Chosen::Flat(route) => {
@@ -443,8 +440,8 @@ pub(super) fn first_verified(
         }
         let overrides: BTreeMap<PathBuf, String> = change.files.iter().cloned().collect();
         let after_fs = Fs {
-            root: fs.root,
             overrides: &overrides,
+            ..fs
         };
         let after = render_some(after_fs, reached.into_iter(), target.kinds);
         let before = |r: &Path| target.before.get(r).or_else(|| more_before.get(r));

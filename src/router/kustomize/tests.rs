@@ -49,6 +49,7 @@ fn render_with(overlay: &str, files: &[(&str, &str)]) -> (Obj, Vec<(String, Stri
     let fs = Fs {
         root: tmp.path(),
         overrides: &no,
+        seen: None,
     };
     let mut objs = render_kinds(fs, Path::new("overlay"), &HTTPROUTE_KINDS).unwrap();
     let obj = objs.remove(0);
