@@ -11,7 +11,7 @@ pub mod edit;
 mod snapshot;
 mod walk;
 pub(crate) use snapshot::{Seen, Snapshot};
-pub(crate) use walk::{par_chunks, par_map};
+pub(crate) use walk::{key as path_key, par_chunks, par_map};
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -276,28 +276,27 @@ pub(crate) fn scan<T: Send>(
         };
         Some((made, kept, seen))
     })?;
-    let rel = |p: &Path| p.strip_prefix(dir).unwrap_or(p).to_path_buf();
-    let mut files: std::collections::HashMap<PathBuf, Seen> = listing
-        .files
-        .iter()
-        .map(|f| (rel(f), Seen::Listed))
-        .collect();
+    let mut files: std::collections::HashMap<Box<[u8]>, Seen> =
+        std::collections::HashMap::with_capacity(listing.files.len());
+    files.extend(listing.files.into_iter().map(|f| (f, Seen::Listed)));
     let mut out = Scan {
         named: Vec::new(),
         kept: Vec::new(),
         seen: Snapshot::default(),
     };
     for (path, (made, kept, seen)) in found {
-        let rel = rel(&path);
+        let rel = path.strip_prefix(dir).unwrap_or(&path);
+        files.insert(walk::key(rel).into(), seen);
         if let Some(m) = made {
-            out.named.push((rel.clone(), m));
+            out.named.push((rel.to_path_buf(), m));
         }
         if let Some(k) = kept {
-            out.kept.push((rel.clone(), k));
+            out.kept.push((rel.to_path_buf(), k));
         }
-        files.insert(rel, seen);
     }
-    let dirs = listing.dirs.iter().map(|d| rel(d)).collect();
+    walk::sort_by_path(&mut out.named);
+    walk::sort_by_path(&mut out.kept);
+    let dirs = listing.dirs;
     out.seen = Snapshot::new(dirs, files, words);
     Ok(out)
 }

@@ -7,7 +7,9 @@
 //! differently from the disk as the walk found it.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use super::walk::key;
 
 /// Files up to this size are kept whole: kustomizations, patches and most single-object
 /// manifests are far smaller; large files (a Deployment with its environment) are not kept.
@@ -44,16 +46,17 @@ impl Seen {
 /// Every directory and file one walk met (repository-relative), with what it read of them.
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
-    dirs: HashSet<PathBuf>,
-    files: HashMap<PathBuf, Seen>,
+    /// By the bytes of repository-relative paths ([`key`]).
+    dirs: HashSet<Box<[u8]>>,
+    files: HashMap<Box<[u8]>, Seen>,
     /// The words [`Seen::Large`] records (at most 32).
     words: &'static [&'static str],
 }
 
 impl Snapshot {
     pub(crate) fn new(
-        dirs: Vec<PathBuf>,
-        files: HashMap<PathBuf, Seen>,
+        dirs: Vec<Box<[u8]>>,
+        files: HashMap<Box<[u8]>, Seen>,
         words: &'static [&'static str],
     ) -> Snapshot {
         Snapshot {
@@ -65,9 +68,9 @@ impl Snapshot {
 
     /// Is `rel` a directory? `None`: the walk did not meet it.
     pub(crate) fn is_dir(&self, rel: &Path) -> Option<bool> {
-        if self.dirs.contains(rel) {
+        if self.dirs.contains(key(rel)) {
             Some(true)
-        } else if self.files.contains_key(rel) {
+        } else if self.files.contains_key(key(rel)) {
             Some(false)
         } else {
             None
@@ -81,7 +84,7 @@ impl Snapshot {
 
     /// The text of `rel`, when the walk kept it.
     pub(crate) fn text(&self, rel: &Path) -> Option<&str> {
-        match self.files.get(rel) {
+        match self.files.get(key(rel)) {
             Some(Seen::Text(t)) => Some(t),
             _ => None,
         }
@@ -90,7 +93,7 @@ impl Snapshot {
     /// Is it known that `rel`, a readable UTF-8 file, contains none of `words`? Only for a
     /// large file and words the snapshot records; `false` when not known.
     pub(crate) fn lacks_all(&self, rel: &Path, words: &[&str]) -> bool {
-        let Some(Seen::Large(bits)) = self.files.get(rel) else {
+        let Some(Seen::Large(bits)) = self.files.get(key(rel)) else {
             return false;
         };
         words.iter().all(|w| {

@@ -488,7 +488,7 @@ fn corpus_layouts_with_a_canary_added() {
                 .find(|p| repo.join(p).is_file());
             buildable
                 .iter()
-                .filter(|r| kf.as_ref().is_some_and(|kf| layout.reach[**r].contains(kf)))
+                .filter(|r| kf.as_ref().is_some_and(|kf| layout.reach(r).contains(kf)))
                 .count()
         };
         let mut best: Option<(usize, PathBuf, String)> = None;

@@ -254,3 +254,16 @@ fn a_missing_directory_is_a_walk_error() {
         "{err}"
     );
 }
+
+#[test]
+fn sorting_by_path_bytes_is_the_order_of_components() {
+    let names = [
+        "a-b/x", "a/x", "a.b", "a/b/c", "ab", "a", "a/b", "a/-", "a./x", "b", "a/b-c/d", "a/b/c-d",
+    ];
+    let mut by_bytes: Vec<(PathBuf, ())> = names.iter().map(|n| (PathBuf::from(n), ())).collect();
+    super::sort_by_path(&mut by_bytes);
+    let mut by_components: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
+    by_components.sort();
+    let by_bytes: Vec<PathBuf> = by_bytes.into_iter().map(|(p, _)| p).collect();
+    assert_eq!(by_bytes, by_components);
+}

@@ -5,7 +5,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::{is_remote, Fs, Kust, FILE_NAMES};
-use crate::manifest::{ByteFilter, ManifestError, Repo, Snapshot};
+use crate::manifest::{path_key, ByteFilter, ManifestError, Repo, Snapshot};
+
+/// What one kustomization uses and reads.
+#[derive(Debug, Default)]
+struct Uses {
+    /// Kustomizations, by their index in [`Layout::dirs`].
+    kusts: Vec<usize>,
+    /// Directories without a kustomization (kustomize fails on them; their files are still
+    /// the layout's).
+    bare: Vec<PathBuf>,
+    /// Files, its own kustomization file included.
+    files: Vec<PathBuf>,
+    component: bool,
+}
 
 /// Every kustomization of a repository and how they use each other.
 #[derive(Debug, Default)]
@@ -14,13 +27,13 @@ pub struct Layout {
     pub dirs: Vec<PathBuf>,
     /// Kustomizations no other one uses as a resource or component (and not components).
     pub roots: Vec<PathBuf>,
-    /// Every local file each root reads, through the kustomizations it uses (`dir/*`: every
-    /// file of a directory without a kustomization).
-    pub reach: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
-    /// Every file some kustomization reads (the union of `reach`), and the directories whose
-    /// every file one reads: asked once per manifest by [`Layout::owns`].
-    owned: HashSet<PathBuf>,
-    owned_dirs: HashSet<PathBuf>,
+    /// Per kustomization of `dirs` (same index): the kustomizations it uses, the directories
+    /// without one it uses, the files it reads. [`Layout::reach`] follows it for a root.
+    uses: Vec<Uses>,
+    /// Every file some kustomization reads, and the directories whose every file one reads
+    /// (by their paths' bytes): asked once per manifest by [`Layout::owns`].
+    owned: HashSet<Box<[u8]>>,
+    owned_dirs: HashSet<Box<[u8]>>,
     /// What the walk that found the layout saw, for the renderings that follow it (before
     /// anything is written).
     seen: Snapshot,
@@ -150,21 +163,14 @@ impl Layout {
         }
         slots.retain(|(_, _, f)| !matches!(f, Found::Flux));
         slots.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let slot_of: HashMap<&Path, usize> = slots
+        let dirs: Vec<PathBuf> = slots.iter().map(|(d, _, _)| d.clone()).collect();
+        let slot_of: HashMap<&Path, usize> = dirs
             .iter()
             .enumerate()
-            .map(|(i, (d, _, _))| (d.as_path(), i))
+            .map(|(i, d)| (d.as_path(), i))
             .collect();
-        // Per kustomization: the kustomizations it uses (by number), the directories without
-        // one it uses, the files it reads, and whether it is a component.
-        struct Uses<'a> {
-            kusts: Vec<usize>,
-            bare: Vec<&'a PathBuf>,
-            files: Vec<&'a PathBuf>,
-            component: bool,
-        }
         let uses: Vec<Uses> = slots
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, (_, _, f))| match f {
                 Found::Kustomization {
@@ -172,76 +178,55 @@ impl Layout {
                     refs,
                     file,
                 } => {
-                    let (mut kusts, mut bare, mut files) = (Vec::new(), Vec::new(), Vec::new());
+                    let mut u = Uses {
+                        component,
+                        ..Uses::default()
+                    };
                     for p in refs {
-                        if !fs.is_dir(p) {
-                            files.push(p);
+                        if !fs.is_dir(&p) {
+                            u.files.push(p);
                             continue;
                         }
                         match slot_of.get(p.as_path()) {
-                            Some(&j) if j != i => kusts.push(j),
+                            Some(&j) if j != i => u.kusts.push(j),
                             Some(_) => {}
-                            None => bare.push(p),
+                            None => u.bare.push(p),
                         }
                     }
-                    files.push(file);
-                    Uses {
-                        kusts,
-                        bare,
-                        files,
-                        component: *component,
-                    }
+                    u.files.push(file);
+                    u
                 }
-                Found::Flux => Uses {
-                    kusts: Vec::new(),
-                    bare: Vec::new(),
-                    files: Vec::new(),
-                    component: false,
-                },
+                Found::Flux => Uses::default(),
             })
             .collect();
-        let mut used = vec![false; slots.len()];
+        drop(slot_of);
+        let mut used = vec![false; uses.len()];
         for u in &uses {
             for &j in &u.kusts {
                 used[j] = true;
             }
         }
-        let roots: Vec<usize> = (0..slots.len())
+        let roots = (0..uses.len())
             .filter(|&i| !used[i] && !uses[i].component)
+            .map(|i| dirs[i].clone())
             .collect();
         // Every file some kustomization reads: its own references, and every file of a
         // directory it uses that has no kustomization (kustomize fails on it; its YAML files
         // are still the layout's, not flat manifests).
-        let mut owned = HashSet::new();
-        let mut owned_dirs = HashSet::new();
-        for u in &uses {
-            owned.extend(u.files.iter().map(|f| f.to_path_buf()));
-            owned_dirs.extend(u.bare.iter().map(|d| d.to_path_buf()));
-        }
-        let mut visited = vec![usize::MAX; slots.len()];
-        let reach = roots
+        let owned = uses
             .iter()
-            .map(|&r| {
-                let mut files = BTreeSet::new();
-                let mut stack = vec![r];
-                while let Some(x) = stack.pop() {
-                    if visited[x] == r {
-                        continue;
-                    }
-                    visited[x] = r;
-                    let u = &uses[x];
-                    files.extend(u.files.iter().map(|f| f.to_path_buf()));
-                    files.extend(u.bare.iter().map(|d| d.join("*")));
-                    stack.extend(&u.kusts);
-                }
-                (slots[r].0.clone(), files)
-            })
+            .flat_map(|u| &u.files)
+            .map(|f| path_key(f).into())
             .collect();
-        let roots = roots.iter().map(|&r| slots[r].0.clone()).collect();
+        let owned_dirs = uses
+            .iter()
+            .flat_map(|u| &u.bare)
+            .map(|d| path_key(d).into())
+            .collect();
         Layout {
-            dirs: slots.into_iter().map(|(d, _, _)| d).collect(),
+            dirs,
             roots,
-            reach,
+            uses,
             owned,
             owned_dirs,
             seen,
@@ -268,13 +253,49 @@ impl Layout {
 
     /// Does some kustomization read this file (so it is not a flat manifest)?
     pub fn owns(&self, file: &Path) -> bool {
-        self.owned.contains(file) || file.parent().is_some_and(|p| self.owned_dirs.contains(p))
+        self.owned.contains(path_key(file))
+            || file
+                .parent()
+                .is_some_and(|p| self.owned_dirs.contains(path_key(p)))
+    }
+
+    /// The kustomizations `dir` uses, itself first, each once (none for a directory without
+    /// a kustomization).
+    fn used_by(&self, dir: &Path) -> Vec<usize> {
+        let Ok(start) = self.dirs.binary_search_by(|d| d.as_path().cmp(dir)) else {
+            return Vec::new();
+        };
+        let mut seen = vec![start];
+        let mut stack = vec![start];
+        while let Some(x) = stack.pop() {
+            for &k in &self.uses[x].kusts {
+                if !seen.contains(&k) {
+                    seen.push(k);
+                    stack.push(k);
+                }
+            }
+        }
+        seen
+    }
+
+    /// Every local file the kustomization `dir` reads, through the kustomizations it uses
+    /// (`dir/*`: every file of a directory without a kustomization).
+    pub fn reach(&self, dir: &Path) -> BTreeSet<PathBuf> {
+        let mut files = BTreeSet::new();
+        for k in self.used_by(dir) {
+            let u = &self.uses[k];
+            files.extend(u.files.iter().cloned());
+            files.extend(u.bare.iter().map(|d| d.join("*")));
+        }
+        files
     }
 
     /// Does the kustomization `dir` read `file`, through the ones it uses?
     pub(crate) fn reads(&self, dir: &Path, file: &Path) -> bool {
-        self.reach.get(dir).is_some_and(|r| {
-            r.contains(file) || file.parent().is_some_and(|p| r.contains(&p.join("*")))
+        let parent = file.parent();
+        self.used_by(dir).into_iter().any(|k| {
+            let u = &self.uses[k];
+            u.files.iter().any(|f| f == file) || u.bare.iter().any(|d| Some(d.as_path()) == parent)
         })
     }
 

@@ -200,11 +200,10 @@ pub(super) fn unrenderable_root(
             continue;
         }
         if let Err(refusal) = r {
-            let names_it = layout.reach.get(root).is_some_and(|files| {
-                files.iter().any(|f| {
-                    std::fs::read(dir.join(f)).is_ok_and(|b| contains(&b, name.as_bytes()))
-                })
-            });
+            let names_it = layout
+                .reach(root)
+                .iter()
+                .any(|f| std::fs::read(dir.join(f)).is_ok_and(|b| contains(&b, name.as_bytes())));
             if names_it || overlay.is_some() {
                 return Some(refusal.clone());
             }
