@@ -395,9 +395,13 @@ impl JsonWriter {
 pub(crate) fn from_json<'v>(
     values: impl IntoIterator<Item = &'v serde_json::Value>,
 ) -> (String, Stream) {
+    // Sized for a few small objects (a root's Ingresses), so most renderings grow neither.
     let mut w = JsonWriter {
-        text: String::new(),
-        stream: Stream::default(),
+        text: String::with_capacity(1 << 10),
+        stream: Stream {
+            nodes: Vec::with_capacity(64),
+            docs: Vec::new(),
+        },
         line: 1,
         col: 0,
     };

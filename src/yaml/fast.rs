@@ -32,20 +32,34 @@ struct Reader<'a> {
     /// 1-based number of the current line.
     line: usize,
     stream: Stream,
+    /// The entries of the collections being read, innermost last: each collection takes its
+    /// own off the top when it ends, in one allocation of the right size.
+    pairs: Vec<(NodeId, NodeId)>,
+    items: Vec<NodeId>,
 }
 
 /// Parse `src` if it is in the subset this reader knows; `None` otherwise.
 pub(super) fn parse(src: &str) -> Option<Stream> {
     let b = src.as_bytes();
-    if b.iter().any(|&c| c >= 0x7f || (c < 0x20 && c != b'\n')) {
-        return None;
+    // About one node per `:` or `-` (a key and its value, an item): the arena is sized once.
+    let mut marks = 0;
+    for &c in b {
+        if c >= 0x7f || (c < 0x20 && c != b'\n') {
+            return None;
+        }
+        marks += usize::from(c == b':' || c == b'-');
     }
     let mut r = Reader {
         src,
         b,
         pos: 0,
         line: 1,
-        stream: Stream::default(),
+        stream: Stream {
+            nodes: Vec::with_capacity(marks + 2),
+            docs: Vec::new(),
+        },
+        pairs: Vec::new(),
+        items: Vec::new(),
     };
     r.documents()?;
     Some(r.stream)
@@ -311,7 +325,7 @@ impl Reader<'_> {
     fn map(&mut self, indent: usize, at: usize) -> Option<NodeId> {
         let col = self.col(at);
         let id = self.push(NodeKind::Map(Vec::new()), at, at, col);
-        let mut pairs = Vec::new();
+        let base = self.pairs.len();
         let mut at = at;
         loop {
             let (key_end, after) = self.key_colon(at)?;
@@ -346,7 +360,7 @@ impl Reader<'_> {
                 }
                 n
             };
-            pairs.push((key, value));
+            self.pairs.push((key, value));
             match self.peek()? {
                 Next::Line { indent: i, at: a } if i == indent && !self.is_entry(a) => at = a,
                 Next::Line { indent: i, .. } if i >= indent => return None,
@@ -354,6 +368,7 @@ impl Reader<'_> {
             }
         }
         let end = self.next_token()?;
+        let pairs = self.pairs.split_off(base);
         let node = &mut self.stream.nodes[id];
         node.kind = NodeKind::Map(pairs);
         node.span.end = end;
@@ -383,7 +398,7 @@ impl Reader<'_> {
         };
         let col = self.col(start);
         let id = self.push(NodeKind::Seq(Vec::new()), start, start, col);
-        let mut items = Vec::new();
+        let base = self.items.len();
         let mut at = at;
         loop {
             let end = self.line_end(at);
@@ -420,7 +435,7 @@ impl Reader<'_> {
                 }
                 n
             };
-            items.push(item);
+            self.items.push(item);
             match self.peek()? {
                 Next::Line { indent: i, at: a } if i == indent && self.is_entry(a) => at = a,
                 Next::Line { indent: i, .. } if i == indent && indentless => break,
@@ -429,6 +444,7 @@ impl Reader<'_> {
             }
         }
         let end = self.next_token()?;
+        let items = self.items.split_off(base);
         let node = &mut self.stream.nodes[id];
         node.kind = NodeKind::Seq(items);
         node.span.end = end;
