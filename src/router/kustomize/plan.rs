@@ -79,7 +79,15 @@ pub fn discover(objs: &[Obj]) -> Discovery {
 
 /// [`discover`] with the rendering's [`synthetic`] file already made.
 fn discover_in(objs: &[Obj], file: &SourceFile) -> Discovery {
+    discover_canaries(objs, file).0
+}
+
+/// [`discover_in`], and each canary as the root renders it: the pairs' canaries, one pair
+/// per canary route in the routes' order, so this is what [`routes_in`] filtered to canaries
+/// gives, without reading the routes a second time.
+fn discover_canaries(objs: &[Obj], file: &SourceFile) -> (Discovery, Vec<RootCanary>) {
     let mut d = router::default_router().discover(std::slice::from_ref(file), &[]);
+    let mut canaries = Vec::new();
     let obj = |doc: usize| doc.checked_sub(1).and_then(|i| objs.get(i));
     let fix_problem = |p: &mut router::Problem| {
         if let Some(o) = obj(p.document) {
@@ -102,6 +110,13 @@ fn discover_in(objs: &[Obj], file: &SourceFile) -> Discovery {
             fix_problem(p);
         }
         if let Some(o) = obj(pair.canary.document) {
+            canaries.push(RootCanary {
+                namespace: pair.canary.namespace.clone(),
+                name: pair.canary.name.clone(),
+                weight_raw: pair.canary.weight_raw.clone(),
+                decided_by: o.weight().cloned(),
+                source: o.src.clone(),
+            });
             fix_route(&mut pair.canary, o);
         }
         for s in &mut pair.stable {
@@ -113,7 +128,7 @@ fn discover_in(objs: &[Obj], file: &SourceFile) -> Discovery {
     for p in &mut d.problems {
         fix_problem(p);
     }
-    d
+    (d, canaries)
 }
 
 /// One root as `plan` shows it.
@@ -188,19 +203,9 @@ pub fn plan(root: &Path, layout: &Layout) -> Vec<RootPlan> {
                 match ingresses {
                     Err(refusal) => plan.refused = Some(refusal),
                     Ok(objs) => {
-                        let file = synthetic(&objs);
-                        plan.discovery = Some(discover_in(&objs, &file));
-                        plan.canaries = routes_in(&objs, &file)
-                            .into_iter()
-                            .filter(|(r, _)| r.canary)
-                            .map(|(r, o)| RootCanary {
-                                namespace: r.namespace.clone(),
-                                name: r.name.clone(),
-                                weight_raw: r.weight_raw.clone(),
-                                decided_by: o.weight().cloned(),
-                                source: o.src.clone(),
-                            })
-                            .collect();
+                        let (d, canaries) = discover_canaries(&objs, &synthetic(&objs));
+                        plan.discovery = Some(d);
+                        plan.canaries = canaries;
                     }
                 }
                 // The Services and Deployments behind routes are built only for a root that
