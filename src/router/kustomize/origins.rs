@@ -19,7 +19,9 @@ use crate::yaml::{NodeId, NodeKind, Stream};
 pub(super) type MakeOrigin<'a> = dyn Fn(NodeId, &[PathSeg]) -> Origin + 'a;
 
 fn is_null(s: &Stream, n: NodeId) -> bool {
-    super::to_json(s, n).is_null()
+    // Only a scalar reads as null: converting a collection would build all of it (this is
+    // asked at every level of every object a rendering reads).
+    matches!(s.node(s.resolve(n)).kind, NodeKind::Scalar { .. }) && super::to_json(s, n).is_null()
 }
 
 /// Every tracked value at or under `node` (which sits at `base` in an object of `kind`), with
