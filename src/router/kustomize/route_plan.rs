@@ -167,6 +167,10 @@ pub fn weights(rc: &RouteCanary, o: &Obj) -> Vec<RouteWeight> {
 /// The HTTPRoutes a root renders with a canary or a split, and the problems of the rendering
 /// not tied to one route.
 pub(crate) fn root_routes(objs: &[Obj]) -> (Vec<RootRoute>, Vec<Problem>) {
+    // Most roots render no HTTPRoute: nothing to read, no file to build for it.
+    if objs.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
     let r = RenderedRoutes::new(objs);
     let routes = r
         .routes
