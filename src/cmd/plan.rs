@@ -173,6 +173,11 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     }
     // Error is the worst severity: any error-level problem fails the plan.
     let n = errors.len() + helm_values.iter().filter(|h| h.error.is_some()).count();
+    drop(errors);
+    // The process ends with this command: freeing a large layout's tens of thousands of paths
+    // and renderings one allocation at a time is time the user waits for, and the system takes
+    // the memory back at once.
+    std::mem::forget((layout, repo, roots, discovery));
     Ok(if n > 0 {
         console::err(&format!(
             "error: {n} error-level problem{} in {}",

@@ -11,7 +11,7 @@ pub mod edit;
 mod snapshot;
 mod walk;
 pub(crate) use snapshot::{Seen, Snapshot};
-pub(crate) use walk::{key as path_key, par_chunks, par_map};
+pub(crate) use walk::{key as path_key, par_chunks, par_map, PathMap, PathSet};
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -256,7 +256,7 @@ pub(crate) fn scan<T: Send>(
     // Without `keep`, no other file is even read.
     let manifest = |p: &Path| keep.is_some() && walk::is_yaml(p);
     let wanted = |p: &Path| named(p) || manifest(p);
-    type Item<T> = (Option<T>, Option<std::io::Result<Vec<u8>>>, Seen);
+    type Item<T> = (PathBuf, Option<T>, Option<std::io::Result<Vec<u8>>>, Seen);
     let (found, listing) = walk::files_listed(dir, &wanted, &|path, buf| -> Option<Item<T>> {
         let rel = path.strip_prefix(dir).unwrap_or(path);
         let read = walk::read_into(path, buf);
@@ -274,24 +274,26 @@ pub(crate) fn scan<T: Send>(
             (Ok(()), None) => None,
             (Err(e), _) => Some(Err(e)),
         };
-        Some((made, kept, seen))
+        Some((rel.to_path_buf(), made, kept, seen))
     })?;
-    let mut files: std::collections::HashMap<Box<[u8]>, Seen> =
-        std::collections::HashMap::with_capacity(listing.files.len());
+    let mut files: PathMap<Box<[u8]>, Seen> = PathMap::default();
+    files.reserve(listing.files.len());
     files.extend(listing.files.into_iter().map(|f| (f, Seen::Listed)));
     let mut out = Scan {
         named: Vec::new(),
         kept: Vec::new(),
         seen: Snapshot::default(),
     };
-    for (path, (made, kept, seen)) in found {
-        let rel = path.strip_prefix(dir).unwrap_or(&path);
-        files.insert(walk::key(rel).into(), seen);
-        if let Some(m) = made {
-            out.named.push((rel.to_path_buf(), m));
-        }
-        if let Some(k) = kept {
-            out.kept.push((rel.to_path_buf(), k));
+    for (_, (rel, made, kept, seen)) in found {
+        files.insert(walk::key(&rel).into(), seen);
+        match (made, kept) {
+            (Some(m), Some(k)) => {
+                out.named.push((rel.clone(), m));
+                out.kept.push((rel, k));
+            }
+            (Some(m), None) => out.named.push((rel, m)),
+            (None, Some(k)) => out.kept.push((rel, k)),
+            (None, None) => {}
         }
     }
     walk::sort_by_path(&mut out.named);

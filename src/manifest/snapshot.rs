@@ -6,10 +6,9 @@
 //! known" for everything else, which the caller then asks the disk: it never answers
 //! differently from the disk as the walk found it.
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use super::walk::key;
+use super::walk::{key, PathMap, PathSet};
 
 /// Files up to this size are kept whole: kustomizations, patches and most single-object
 /// manifests are far smaller; large files (a Deployment with its environment) are not kept.
@@ -47,8 +46,8 @@ impl Seen {
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
     /// By the bytes of repository-relative paths ([`key`]).
-    dirs: HashSet<Box<[u8]>>,
-    files: HashMap<Box<[u8]>, Seen>,
+    dirs: PathSet<Box<[u8]>>,
+    files: PathMap<Box<[u8]>, Seen>,
     /// The words [`Seen::Large`] records (at most 32).
     words: &'static [&'static str],
 }
@@ -56,7 +55,7 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     pub(crate) fn new(
         dirs: Vec<Box<[u8]>>,
-        files: HashMap<Box<[u8]>, Seen>,
+        files: PathMap<Box<[u8]>, Seen>,
         words: &'static [&'static str],
     ) -> Snapshot {
         Snapshot {

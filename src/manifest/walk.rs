@@ -37,6 +37,42 @@ pub(crate) fn key(path: &Path) -> &[u8] {
     path.as_os_str().as_encoded_bytes()
 }
 
+/// A fast hash of path bytes (FxHash's rotate-xor-multiply, eight bytes at a time). The keys
+/// are the repository's own paths, so SipHash's defence against chosen keys buys nothing here,
+/// and it was a tenth of assembling a large layout.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PathHasher(u64);
+
+impl PathHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = words.remainder();
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(b) ^ rest.len() as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Maps and sets keyed by path bytes ([`key`]), hashed with [`PathHasher`].
+pub(crate) type PathMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<PathHasher>>;
+pub(crate) type PathSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<PathHasher>>;
+
 pub(crate) fn is_yaml(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),

@@ -1,11 +1,11 @@
 //! The layout of a repository's kustomizations: which are roots (what Argo CD / Flux render),
 //! and which files each one reads through the ones it uses.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::{is_remote, Fs, Kust, FILE_NAMES};
-use crate::manifest::{path_key, ByteFilter, ManifestError, Repo, Snapshot};
+use crate::manifest::{path_key, ByteFilter, ManifestError, PathMap, PathSet, Repo, Snapshot};
 
 /// What one kustomization uses and reads.
 #[derive(Debug, Default)]
@@ -32,8 +32,8 @@ pub struct Layout {
     uses: Vec<Uses>,
     /// Every file some kustomization reads, and the directories whose every file one reads
     /// (by their paths' bytes): asked once per manifest by [`Layout::owns`].
-    owned: HashSet<Box<[u8]>>,
-    owned_dirs: HashSet<Box<[u8]>>,
+    owned: PathSet<Box<[u8]>>,
+    owned_dirs: PathSet<Box<[u8]>>,
     /// What the walk that found the layout saw, for the renderings that follow it (before
     /// anything is written).
     seen: Snapshot,
@@ -143,7 +143,7 @@ impl Layout {
         // One kustomization per directory: the first name in kustomize's order. Directories
         // are numbered (paths compare component by component, which made a layout of
         // thousands of kustomizations slow to assemble with paths as keys throughout).
-        let mut slot_of: HashMap<PathBuf, usize> = HashMap::new();
+        let mut slot_of: PathMap<PathBuf, usize> = PathMap::default();
         let mut slots: Vec<(PathBuf, usize, Found)> = Vec::new();
         for (file, f) in found {
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -164,10 +164,10 @@ impl Layout {
         slots.retain(|(_, _, f)| !matches!(f, Found::Flux));
         slots.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let dirs: Vec<PathBuf> = slots.iter().map(|(d, _, _)| d.clone()).collect();
-        let slot_of: HashMap<&Path, usize> = dirs
+        let slot_of: PathMap<&[u8], usize> = dirs
             .iter()
             .enumerate()
-            .map(|(i, d)| (d.as_path(), i))
+            .map(|(i, d)| (path_key(d), i))
             .collect();
         let uses: Vec<Uses> = slots
             .into_iter()
@@ -187,7 +187,7 @@ impl Layout {
                             u.files.push(p);
                             continue;
                         }
-                        match slot_of.get(p.as_path()) {
+                        match slot_of.get(path_key(&p)) {
                             Some(&j) if j != i => u.kusts.push(j),
                             Some(_) => {}
                             None => u.bare.push(p),
