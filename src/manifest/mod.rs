@@ -11,7 +11,7 @@ pub mod edit;
 mod snapshot;
 mod walk;
 pub(crate) use snapshot::{Seen, Snapshot};
-pub(crate) use walk::{key as path_key, par_chunks, par_map, PathMap, PathSet};
+pub(crate) use walk::{key as path_key, par_chunks, par_map, sort_by_path, PathMap, PathSet};
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -277,7 +277,7 @@ pub(crate) fn scan<T: Send>(
         Some((rel.to_path_buf(), made, kept, seen))
     })?;
     let mut files: PathMap<Box<[u8]>, Seen> = PathMap::default();
-    files.reserve(listing.files.len());
+    files.reserve(listing.files.len() + found.len());
     files.extend(listing.files.into_iter().map(|f| (f, Seen::Listed)));
     let mut out = Scan {
         named: Vec::new(),

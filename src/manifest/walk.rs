@@ -23,8 +23,9 @@ pub(crate) type Wanted<'a> = dyn Fn(&Path) -> bool + Sync + 'a;
 /// Found items, and walk errors with the path they concern (empty when unknown).
 type Found<T> = (Vec<(PathBuf, T)>, Vec<(PathBuf, String)>);
 
-/// Every directory and every regular file a walk met (visited or not), when asked for, by
-/// their paths' bytes relative to the walk's root ([`key`]).
+/// Every directory, and every regular file a walk met but did not find (not wanted, or the
+/// visitor dropped it), when asked for, by their paths' bytes relative to the walk's root
+/// ([`key`]).
 #[derive(Default)]
 pub(crate) struct Listing {
     pub(crate) dirs: Vec<Box<[u8]>>,
@@ -71,7 +72,8 @@ impl std::hash::Hasher for PathHasher {
 /// Maps and sets keyed by path bytes ([`key`]), hashed with [`PathHasher`].
 pub(crate) type PathMap<K, V> =
     std::collections::HashMap<K, V, std::hash::BuildHasherDefault<PathHasher>>;
-pub(crate) type PathSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<PathHasher>>;
+pub(crate) type PathSet<K> =
+    std::collections::HashSet<K, std::hash::BuildHasherDefault<PathHasher>>;
 
 pub(crate) fn is_yaml(path: &Path) -> bool {
     matches!(
@@ -94,7 +96,7 @@ pub(crate) fn files_with<T: Send>(
 }
 
 /// [`files_with`], unsorted (the caller sorts what it keeps), and the [`Listing`] of what
-/// the walk met.
+/// else the walk met.
 pub(crate) fn files_listed<T: Send>(
     dir: &Path,
     wanted: &Wanted<'_>,
@@ -200,17 +202,21 @@ impl<T: Send> ParallelVisitor for Worker<'_, '_, T> {
         match entry {
             Ok(e) => {
                 let file = e.file_type().is_some_and(|t| t.is_file());
-                if self.listing.is_some() {
-                    let rel = || key(e.path().strip_prefix(self.root).unwrap_or(e.path())).into();
-                    if file {
-                        self.listed.files.push(rel());
-                    } else if e.file_type().is_some_and(|t| t.is_dir()) {
-                        self.listed.dirs.push(rel());
-                    }
-                }
+                let rel = |e: &DirEntry| -> Box<[u8]> {
+                    key(e.path().strip_prefix(self.root).unwrap_or(e.path())).into()
+                };
                 if file && (self.wanted)(e.path()) {
                     if let Some(item) = (self.visit)(e.path(), &mut self.buf) {
                         self.found.0.push((e.into_path(), item));
+                        return WalkState::Continue;
+                    }
+                }
+                // What was visited is in `found`; the listing has the rest.
+                if self.listing.is_some() {
+                    if file {
+                        self.listed.files.push(rel(&e));
+                    } else if e.file_type().is_some_and(|t| t.is_dir()) {
+                        self.listed.dirs.push(rel(&e));
                     }
                 }
             }

@@ -140,30 +140,37 @@ impl Layout {
             overrides: &BTreeMap::new(),
             seen: Some(&seen),
         };
-        // One kustomization per directory: the first name in kustomize's order. Directories
-        // are numbered (paths compare component by component, which made a layout of
-        // thousands of kustomizations slow to assemble with paths as keys throughout).
-        let mut slot_of: PathMap<PathBuf, usize> = PathMap::default();
-        let mut slots: Vec<(PathBuf, usize, Found)> = Vec::new();
-        for (file, f) in found {
+        // One kustomization per directory: the first name in kustomize's order (a directory
+        // whose first is a Flux object has none). Directories are numbered (paths compare
+        // component by component, which made a layout of thousands of kustomizations slow to
+        // assemble with paths as keys throughout).
+        fn dir_of(file: &Path) -> &Path {
+            file.parent().unwrap_or(Path::new(""))
+        }
+        let mut best: PathMap<&[u8], (usize, usize)> = PathMap::default();
+        for (i, (file, _)) in found.iter().enumerate() {
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
             let rank = FILE_NAMES
                 .iter()
                 .position(|n| *n == name)
                 .unwrap_or(FILE_NAMES.len());
-            let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-            match slot_of.get(&dir) {
-                Some(&i) if slots[i].1 <= rank => {}
-                Some(&i) => slots[i] = (dir, rank, f),
-                None => {
-                    slot_of.insert(dir.clone(), slots.len());
-                    slots.push((dir, rank, f));
-                }
+            let b = best.entry(path_key(dir_of(file))).or_insert((rank, i));
+            if rank < b.0 {
+                *b = (rank, i);
             }
         }
-        slots.retain(|(_, _, f)| !matches!(f, Found::Flux));
-        slots.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let dirs: Vec<PathBuf> = slots.iter().map(|(d, _, _)| d.clone()).collect();
+        let mut chosen = vec![false; found.len()];
+        for (_, i) in best.into_values() {
+            chosen[i] = true;
+        }
+        let mut slots: Vec<(PathBuf, Found)> = found
+            .into_iter()
+            .zip(chosen)
+            .filter(|((_, f), c)| *c && !matches!(f, Found::Flux))
+            .map(|((file, f), _)| (dir_of(&file).to_path_buf(), f))
+            .collect();
+        crate::manifest::sort_by_path(&mut slots);
+        let (dirs, slots): (Vec<PathBuf>, Vec<Found>) = slots.into_iter().unzip();
         let slot_of: PathMap<&[u8], usize> = dirs
             .iter()
             .enumerate()
@@ -172,7 +179,7 @@ impl Layout {
         let uses: Vec<Uses> = slots
             .into_iter()
             .enumerate()
-            .map(|(i, (_, _, f))| match f {
+            .map(|(i, f)| match f {
                 Found::Kustomization {
                     component,
                     refs,
