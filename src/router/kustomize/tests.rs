@@ -193,3 +193,39 @@ fn a_value_yaml_forbids_raw_still_renders_the_canary() {
     let d = plans[0].discovery.as_ref().unwrap();
     assert_eq!(d.pairs.len(), 1, "{d:?}");
 }
+
+/// Regression: a resource whose kind is written with an escape (`"Ingr\x65ss"`) was skipped
+/// unread (its bytes never say `Ingress`), so the root rendered no canary. A backslash now
+/// makes the file worth reading; the walk's snapshot keeps the same rule for large files.
+#[test]
+fn a_kind_written_with_an_escape_is_still_rendered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |p: &str, t: &str| write_file(tmp.path(), p, t);
+    let ingress = |kind: &str, name: &str, canary: &str, pad: usize| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: {kind}\nmetadata:\n  name: {name}\n  annotations:\n{canary}    pad: \"{}\"\nspec:\n  rules:\n  - host: shop.example.com\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service: {{name: {name}, port: {{number: 80}}}}\n",
+            "x".repeat(pad)
+        )
+    };
+    let canary = "    nginx.ingress.kubernetes.io/canary: \"true\"\n    nginx.ingress.kubernetes.io/canary-weight: \"10\"\n";
+    write("app/stable.yaml", &ingress("Ingress", "shop", "", 0));
+    // Small (kept whole by the walk) and large (only its words recorded): both read.
+    write(
+        "app/canary.yaml",
+        &ingress("\"Ingr\\x65ss\"", "shop-canary", canary, 0),
+    );
+    write(
+        "app/big.yaml",
+        &ingress("\"\\u0049ngress\"", "big-canary", canary, 8 << 10),
+    );
+    write(
+        "app/kustomization.yaml",
+        "resources:\n- stable.yaml\n- canary.yaml\n- big.yaml\n",
+    );
+    // As `plan` walks: every YAML file read, so the renderings read through the snapshot.
+    let (layout, _) = Layout::discover_with(tmp.path(), &|_| true).unwrap();
+    let plans = plan(tmp.path(), &layout);
+    let mut names: Vec<&str> = plans[0].canaries.iter().map(|c| c.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["big-canary", "shop-canary"]);
+}
