@@ -39,7 +39,7 @@ pub struct Layout {
     seen: Snapshot,
 }
 
-/// The words a rendering asks of large files ([`Fs::may_hold`]): the kinds it renders, and
+/// The words a rendering asks of large files ([`Fs::read_holding`]): the kinds it renders, and
 /// the backslash without which no kind can be written other than as itself.
 pub(crate) const WORDS: &[&str] = &["Ingress", "HTTPRoute", "Service", "Deployment", "\\"];
 
