@@ -350,15 +350,7 @@ impl Reader<'_> {
                     _ => self.null(null_at, null_line, null_col),
                 }
             } else {
-                let e = self.value_end(v)?;
-                let n = self.scalar(v, e);
-                self.next_line();
-                if let Next::Line { indent: i, .. } = self.peek()? {
-                    if i > indent {
-                        return None;
-                    }
-                }
-                n
+                self.line_scalar(v, indent)?
             };
             self.pairs.push((key, value));
             match self.peek()? {
@@ -367,12 +359,8 @@ impl Reader<'_> {
                 _ => break,
             }
         }
-        let end = self.next_token()?;
         let pairs = self.pairs.split_off(base);
-        let node = &mut self.stream.nodes[id];
-        node.kind = NodeKind::Map(pairs);
-        node.span.end = end;
-        Some(id)
+        self.close(id, NodeKind::Map(pairs))
     }
 
     /// A block sequence whose first `-` is at `at` (column `indent`) on the current line;
@@ -425,15 +413,7 @@ impl Reader<'_> {
                 let c = self.col(v);
                 self.map(c, v)?
             } else {
-                let e = self.value_end(v)?;
-                let n = self.scalar(v, e);
-                self.next_line();
-                if let Next::Line { indent: i, .. } = self.peek()? {
-                    if i > indent {
-                        return None;
-                    }
-                }
-                n
+                self.line_scalar(v, indent)?
             };
             self.items.push(item);
             match self.peek()? {
@@ -443,10 +423,27 @@ impl Reader<'_> {
                 _ => break,
             }
         }
-        let end = self.next_token()?;
         let items = self.items.split_off(base);
+        self.close(id, NodeKind::Seq(items))
+    }
+
+    /// A scalar written at `at` to the end of its line, in a collection at column `indent`:
+    /// a more indented line after it would continue it, which this reader leaves to granit.
+    fn line_scalar(&mut self, at: usize, indent: usize) -> Option<NodeId> {
+        let end = self.value_end(at)?;
+        let n = self.scalar(at, end);
+        self.next_line();
+        match self.peek()? {
+            Next::Line { indent: i, .. } if i > indent => None,
+            _ => Some(n),
+        }
+    }
+
+    /// A collection's entries, and its end: where the next token starts, as granit has it.
+    fn close(&mut self, id: NodeId, kind: NodeKind) -> Option<NodeId> {
+        let end = self.next_token()?;
         let node = &mut self.stream.nodes[id];
-        node.kind = NodeKind::Seq(items);
+        node.kind = kind;
         node.span.end = end;
         Some(id)
     }
