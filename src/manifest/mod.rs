@@ -279,28 +279,26 @@ pub(crate) fn scan<T: Send>(
     let mut files: PathMap<Box<[u8]>, Seen> = PathMap::default();
     files.reserve(listing.files.len() + found.len());
     files.extend(listing.files.into_iter().map(|f| (f, Seen::Listed)));
-    let mut out = Scan {
-        named: Vec::new(),
-        kept: Vec::new(),
-        seen: Snapshot::default(),
-    };
+    let (mut named, mut kept_files) = (Vec::new(), Vec::new());
     for (_, (rel, made, kept, seen)) in found {
         files.insert(walk::key(&rel).into(), seen);
         match (made, kept) {
             (Some(m), Some(k)) => {
-                out.named.push((rel.clone(), m));
-                out.kept.push((rel, k));
+                named.push((rel.clone(), m));
+                kept_files.push((rel, k));
             }
-            (Some(m), None) => out.named.push((rel, m)),
-            (None, Some(k)) => out.kept.push((rel, k)),
+            (Some(m), None) => named.push((rel, m)),
+            (None, Some(k)) => kept_files.push((rel, k)),
             (None, None) => {}
         }
     }
-    walk::sort_by_path(&mut out.named);
-    walk::sort_by_path(&mut out.kept);
-    let dirs = listing.dirs;
-    out.seen = Snapshot::new(dirs, files, words);
-    Ok(out)
+    walk::sort_by_path(&mut named);
+    walk::sort_by_path(&mut kept_files);
+    Ok(Scan {
+        named,
+        kept: kept_files,
+        seen: Snapshot::new(listing.dirs, files, words),
+    })
 }
 
 impl Repo {

@@ -26,7 +26,8 @@ pub(crate) enum Seen {
 }
 
 impl Seen {
-    /// What a walk read: kept whole when small, else which of `words` it contains.
+    /// What a walk read: kept whole when small, else which of `words` (the first 32) it
+    /// contains.
     pub(crate) fn of(bytes: &[u8], words: &[&str]) -> Seen {
         match std::str::from_utf8(bytes) {
             Err(_) => Seen::Listed,
@@ -34,6 +35,7 @@ impl Seen {
             Ok(text) => Seen::Large(
                 words
                     .iter()
+                    .take(u32::BITS as usize)
                     .enumerate()
                     .filter(|(_, w)| super::contains(text.as_bytes(), w.as_bytes()))
                     .fold(0, |bits, (i, _)| bits | 1 << i),
@@ -61,7 +63,7 @@ impl Snapshot {
         Snapshot {
             dirs: dirs.into_iter().collect(),
             files,
-            words: &words[..words.len().min(32)],
+            words: &words[..words.len().min(u32::BITS as usize)],
         }
     }
 

@@ -321,6 +321,14 @@ impl Reader<'_> {
         Some(e)
     }
 
+    /// Where the content after `from` starts on its line (past spaces; the line's end when
+    /// there is none), and where the line ends.
+    fn content(&self, from: usize) -> (usize, usize) {
+        let end = self.line_end(from);
+        let spaces = self.b[from..end].iter().take_while(|&&c| c == b' ').count();
+        (from + spaces, end)
+    }
+
     /// A block mapping whose first key is at `at` (column `indent`) on the current line.
     fn map(&mut self, indent: usize, at: usize) -> Option<NodeId> {
         let col = self.col(at);
@@ -330,12 +338,7 @@ impl Reader<'_> {
         loop {
             let (key_end, after) = self.key_colon(at)?;
             let key = self.scalar(at, key_end);
-            let end = self.line_end(after);
-            let v = after
-                + self.b[after..end]
-                    .iter()
-                    .take_while(|&&c| c == b' ')
-                    .count();
+            let (v, end) = self.content(after);
             let value = if v == end || self.b[v] == b'#' {
                 // granit places it at the colon.
                 let null_at = after - 1;
@@ -369,17 +372,9 @@ impl Reader<'_> {
         // An indentless sequence starts where its first item does: its content on the line
         // of the `-`, else the end of that line (after any comment), as granit has it.
         let start = if indentless {
-            let end = self.line_end(at);
-            let first = at
-                + 1
-                + self.b[at + 1..end]
-                    .iter()
-                    .take_while(|&&c| c == b' ')
-                    .count();
-            if first == end || self.b[first] == b'#' {
-                end
-            } else {
-                first
+            match self.content(at + 1) {
+                (first, end) if first == end || self.b[first] == b'#' => end,
+                (first, _) => first,
             }
         } else {
             at
@@ -389,14 +384,7 @@ impl Reader<'_> {
         let base = self.items.len();
         let mut at = at;
         loop {
-            let end = self.line_end(at);
-            let v = (at
-                + 1
-                + self.b[at + 1..end]
-                    .iter()
-                    .take_while(|&&c| c == b' ')
-                    .count())
-            .min(end);
+            let (v, end) = self.content(at + 1);
             let item = if v == end || self.b[v] == b'#' {
                 // granit places it at the end of the line (after any comment).
                 let null_at = end;

@@ -4,8 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use super::render::ESCAPE;
 use super::{is_remote, Fs, Kust, FILE_NAMES};
 use crate::manifest::{path_key, ByteFilter, ManifestError, PathMap, PathSet, Repo, Snapshot};
+use crate::router::gateway;
 
 /// What one kustomization uses and reads.
 #[derive(Debug, Default)]
@@ -41,7 +43,7 @@ pub struct Layout {
 
 /// The words a rendering asks of large files ([`Fs::read_holding`]): the kinds it renders, and
 /// the backslash without which no kind can be written other than as itself.
-pub(crate) const WORDS: &[&str] = &["Ingress", "HTTPRoute", "Service", "Deployment", "\\"];
+pub(crate) const WORDS: &[&str] = &["Ingress", gateway::KIND, "Service", "Deployment", ESCAPE];
 
 /// Local paths a kustomization names (kustomization directories it uses and files it reads;
 /// which is which is told once the walk is over).

@@ -29,11 +29,14 @@ pub(super) fn weight_path(item: Option<usize>) -> Vec<PathSeg> {
     p
 }
 
+/// Besides its own letters, the one thing that can write a kind: a backslash escape in a
+/// double-quoted scalar (`"Ingr\x65ss"`). A file holding neither cannot hold the kind.
+pub(super) const ESCAPE: &str = "\\";
+
 /// The objects of the given kinds in one resource file, with the origins of their tracked
 /// values.
 fn read_resources(fs: Fs, file: &Path, kinds: &[&str]) -> Result<Vec<Obj>, Refusal> {
-    // A kind is written as itself, or with a backslash escape in a double-quoted scalar.
-    let words: Vec<&str> = kinds.iter().copied().chain(["\\"]).collect();
+    let words: Vec<&str> = kinds.iter().copied().chain([ESCAPE]).collect();
     let Some(text) = fs.read_holding(file, &words)? else {
         return Ok(Vec::new());
     };
